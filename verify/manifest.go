@@ -1,0 +1,207 @@
+package verify
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+// PayloadType is the DSSE payload type of a rigger manifest. DSSE binds it
+// into the signed PAE, so a signature made for anything else never verifies
+// as a manifest signature.
+const PayloadType = "application/vnd.rigger.manifest+json"
+
+// Schema is the manifest schema version this package reads and writes.
+const Schema = 1
+
+// Manifest is the signed description of one host's bundle. Every file that
+// the agent installs is listed here with its digest, so the archive carries
+// no authority of its own.
+type Manifest struct {
+	Schema    int       `json:"schema"`
+	Host      string    `json:"host"`
+	Serial    uint64    `json:"serial"`
+	Source    Source    `json:"source"`
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires"`
+	NotBefore time.Time `json:"not_before"`
+	Archive   Archive   `json:"archive"`
+	Files     []File    `json:"files"`
+	Health    []Check   `json:"health,omitempty"`
+	// Secrets are host files the bundle relies on but never carries
+	// (spiped keys, WireGuard private keys). The agent's pre-check reports
+	// a missing one by name.
+	Secrets []string `json:"secrets,omitempty"`
+	// NetifRestart lists the interfaces the topology allows the agent to
+	// restart one by one (service netif restart IF). Any other netif change
+	// is reported as reboot-required instead of touched.
+	NetifRestart []string `json:"netif_restart,omitempty"`
+}
+
+// Source names the infra repo commit a bundle was built from.
+type Source struct {
+	Repo   string `json:"repo"`
+	Commit string `json:"commit"`
+	Dirty  bool   `json:"dirty,omitempty"`
+}
+
+// Archive pins the exact bytes of files.tar.zst.
+type Archive struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// File is one managed file: where it goes, who owns it, what it hashes to
+// and which unit must be activated when it changes.
+type File struct {
+	Path   string `json:"path"` // absolute target path, e.g. /jails/pg_j/etc/rc.conf
+	Mode   Mode   `json:"mode"`
+	Owner  string `json:"owner"`
+	Group  string `json:"group"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	Unit   string `json:"unit"` // see ParseUnit
+}
+
+// Mode is a permission mode that marshals as an octal string ("0644"),
+// the way an operator reads it.
+type Mode fs.FileMode
+
+func (m Mode) MarshalText() ([]byte, error) {
+	return fmt.Appendf(nil, "%04o", uint32(m)), nil
+}
+
+func (m *Mode) UnmarshalText(b []byte) error {
+	var v uint32
+	if _, err := fmt.Sscanf(string(b), "%o", &v); err != nil || len(b) == 0 || len(b) > 5 {
+		return fmt.Errorf("mode %q: want octal like 0644", b)
+	}
+	if v&^0o7777 != 0 {
+		return fmt.Errorf("mode %q: only permission and setid bits allowed", b)
+	}
+	*m = Mode(v)
+	return nil
+}
+
+// Check is one health check that must pass after a bundle is applied.
+// Which fields matter depends on Kind.
+type Check struct {
+	Kind CheckKind `json:"kind"`
+	Name string    `json:"name"`           // unique within the manifest, shown in status
+	Jail string    `json:"jail,omitempty"` // jail: the jail that must run; tunnel: the jail owning the local pipe end
+	// Addr is host:port to connect to (tcp, tunnel: the local pipe source).
+	Addr string `json:"addr,omitempty"`
+	// Probe names the exchange for a tunnel check: "pg-ssl" sends a
+	// PostgreSQL SSLRequest and expects 'S' or 'N'; "send-expect" writes
+	// Send and reads until Expect appears; "banner" only reads until Expect.
+	Probe  string `json:"probe,omitempty"`
+	Send   string `json:"send,omitempty"`
+	Expect string `json:"expect,omitempty"`
+	URL    string `json:"url,omitempty"`    // http
+	Status int    `json:"status,omitempty"` // http: expected status, 0 = any 2xx
+	// Command is run without a shell (exec); exit 0 passes.
+	Command []string `json:"command,omitempty"`
+	Timeout Duration `json:"timeout,omitempty"` // per attempt; 0 = engine default
+}
+
+// CheckKind enumerates the health checks the agent knows.
+type CheckKind string
+
+const (
+	CheckJail   CheckKind = "jail"   // jail Jail is running
+	CheckTunnel CheckKind = "tunnel" // end-to-end exchange through a pipe
+	CheckPF     CheckKind = "pf"     // pf enabled and a ruleset loaded
+	CheckGit    CheckKind = "git"    // the agent's git source still reachable
+	CheckTCP    CheckKind = "tcp"
+	CheckHTTP   CheckKind = "http"
+	CheckExec   CheckKind = "exec"
+)
+
+// Duration is a time.Duration that marshals as "90s".
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnitKind is the kind of thing a changed file activates.
+type UnitKind string
+
+// The unit kinds. The string form of a unit is "kind" or "kind:arg" or, for
+// a service in a jail, "jail-service:JAIL:SERVICE".
+const (
+	UnitNone           UnitKind = "none"            // nothing to do
+	UnitPF             UnitKind = "pf"              // pfctl -nf, pfctl -f
+	UnitPFTable        UnitKind = "pf-table"        // pf-table:NAME, pfctl -t NAME -T replace -f FILE
+	UnitJail           UnitKind = "jail"            // jail:NAME, service jail restart NAME
+	UnitJailService    UnitKind = "jail-service"    // jail-service:JAIL:SVC, service -j JAIL SVC restart
+	UnitService        UnitKind = "service"         // service:NAME on the host
+	UnitNetif          UnitKind = "netif"           // netif:IF, service netif restart IF (when allowed)
+	UnitWireGuard      UnitKind = "wireguard"       // wireguard:IF
+	UnitSysctl         UnitKind = "sysctl"          // service sysctl restart
+	UnitCron           UnitKind = "cron"            // cron rereads /etc/cron.d by itself
+	UnitRebootRequired UnitKind = "reboot-required" // loader files: reported, never done
+)
+
+// Unit is a parsed activation unit.
+type Unit struct {
+	Kind UnitKind
+	Jail string // jail, jail-service
+	Name string // pf-table, jail-service, service, netif, wireguard
+}
+
+func (u Unit) String() string {
+	switch u.Kind {
+	case UnitJail:
+		return string(u.Kind) + ":" + u.Jail
+	case UnitJailService:
+		return string(u.Kind) + ":" + u.Jail + ":" + u.Name
+	case UnitPFTable, UnitService, UnitNetif, UnitWireGuard:
+		return string(u.Kind) + ":" + u.Name
+	}
+	return string(u.Kind)
+}
+
+// ParseUnit parses the string form of a unit and rejects unknown kinds and
+// missing or extra arguments.
+func ParseUnit(s string) (Unit, error) {
+	parts := strings.Split(s, ":")
+	k := UnitKind(parts[0])
+	args := parts[1:]
+	want := 0
+	switch k {
+	case UnitNone, UnitPF, UnitSysctl, UnitCron, UnitRebootRequired:
+	case UnitPFTable, UnitJail, UnitService, UnitNetif, UnitWireGuard:
+		want = 1
+	case UnitJailService:
+		want = 2
+	default:
+		return Unit{}, fmt.Errorf("unit %q: unknown kind %q", s, k)
+	}
+	if len(args) != want {
+		return Unit{}, fmt.Errorf("unit %q: kind %s takes %d argument(s)", s, k, want)
+	}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n/") {
+			return Unit{}, fmt.Errorf("unit %q: bad argument %q", s, a)
+		}
+	}
+	u := Unit{Kind: k}
+	switch k {
+	case UnitJail:
+		u.Jail = args[0]
+	case UnitJailService:
+		u.Jail, u.Name = args[0], args[1]
+	case UnitPFTable, UnitService, UnitNetif, UnitWireGuard:
+		u.Name = args[0]
+	}
+	return u, nil
+}
