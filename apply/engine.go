@@ -15,18 +15,6 @@ import (
 // CONTRACT (shared with the agent): the names and signatures in this file
 // are used by package agent. Bodies are stubs until the engine lands.
 
-// Driver is the host boundary: every command that touches the system goes
-// through it. Implementations: the freebsd driver and the sim driver.
-type Driver interface {
-	Name() string
-}
-
-// NewDriver returns the driver called name ("freebsd" or "sim") for the
-// host whose files live under root.
-func NewDriver(name, root string, log *slog.Logger) (Driver, error) {
-	return nil, errors.New("apply: not implemented yet")
-}
-
 // Config configures an Engine.
 type Config struct {
 	Root          string // prefix of every target path: "/" on a host, a sandbox in tests

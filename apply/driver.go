@@ -1,0 +1,60 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// CONTRACT (shared by the engine and the drivers in apply/freebsd and
+// apply/sim): every command that touches the host goes through a Driver.
+// The engine decides what and when; the driver knows how on its OS.
+
+// Driver is the host boundary.
+type Driver interface {
+	// Name is "freebsd" or "sim".
+	Name() string
+	// Precheck validates a staged tree before anything is installed:
+	// pfctl -nf on the staged pf.conf (staged table files), jail -f
+	// staged.conf -e, sh -n on rc files, secrets present. stage is a
+	// directory laid out like the host root (stage/etc/pf.conf, …); files
+	// are the whole new manifest. A non-nil error names the file and line.
+	Precheck(ctx context.Context, stage string, files []verify.File) error
+	// Activate brings one unit in line with the installed files
+	// (pfctl -f, service jail restart NAME then jls -j NAME, …). The engine
+	// calls it in order and stops at the first error.
+	Activate(ctx context.Context, u verify.Unit) error
+	// JailRunning reports whether the jail is running (jls -j NAME).
+	JailRunning(ctx context.Context, name string) (bool, error)
+	// PFEnabled reports whether pf is enabled with a ruleset loaded.
+	PFEnabled(ctx context.Context) (bool, error)
+	// Close stops what the driver started itself (the sim's processes).
+	Close() error
+}
+
+// DriverOptions are what a driver needs to know about the host.
+type DriverOptions struct {
+	Root   string // prefix of every host path ("/" on a real host)
+	Logger *slog.Logger
+}
+
+// drivers maps names to constructors. The driver packages register
+// themselves (apply/freebsd, apply/sim) so apply does not import them.
+var drivers = map[string]func(DriverOptions) (Driver, error){}
+
+// RegisterDriver makes a driver available to NewDriver. Driver packages
+// call it from init.
+func RegisterDriver(name string, ctor func(DriverOptions) (Driver, error)) {
+	drivers[name] = ctor
+}
+
+// NewDriver returns the driver called name ("freebsd" or "sim").
+func NewDriver(name string, opts DriverOptions) (Driver, error) {
+	ctor, ok := drivers[name]
+	if !ok {
+		return nil, fmt.Errorf("driver %q: unknown (want freebsd or sim)", name)
+	}
+	return ctor(opts)
+}
