@@ -1,0 +1,181 @@
+package verify
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// EntryName is the tar entry name of a target path: the path without its
+// leading slash ("/etc/pf.conf" → "etc/pf.conf").
+func EntryName(target string) string { return strings.TrimPrefix(target, "/") }
+
+// readArchive reads exactly the manifest's archive size, checks its digest,
+// decompresses it within limits and matches every tar entry against the
+// manifest. It returns the verified file contents by target path.
+func readArchive(m *Manifest, r io.Reader, lim Limits) (map[string][]byte, error) {
+	if m.Archive.Size > lim.ArchiveSize {
+		return nil, reject(ErrTooLarge, "archive size %d over the limit %d", m.Archive.Size, lim.ArchiveSize)
+	}
+	if len(m.Files) > lim.MaxFiles {
+		return nil, reject(ErrTooLarge, "%d files over the limit %d", len(m.Files), lim.MaxFiles)
+	}
+	// One byte more than announced tells a longer archive from an exact one.
+	buf := make([]byte, m.Archive.Size+1)
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == nil:
+		return nil, reject(ErrArchiveDigest, "archive longer than the %d bytes the manifest says", m.Archive.Size)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	default:
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	if int64(n) != m.Archive.Size {
+		return nil, reject(ErrArchiveDigest, "archive is %d bytes, manifest says %d (truncated)", n, m.Archive.Size)
+	}
+	data := buf[:n]
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != m.Archive.SHA256 {
+		return nil, reject(ErrArchiveDigest, "archive sha256 %s, manifest says %s", got, m.Archive.SHA256)
+	}
+	tarBytes, err := decompress(data, decodedLimit(m, lim), lim)
+	if err != nil {
+		return nil, err
+	}
+	return readTar(m, tarBytes)
+}
+
+// decodedLimit is the most tar bytes a manifest can explain: a header block
+// or three per file (PAX records for long names), the padded contents and
+// the trailer, with a floor so small bundles never trip on zstd framing.
+func decodedLimit(m *Manifest, lim Limits) int64 {
+	n := int64(2 << 20)
+	for _, f := range m.Files {
+		n += 4096 + (f.Size+511)/512*512
+	}
+	return min(n, lim.DecodedSize, int64(lim.MaxMemory))
+}
+
+// decompress decodes a whole zstd archive with every limit set: window,
+// memory and output, synchronously (no decoder goroutines).
+func decompress(data []byte, limit int64, lim Limits) ([]byte, error) {
+	d, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(lim.MaxWindow),
+		zstd.WithDecoderMaxMemory(uint64(limit)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	defer d.Close()
+	out, err := d.DecodeAll(data, nil)
+	switch {
+	case errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return nil, reject(ErrTooLarge, "zstd window over the limit %d: %v", lim.MaxWindow, err)
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		return nil, reject(ErrTooLarge, "decompressed archive over the limit %d bytes", limit)
+	case err != nil:
+		return nil, reject(ErrMalformed, "archive: zstd: %v", err)
+	}
+	if int64(len(out)) > limit {
+		return nil, reject(ErrTooLarge, "decompressed archive over the limit %d bytes", limit)
+	}
+	return out, nil
+}
+
+// readTar matches the tar against the manifest: regular files only, local
+// names, each manifest file exactly once with its size, mode, owner and
+// digest, and nothing else.
+func readTar(m *Manifest, tarBytes []byte) (map[string][]byte, error) {
+	want := make(map[string]*File, len(m.Files))
+	for i := range m.Files {
+		want[EntryName(m.Files[i].Path)] = &m.Files[i]
+	}
+	files := make(map[string][]byte, len(m.Files))
+	tr := tar.NewReader(bytes.NewReader(tarBytes))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, tar.ErrInsecurePath) {
+			return nil, reject(ErrUnsafeEntry, "tar entry %q: %v", h.Name, err)
+		}
+		if err != nil {
+			return nil, reject(ErrMalformed, "archive: tar: %v", err)
+		}
+		if err := entrySafe(h); err != nil {
+			return nil, err
+		}
+		f, ok := want[h.Name]
+		if !ok {
+			return nil, reject(ErrMismatch, "tar entry %q is not in the manifest", h.Name)
+		}
+		if _, dup := files[f.Path]; dup {
+			return nil, reject(ErrUnsafeEntry, "tar entry %q appears twice", h.Name)
+		}
+		if h.Size != f.Size {
+			return nil, reject(ErrMismatch, "%s: %d bytes in the archive, manifest says %d", f.Path, h.Size, f.Size)
+		}
+		if h.Mode != int64(f.Mode) {
+			return nil, reject(ErrMismatch, "%s: mode %04o in the archive, manifest says %04o", f.Path, h.Mode, uint32(f.Mode))
+		}
+		if h.Uname != f.Owner || h.Gname != f.Group {
+			return nil, reject(ErrMismatch, "%s: owner %s:%s in the archive, manifest says %s:%s", f.Path, h.Uname, h.Gname, f.Owner, f.Group)
+		}
+		body := make([]byte, h.Size)
+		if _, err := io.ReadFull(tr, body); err != nil {
+			return nil, reject(ErrMalformed, "archive: %s: %v", f.Path, err)
+		}
+		sum := sha256.Sum256(body)
+		if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+			return nil, reject(ErrMismatch, "%s: sha256 %s in the archive, manifest says %s", f.Path, got, f.SHA256)
+		}
+		files[f.Path] = body
+	}
+	if len(files) != len(m.Files) {
+		for _, f := range m.Files {
+			if _, ok := files[f.Path]; !ok {
+				return nil, reject(ErrMismatch, "%s is in the manifest but not in the archive", f.Path)
+			}
+		}
+	}
+	return files, nil
+}
+
+// entrySafe refuses anything but a regular file with a local, clean name.
+func entrySafe(h *tar.Header) error {
+	if h.Typeflag != tar.TypeReg {
+		kind := map[byte]string{
+			tar.TypeSymlink: "symlink", tar.TypeLink: "hard link", tar.TypeChar: "character device",
+			tar.TypeBlock: "block device", tar.TypeDir: "directory", tar.TypeFifo: "fifo",
+		}[h.Typeflag]
+		if kind == "" {
+			kind = fmt.Sprintf("type %q", h.Typeflag)
+		}
+		return reject(ErrUnsafeEntry, "tar entry %q is a %s, only regular files allowed", h.Name, kind)
+	}
+	if h.Name == "" || strings.HasPrefix(h.Name, "/") || !filepath.IsLocal(h.Name) || path.Clean(h.Name) != h.Name ||
+		strings.Contains(h.Name, "\\") {
+		return reject(ErrUnsafeEntry, "tar entry %q: not a clean relative path", h.Name)
+	}
+	for _, seg := range strings.Split(h.Name, "/") {
+		if seg == ".." {
+			return reject(ErrUnsafeEntry, "tar entry %q: contains ..", h.Name)
+		}
+	}
+	if h.Size < 0 {
+		return reject(ErrUnsafeEntry, "tar entry %q: negative size", h.Name)
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package verify
+
+import (
+	"encoding/hex"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/rigger-bsd/rigger/policy"
+)
+
+// MaxSerialJump bounds how far one bundle may move a host's serial ahead
+// once a serial has been accepted, so a compromised signer cannot burn the
+// serial space (fast-forward attack). Recovery past it needs an operator.
+const MaxSerialJump = 1_000_000
+
+var (
+	hostRe  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$`)
+	ownerRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+	ifaceRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+)
+
+// DecodeManifest strictly decodes a manifest payload and checks it on its
+// own: schema, host name, times, archive digest form, and every file (path
+// allowed by paths, mode, owner, digest, unit), health check and secret. It
+// says nothing about signatures, freshness or the archive.
+func DecodeManifest(payload []byte, paths policy.Paths) (*Manifest, error) {
+	var m Manifest
+	if err := decodeStrict(payload, &m); err != nil {
+		return nil, reject(ErrMalformed, "manifest: %v", err)
+	}
+	if err := CheckManifest(&m, paths); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// CheckManifest validates a manifest's content as DecodeManifest does. The
+// bundler runs it before signing, so it never signs what Verify refuses.
+func CheckManifest(m *Manifest, paths policy.Paths) error {
+	if len(paths.Roots) == 0 {
+		paths = policy.DefaultPaths()
+	}
+	bad := func(format string, args ...any) error { return reject(ErrMalformed, "manifest: "+format, args...) }
+	if m.Schema != Schema {
+		return bad("schema %d, want %d", m.Schema, Schema)
+	}
+	if !hostRe.MatchString(m.Host) {
+		return bad("host %q: not a host name", m.Host)
+	}
+	if m.Serial == 0 {
+		return bad("serial 0: serials start at 1")
+	}
+	if m.Created.IsZero() || m.Expires.IsZero() {
+		return bad("created and expires are required")
+	}
+	if !m.Expires.After(m.Created) {
+		return bad("expires %s is not after created %s", m.Expires, m.Created)
+	}
+	if !m.NotBefore.IsZero() && m.NotBefore.After(m.Expires) {
+		return bad("not_before %s is after expires %s", m.NotBefore, m.Expires)
+	}
+	if !isSHA256(m.Archive.SHA256) {
+		return bad("archive.sha256 %q: want 64 lowercase hex digits", m.Archive.SHA256)
+	}
+	if m.Archive.Size <= 0 {
+		return bad("archive.size %d: must be positive", m.Archive.Size)
+	}
+	if len(m.Files) == 0 {
+		return bad("no files")
+	}
+	seen := make(map[string]bool, len(m.Files))
+	for i, f := range m.Files {
+		if err := paths.Check(f.Path); err != nil {
+			return reject(ErrPathNotAllowed, "manifest files[%d]: %v", i, err)
+		}
+		if seen[f.Path] {
+			return bad("files[%d]: duplicate path %s", i, f.Path)
+		}
+		seen[f.Path] = true
+		// Config files never need setuid, setgid or sticky bits.
+		if f.Mode&^0o777 != 0 {
+			return bad("file %s: mode %04o: only permission bits allowed", f.Path, uint32(f.Mode))
+		}
+		if !ownerRe.MatchString(f.Owner) || !ownerRe.MatchString(f.Group) {
+			return bad("file %s: owner %q / group %q: not user or group names", f.Path, f.Owner, f.Group)
+		}
+		if !isSHA256(f.SHA256) {
+			return bad("file %s: sha256 %q: want 64 lowercase hex digits", f.Path, f.SHA256)
+		}
+		if f.Size < 0 {
+			return bad("file %s: negative size", f.Path)
+		}
+		if _, err := ParseUnit(f.Unit); err != nil {
+			return bad("file %s: %v", f.Path, err)
+		}
+	}
+	names := map[string]bool{}
+	for i, c := range m.Health {
+		if c.Name == "" {
+			return bad("health[%d]: no name", i)
+		}
+		if names[c.Name] {
+			return bad("health[%d]: duplicate check name %q", i, c.Name)
+		}
+		names[c.Name] = true
+		switch c.Kind {
+		case CheckJail, CheckTunnel, CheckPF, CheckGit, CheckTCP, CheckHTTP, CheckExec:
+		default:
+			return bad("health check %q: unknown kind %q", c.Name, c.Kind)
+		}
+		if c.Timeout < 0 {
+			return bad("health check %q: negative timeout", c.Name)
+		}
+	}
+	for _, s := range m.Secrets {
+		if !path.IsAbs(s) || path.Clean(s) != s {
+			return bad("secret %q: want an absolute clean path", s)
+		}
+	}
+	for _, n := range m.NetifRestart {
+		if !ifaceRe.MatchString(n) {
+			return bad("netif_restart %q: not an interface name", n)
+		}
+	}
+	return nil
+}
+
+// checkFresh applies the trust state: expected host, serial above the last
+// accepted one (with a bounded jump) and not expired.
+func checkFresh(m *Manifest, opts Options) error {
+	if opts.Host != "" && m.Host != opts.Host {
+		return reject(ErrWrongHost, "manifest is for host %q, this is %q", m.Host, opts.Host)
+	}
+	if m.Serial <= opts.LastSerial {
+		return reject(ErrRollback, "serial %d, last accepted %d", m.Serial, opts.LastSerial)
+	}
+	if opts.LastSerial > 0 && m.Serial-opts.LastSerial > MaxSerialJump {
+		return reject(ErrSerialJump, "serial %d is more than %d above the last accepted %d", m.Serial, MaxSerialJump, opts.LastSerial)
+	}
+	now := opts.now()
+	if !now.Before(m.Expires) {
+		return reject(ErrExpired, "expired %s, now %s", m.Expires.UTC().Format("2006-01-02T15:04:05Z"), now.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	return nil
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 || strings.ToLower(s) != s {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func reject(reason error, format string, args ...any) *RejectError {
+	return &RejectError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}

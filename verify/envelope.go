@@ -1,0 +1,161 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
+)
+
+// MaxSignatures bounds the signatures one envelope may carry, so a crafted
+// envelope cannot make us run thousands of signature checks.
+const MaxSignatures = 16
+
+// Envelope is a DSSE envelope as stored in manifest.json.
+type Envelope struct {
+	PayloadType string      `json:"payloadType"`
+	Payload     string      `json:"payload"` // standard base64
+	Signatures  []Signature `json:"signatures"`
+}
+
+// Signature is one DSSE signature. KeyID is the signer's KeyID; it is a hint
+// only: every signature is checked against the pinned keys themselves.
+type Signature struct {
+	KeyID string `json:"keyid"`
+	Sig   string `json:"sig"` // standard base64
+}
+
+// PAE is the DSSE pre-authentication encoding that signatures cover. It binds
+// the payload type, so a signature over the same bytes with another type
+// never verifies.
+func PAE(payloadType string, payload []byte) []byte {
+	return ssldsse.PAE(payloadType, payload)
+}
+
+// ParseEnvelope strictly decodes a DSSE envelope and its base64 payload. It
+// checks form only: nothing in the result is trusted.
+func ParseEnvelope(b []byte) (*Envelope, []byte, error) {
+	var env Envelope
+	if err := decodeStrict(b, &env); err != nil {
+		return nil, nil, reject(ErrMalformed, "envelope: %v", err)
+	}
+	if env.PayloadType == "" {
+		return nil, nil, reject(ErrMalformed, "envelope: no payloadType")
+	}
+	if len(env.Signatures) > MaxSignatures {
+		return nil, nil, reject(ErrMalformed, "envelope: %d signatures, at most %d allowed", len(env.Signatures), MaxSignatures)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, nil, reject(ErrMalformed, "envelope payload: %v", err)
+	}
+	if len(payload) == 0 {
+		return nil, nil, reject(ErrMalformed, "envelope: empty payload")
+	}
+	return &env, payload, nil
+}
+
+// Marshal encodes the envelope as stored in manifest.json.
+func (e *Envelope) Marshal() ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// checkSignatures counts the distinct pinned keys that made a valid
+// signature over PAE(payloadType, payload). Each key counts once however
+// many signatures it made, and a signature counts for at most one key.
+func checkSignatures(env *Envelope, payload []byte, keys []PublicKey, threshold int) ([]string, error) {
+	pae := PAE(env.PayloadType, payload)
+	var signers []string
+	used := make([]bool, len(env.Signatures))
+	sigs := make([][]byte, len(env.Signatures))
+	for i, s := range env.Signatures {
+		b, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err != nil || len(b) == 0 || len(b) > 1024 {
+			used[i] = true // undecodable: never counts
+			continue
+		}
+		sigs[i] = b
+	}
+	for _, k := range keys {
+		v, err := k.verifier()
+		if err != nil {
+			return nil, fmt.Errorf("verify: pinned key %s: %w", k.ID, err)
+		}
+		for i := range env.Signatures {
+			if used[i] {
+				continue
+			}
+			if v.VerifySignature(bytes.NewReader(sigs[i]), bytes.NewReader(pae)) == nil {
+				used[i] = true
+				signers = append(signers, k.ID)
+				break
+			}
+		}
+	}
+	switch {
+	case len(signers) >= threshold:
+		return signers, nil
+	case len(signers) == 0:
+		return nil, reject(ErrBadSignature, "none of %d signature(s) verifies with a trusted key", len(env.Signatures))
+	default:
+		return nil, reject(ErrThreshold, "%d of %d required trusted keys signed (%s)", len(signers), threshold, shortIDs(signers))
+	}
+}
+
+// distinctKeys drops repeated pinned keys (same KeyID) so one key listed
+// twice in a config cannot satisfy a threshold of two.
+func distinctKeys(keys []PublicKey) ([]PublicKey, error) {
+	var out []PublicKey
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if k.Key == nil {
+			return nil, errors.New("verify: pinned key without key material")
+		}
+		id, err := KeyID(k.Key)
+		if err != nil {
+			return nil, err
+		}
+		if k.ID != "" && k.ID != id {
+			return nil, fmt.Errorf("verify: pinned key id %s does not match its key (%s)", k.ID, id)
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, PublicKey{ID: id, Key: k.Key})
+	}
+	return out, nil
+}
+
+func shortIDs(ids []string) string {
+	s := slices.Clone(ids)
+	for i, id := range s {
+		if len(id) > 12 {
+			s[i] = id[:12]
+		}
+	}
+	return fmt.Sprint(s)
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields and no
+// trailing data.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
