@@ -1,0 +1,412 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// DefaultConfigPath is where the agent reads its config unless --config
+// says otherwise.
+const DefaultConfigPath = "/usr/local/etc/rigger/agent.yaml"
+
+// Config is the agent's configuration (DESIGN.md "Agent", a contract).
+// Every key can come from the file, most from a flag, and all but trust.*
+// from a RIGGER_* environment variable (RIGGER_SOURCE_URL, RIGGER_INTERVAL,
+// …): trust anchors come from the root-owned file only.
+type Config struct {
+	Host       string
+	Source     SourceConfig
+	Trust      TrustConfig
+	Interval   time.Duration // between polls, ±10% jitter
+	MaxBackoff time.Duration // cap of the exponential backoff after errors
+	Root       string        // prefix of every target path
+	StateDir   string
+	Driver     string // freebsd | sim
+	Health     HealthConfig
+	Drift      string // report | correct
+	Log        LogConfig
+
+	// File is the config file this was read from.
+	File string
+	// IgnoredEnv lists environment variables that were set but never
+	// consulted (RIGGER_TRUST_*), so the caller can warn.
+	IgnoredEnv []string
+}
+
+// SourceConfig says where the bundles branch lives and how to reach it.
+type SourceConfig struct {
+	URL        string        // https://…, ssh://…, user@host:path, or a local path
+	Branch     string        // default "bundles"
+	SSHKey     string        // deploy key file (ssh URLs)
+	KnownHosts string        // known_hosts file (ssh URLs); default: ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts
+	TokenFile  string        // file holding an HTTPS token ("TOKEN" or "USER:TOKEN")
+	Timeout    time.Duration // deadline of every network step
+}
+
+// TrustConfig pins the keys bundles must be signed with.
+type TrustConfig struct {
+	Keys      []string // PEM public key files
+	Threshold int      // distinct keys that must have signed, 1 ≤ k ≤ len(Keys)
+}
+
+// HealthConfig bounds the health checks after an apply.
+type HealthConfig struct {
+	Timeout time.Duration
+}
+
+// LogConfig selects the log handler.
+type LogConfig struct {
+	Level  string // debug | info | warn | error
+	Format string // text | json
+}
+
+// ConfigError names the config key (or file) that is wrong.
+type ConfigError struct {
+	File string
+	Key  string
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	where := e.File
+	if where == "" {
+		where = "config"
+	}
+	if e.Key == "" {
+		return where + ": " + e.Err.Error()
+	}
+	return where + ": " + e.Key + ": " + e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// keys is every config key with its default ("" = required or empty).
+// Order matters only for messages.
+var keys = []struct {
+	name string
+	def  any
+}{
+	{"host", ""},
+	{"source.url", ""},
+	{"source.branch", "bundles"},
+	{"source.ssh_key", ""},
+	{"source.known_hosts", ""},
+	{"source.token_file", ""},
+	{"source.timeout", "60s"},
+	{"trust.keys", nil},
+	{"trust.threshold", 1},
+	{"interval", "60s"},
+	{"max_backoff", "15m"},
+	{"root", "/"},
+	{"state_dir", "/var/db/rigger"},
+	{"driver", "freebsd"},
+	{"health.timeout", "90s"},
+	{"drift", "report"},
+	{"log.level", "info"},
+	{"log.format", "text"},
+}
+
+// flagKeys maps command-line flags to config keys. Flags win over the
+// environment, which wins over the file.
+var flagKeys = map[string]string{
+	"host":      "host",
+	"root":      "root",
+	"state-dir": "state_dir",
+	"driver":    "driver",
+	"interval":  "interval",
+	"log-level": "log.level",
+}
+
+// AddConfigFlags registers the flags that override config keys.
+func AddConfigFlags(f *pflag.FlagSet) {
+	f.String("host", "", "host name (overrides host)")
+	f.String("root", "", "prefix of every target path (overrides root)")
+	f.String("state-dir", "", "state directory (overrides state_dir)")
+	f.String("driver", "", "host driver: freebsd or sim (overrides driver)")
+	f.Duration("interval", 0, "poll interval (overrides interval)")
+	f.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+}
+
+// EnvName is the environment variable for a config key
+// ("source.token_file" → RIGGER_SOURCE_TOKEN_FILE).
+func EnvName(key string) string {
+	return "RIGGER_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// LoadConfig reads the config file at path, applies RIGGER_* variables from
+// environ (never for trust.*) and the changed flags of fs (may be nil), and
+// validates the result. Errors are *ConfigError naming the key.
+func LoadConfig(path string, fs *pflag.FlagSet, environ []string) (*Config, error) {
+	if path == "" {
+		path = DefaultConfigPath
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Err: err}
+	}
+	if err := checkPrivate(abs); err != nil {
+		return nil, &ConfigError{File: abs, Err: err}
+	}
+	v := viper.New()
+	v.SetConfigFile(abs)
+	v.SetConfigType("yaml")
+	for _, k := range keys {
+		if k.def != nil {
+			v.SetDefault(k.name, k.def)
+		}
+	}
+	if err := v.ReadInConfig(); err != nil {
+		return nil, &ConfigError{File: abs, Err: err}
+	}
+	if err := checkKnownKeys(v); err != nil {
+		return nil, &ConfigError{File: abs, Err: err}
+	}
+
+	cfg := &Config{File: abs}
+	env := map[string]string{}
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "RIGGER_") {
+			continue
+		}
+		if strings.HasPrefix(name, "RIGGER_TRUST") {
+			cfg.IgnoredEnv = append(cfg.IgnoredEnv, name)
+			continue
+		}
+		env[name] = val
+	}
+	for _, k := range keys {
+		if strings.HasPrefix(k.name, "trust.") {
+			continue
+		}
+		if val, ok := env[EnvName(k.name)]; ok {
+			v.Set(k.name, val)
+		}
+	}
+	if fs != nil {
+		fs.Visit(func(f *pflag.Flag) {
+			if key, ok := flagKeys[f.Name]; ok {
+				v.Set(key, f.Value.String())
+			}
+		})
+	}
+	if err := decode(v, cfg); err != nil {
+		err.File = abs
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = abs
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkPrivate refuses a config or key file that anyone but its owner may
+// change, and, when we run as root, one that root does not own.
+func checkPrivate(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("writable by group or others (mode %04o); chmod go-w", fi.Mode().Perm())
+	}
+	if os.Geteuid() == 0 {
+		if uid, ok := fileUID(fi); ok && uid != 0 {
+			return fmt.Errorf("owned by uid %d, not root", uid)
+		}
+	}
+	return nil
+}
+
+func checkKnownKeys(v *viper.Viper) error {
+	known := map[string]bool{}
+	sections := map[string]bool{}
+	for _, k := range keys {
+		known[k.name] = true
+		if sec, _, ok := strings.Cut(k.name, "."); ok {
+			sections[sec] = true
+		}
+	}
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	// A section given as a scalar ("source: x") shows up as a known
+	// section name without its subkeys.
+	for sec := range sections {
+		if v.IsSet(sec) {
+			if _, ok := v.Get(sec).(map[string]any); !ok {
+				return &ConfigError{Key: sec, Err: errors.New("want a mapping")}
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return &ConfigError{Key: unknown[0], Err: fmt.Errorf("unknown key (known: %s)", knownList())}
+	}
+	return nil
+}
+
+func knownList() string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// decode converts each key by hand so a bad value names its key.
+func decode(v *viper.Viper, c *Config) *ConfigError {
+	var first *ConfigError
+	str := func(key string) string {
+		val := v.Get(key)
+		switch x := val.(type) {
+		case nil:
+			return ""
+		case string:
+			return x
+		case map[string]any, []any:
+			if first == nil {
+				first = &ConfigError{Key: key, Err: fmt.Errorf("want a string, got %T", val)}
+			}
+			return ""
+		}
+		return fmt.Sprint(val)
+	}
+	dur := func(key string) time.Duration {
+		s := str(key)
+		d, err := time.ParseDuration(s)
+		if err != nil && first == nil {
+			first = &ConfigError{Key: key, Err: fmt.Errorf("%q is not a duration (want e.g. 60s, 5m)", s)}
+		}
+		return d
+	}
+	c.Host = str("host")
+	c.Source.URL = str("source.url")
+	c.Source.Branch = str("source.branch")
+	c.Source.SSHKey = str("source.ssh_key")
+	c.Source.KnownHosts = str("source.known_hosts")
+	c.Source.TokenFile = str("source.token_file")
+	c.Source.Timeout = dur("source.timeout")
+	c.Interval = dur("interval")
+	c.MaxBackoff = dur("max_backoff")
+	c.Root = str("root")
+	c.StateDir = str("state_dir")
+	c.Driver = str("driver")
+	c.Health.Timeout = dur("health.timeout")
+	c.Drift = str("drift")
+	c.Log.Level = str("log.level")
+	c.Log.Format = str("log.format")
+
+	switch ks := v.Get("trust.keys").(type) {
+	case nil:
+	case []any:
+		for i, k := range ks {
+			s, ok := k.(string)
+			if !ok && first == nil {
+				first = &ConfigError{Key: fmt.Sprintf("trust.keys[%d]", i), Err: fmt.Errorf("want a file path, got %v", k)}
+			}
+			c.Trust.Keys = append(c.Trust.Keys, s)
+		}
+	case string:
+		c.Trust.Keys = []string{ks}
+	default:
+		if first == nil {
+			first = &ConfigError{Key: "trust.keys", Err: fmt.Errorf("want a list of key files, got %v", ks)}
+		}
+	}
+	switch t := v.Get("trust.threshold").(type) {
+	case int:
+		c.Trust.Threshold = t
+	default:
+		if first == nil {
+			first = &ConfigError{Key: "trust.threshold", Err: fmt.Errorf("want an integer, got %v", t)}
+		}
+	}
+	return first
+}
+
+// Validate checks every value; the error names the key.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &ConfigError{File: c.File, Key: key, Err: fmt.Errorf(format, args...)}
+	}
+	switch {
+	case c.Host == "":
+		return bad("host", "required")
+	case !validHost(c.Host):
+		return bad("host", "%q: want letters, digits, '.', '-' or '_'", c.Host)
+	case c.Source.URL == "":
+		return bad("source.url", "required")
+	case c.Source.Branch == "" || strings.ContainsAny(c.Source.Branch, " \t\n~^:?*[\\") || strings.Contains(c.Source.Branch, ".."):
+		return bad("source.branch", "%q is not a branch name", c.Source.Branch)
+	case c.Source.Timeout <= 0:
+		return bad("source.timeout", "must be positive")
+	case len(c.Trust.Keys) == 0:
+		return bad("trust.keys", "at least one public key file is required")
+	case c.Trust.Threshold < 1:
+		return bad("trust.threshold", "%d: must be at least 1", c.Trust.Threshold)
+	case c.Trust.Threshold > len(c.Trust.Keys):
+		return bad("trust.threshold", "%d: more than the %d key(s) in trust.keys", c.Trust.Threshold, len(c.Trust.Keys))
+	case c.Interval <= 0:
+		return bad("interval", "must be positive")
+	case c.MaxBackoff < c.Interval:
+		return bad("max_backoff", "%s: must be at least interval (%s)", c.MaxBackoff, c.Interval)
+	case c.Root == "" || !filepath.IsAbs(c.Root):
+		return bad("root", "%q: want an absolute path", c.Root)
+	case c.StateDir == "" || !filepath.IsAbs(c.StateDir):
+		return bad("state_dir", "%q: want an absolute path", c.StateDir)
+	case !slices.Contains([]string{"freebsd", "sim"}, c.Driver):
+		return bad("driver", "%q: want freebsd or sim", c.Driver)
+	case c.Health.Timeout <= 0:
+		return bad("health.timeout", "must be positive")
+	case c.Drift != "report" && c.Drift != "correct":
+		return bad("drift", "%q: want report or correct", c.Drift)
+	case !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level):
+		return bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	case c.Log.Format != "text" && c.Log.Format != "json":
+		return bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	if u, err := url.Parse(c.Source.URL); err == nil && u.User != nil {
+		if _, hasPass := u.User.Password(); hasPass {
+			return bad("source.url", "must not carry a password; use source.token_file")
+		}
+	}
+	if c.Source.TokenFile != "" && !filepath.IsAbs(c.Source.TokenFile) {
+		return bad("source.token_file", "%q: want an absolute path", c.Source.TokenFile)
+	}
+	if c.Source.SSHKey != "" && !filepath.IsAbs(c.Source.SSHKey) {
+		return bad("source.ssh_key", "%q: want an absolute path", c.Source.SSHKey)
+	}
+	for i, k := range c.Trust.Keys {
+		if !filepath.IsAbs(k) {
+			return bad(fmt.Sprintf("trust.keys[%d]", i), "%q: want an absolute path", k)
+		}
+	}
+	return nil
+}
+
+func validHost(h string) bool {
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return h != "." && h != ".."
+}

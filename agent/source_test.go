@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rigger-bsd/rigger/agent/gittest"
+)
+
+func newGit(t *testing.T) (*gittest.Server, string) {
+	t.Helper()
+	srv, err := gittest.Serve(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	dir, err := srv.Init("infra.git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, dir
+}
+
+func TestSourceFetchReadForcePush(t *testing.T) {
+	srv, dir := newGit(t)
+	c1, err := gittest.Commit(dir, "bundles", map[string][]byte{
+		"serverA/manifest.json": []byte("m1"), "serverA/files.tar.zst": []byte("a1"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenSource(t.TempDir()+"/git", SourceConfig{URL: srv.URL("infra.git"), Branch: "bundles", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	srv.ResetCounts()
+	head, err := src.Head(ctx)
+	if err != nil || head != c1 {
+		t.Fatalf("Head = %s, %v; want %s", head, err, c1)
+	}
+	if c := srv.Counts(); c.InfoRefs != 1 || c.UploadPack != 0 || c.LsRefs != 0 {
+		t.Fatalf("Head cost %+v, want exactly one ref advertisement", c)
+	}
+	if src.Has(c1) {
+		t.Fatal("Has before fetch")
+	}
+	got, err := src.Fetch(ctx)
+	if err != nil || got != c1 {
+		t.Fatalf("Fetch = %s, %v", got, err)
+	}
+	bf, err := src.Read(c1, "serverA", 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(bf.Manifest) != "m1" || string(bf.Archive) != "a1" {
+		t.Fatalf("Read = %q %q", bf.Manifest, bf.Archive)
+	}
+
+	c2, err := gittest.Commit(dir, "bundles", map[string][]byte{
+		"serverA/manifest.json": []byte("m2"), "serverA/files.tar.zst": []byte("a2"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := src.Fetch(ctx); err != nil || got != c2 {
+		t.Fatalf("second Fetch = %s, %v; want %s", got, err, c2)
+	}
+	// A force-push to a commit we never fetched (a new root commit).
+	c3, err := gittest.CommitEntries(dir, "other", []gittest.Entry{{Path: "serverA/manifest.json", Data: []byte("m3")}, {Path: "serverA/files.tar.zst", Data: []byte("a3")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gittest.SetBranch(dir, "bundles", c3); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := src.Fetch(ctx); err != nil || got != c3 {
+		t.Fatalf("Fetch after force-push = %s, %v; want %s", got, err, c3)
+	}
+	if bf, err := src.Read(c3, "serverA", 10, 10); err != nil || string(bf.Manifest) != "m3" {
+		t.Fatalf("Read after force-push: %v", err)
+	}
+	// And back to the first commit, which is already local.
+	if err := gittest.SetBranch(dir, "bundles", c1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := src.Fetch(ctx); err != nil || got != c1 {
+		t.Fatalf("Fetch after force-push back = %s, %v; want %s", got, err, c1)
+	}
+}
+
+func TestSourceReadRefusesOddBlobs(t *testing.T) {
+	srv, dir := newGit(t)
+	c, err := gittest.CommitEntries(dir, "bundles", []gittest.Entry{
+		{Path: "serverA/manifest.json", Data: []byte("/etc/shadow"), Mode: "120000"},
+		{Path: "serverA/files.tar.zst", Data: []byte(strings.Repeat("x", 100))},
+		{Path: "serverB/manifest.json", Data: []byte("{}")},
+		{Path: "serverB/files.tar.zst", Data: []byte(strings.Repeat("x", 100))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenSource(t.TempDir()+"/git", SourceConfig{URL: srv.URL("infra.git"), Branch: "bundles", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host, want string
+	}{
+		{"serverA", "not a regular file"},
+		{"serverB", "over the 50-byte limit"},
+		{"serverC", "not in the published tree"},
+	} {
+		_, err := src.Read(c, tc.host, 50, 50)
+		var bfe *BundleFileError
+		if !errors.As(err, &bfe) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Read %s: %v, want BundleFileError containing %q", tc.host, err, tc.want)
+		}
+	}
+}
+
+func TestSourceDownAndDeadline(t *testing.T) {
+	srv, dir := newGit(t)
+	if _, err := gittest.Commit(dir, "bundles", map[string][]byte{"x": []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenSource(t.TempDir()+"/git", SourceConfig{URL: srv.URL("infra.git"), Branch: "bundles", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetDelay(2 * time.Second)
+	start := time.Now()
+	_, err = src.Head(context.Background())
+	var se *SourceError
+	if !errors.As(err, &se) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Head against a slow server: %v, want a deadline SourceError", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("deadline not honoured: took %s", d)
+	}
+	srv.SetDelay(0)
+	srv.Stop()
+	if _, err := src.Head(context.Background()); !errors.As(err, &se) {
+		t.Fatalf("Head against a stopped server: %v, want SourceError", err)
+	}
+	srv.Start()
+	if _, err := src.Head(context.Background()); err != nil {
+		t.Fatalf("Head after restart: %v", err)
+	}
+	// Wrong branch.
+	src2, _ := OpenSource(t.TempDir()+"/git", SourceConfig{URL: srv.URL("infra.git"), Branch: "nope", Timeout: time.Second})
+	if _, err := src2.Head(context.Background()); !errors.Is(err, ErrBranchMissing) {
+		t.Fatalf("Head of a missing branch: %v", err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	if got := RedactURL("https://bob:s3cret@git.example.org/x.git"); strings.Contains(got, "s3cret") {
+		t.Fatalf("RedactURL kept the password: %s", got)
+	}
+	if got := RedactURL("/local/path"); got != "/local/path" {
+		t.Fatalf("RedactURL(/local/path) = %s", got)
+	}
+}
