@@ -1,0 +1,253 @@
+// Package bundle packs, signs and writes per-host bundles: a deterministic
+// tar (sorted, regular files only, zeroed times, owners and modes from the
+// manifest) compressed with one fixed zstd configuration, and a manifest
+// (verify.Manifest) wrapped in a DSSE envelope signed by one or more keys.
+// The same render and metadata always give byte-identical archives.
+//
+// A valid signed bundle from a render in a few lines:
+//
+//	s, _ := bundle.GenerateSigner(bundle.ECDSA)
+//	b, _ := bundle.Build(render, bundle.Meta{Serial: 1, Created: now})
+//	_ = b.Sign(s)
+//	_, _ = b.Write(outDir) // outDir/<host>/manifest.json, files.tar.zst
+//
+// and s.Public() is the verify.PublicKey to pin.
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/policy"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// DefaultExpiry is how long a bundle stays valid when Meta.Expires is zero.
+const DefaultExpiry = 30 * 24 * time.Hour
+
+// Meta is what a bundle carries besides the rendered files.
+type Meta struct {
+	Serial  uint64
+	Created time.Time // truncated to the second, UTC
+	// Expires defaults to Created + DefaultExpiry.
+	Expires time.Time
+	// NotBefore defaults to Created + the render's rollout Wave.
+	NotBefore time.Time
+	Source    verify.Source
+	// Paths is the path policy the manifest is checked against before
+	// signing; zero means policy.DefaultPaths.
+	Paths policy.Paths
+}
+
+// Built is a packed bundle: its manifest, the exact archive bytes the
+// manifest pins, and (after Sign) the signed envelope.
+type Built struct {
+	Manifest verify.Manifest
+	Archive  []byte
+	Envelope []byte // manifest.json; nil until signed
+}
+
+// Build packs one host's render into an unsigned bundle. It refuses what
+// verify would refuse (paths outside the policy, bad units, duplicates).
+func Build(r *topology.HostRender, m Meta) (*Built, error) {
+	if r == nil {
+		return nil, errors.New("bundle: nil render")
+	}
+	if m.Created.IsZero() {
+		return nil, fmt.Errorf("bundle %s: created time is required", r.Host)
+	}
+	created := m.Created.UTC().Truncate(time.Second)
+	expires := m.Expires
+	if expires.IsZero() {
+		expires = created.Add(DefaultExpiry)
+	}
+	notBefore := m.NotBefore
+	if notBefore.IsZero() {
+		notBefore = created.Add(r.Wave)
+	}
+	files := normalize(r.Files)
+	archive, err := Archive(files)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", r.Host, err)
+	}
+	man := verify.Manifest{
+		Schema:       verify.Schema,
+		Host:         r.Host,
+		Serial:       m.Serial,
+		Source:       m.Source,
+		Created:      created,
+		Expires:      expires.UTC().Truncate(time.Second),
+		NotBefore:    notBefore.UTC().Truncate(time.Second),
+		Archive:      verify.Archive{SHA256: hexSum(archive), Size: int64(len(archive))},
+		Health:       r.Health,
+		Secrets:      r.Secrets,
+		NetifRestart: r.NetifRestart,
+	}
+	for _, f := range files {
+		man.Files = append(man.Files, verify.File{
+			Path: f.Path, Mode: f.Mode, Owner: f.Owner, Group: f.Group,
+			SHA256: hexSum(f.Content), Size: int64(len(f.Content)), Unit: f.Unit,
+		})
+	}
+	if err := verify.CheckManifest(&man, m.Paths); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", r.Host, err)
+	}
+	return &Built{Manifest: man, Archive: archive}, nil
+}
+
+// normalize sorts the files by path and fills the defaults the topology may
+// leave empty: root:wheel, mode 0644, unit none.
+func normalize(in []topology.RenderedFile) []topology.RenderedFile {
+	files := slices.Clone(in)
+	for i := range files {
+		f := &files[i]
+		if f.Owner == "" {
+			f.Owner = "root"
+		}
+		if f.Group == "" {
+			f.Group = "wheel"
+		}
+		if f.Mode == 0 {
+			f.Mode = 0o644
+		}
+		if f.Unit == "" {
+			f.Unit = string(verify.UnitNone)
+		}
+	}
+	slices.SortFunc(files, func(a, b topology.RenderedFile) int { return strings.Compare(a.Path, b.Path) })
+	return files
+}
+
+// epoch is every entry's modification time: archives never depend on when
+// or where they were built.
+var epoch = time.Unix(0, 0)
+
+// Archive packs files (already normalized and sorted) into the
+// deterministic tar and compresses it with the fixed zstd encoder.
+func Archive(files []topology.RenderedFile) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		h := &tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     verify.EntryName(f.Path),
+			Size:     int64(len(f.Content)),
+			Mode:     int64(f.Mode),
+			Uname:    f.Owner,
+			Gname:    f.Group,
+			ModTime:  epoch,
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("tar %s: %w", f.Path, err)
+		}
+		if _, err := tw.Write(f.Content); err != nil {
+			return nil, fmt.Errorf("tar %s: %w", f.Path, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	enc, err := encoder()
+	if err != nil {
+		return nil, err
+	}
+	return enc.EncodeAll(buf.Bytes(), nil), nil
+}
+
+var encoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	// One API (EncodeAll), one level, one goroutine, a 1 MiB window (well
+	// under the verifier's limit): the same tar always compresses to the
+	// same bytes with this compress version.
+	return zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(1<<20),
+		zstd.WithEncoderCRC(true),
+	)
+})
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Payload is the manifest JSON that signatures cover.
+func (b *Built) Payload() ([]byte, error) { return json.Marshal(b.Manifest) }
+
+// Write stores the bundle as outDir/<host>/files.tar.zst and
+// outDir/<host>/manifest.json (archive first, each replaced atomically) and
+// returns the host folder.
+func (b *Built) Write(outDir string) (string, error) {
+	if b.Envelope == nil {
+		return "", fmt.Errorf("bundle %s: not signed", b.Manifest.Host)
+	}
+	dir := filepath.Join(outDir, b.Manifest.Host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := writeFile(filepath.Join(dir, verify.ArchiveFile), b.Archive, 0o644); err != nil {
+		return "", fmt.Errorf("write bundle %s: %w", b.Manifest.Host, err)
+	}
+	if err := writeFile(filepath.Join(dir, verify.ManifestFile), b.Envelope, 0o644); err != nil {
+		return "", fmt.Errorf("write bundle %s: %w", b.Manifest.Host, err)
+	}
+	return dir, nil
+}
+
+// PreviousSerial returns the serial of host's bundle in dir (a bundles
+// folder), or 0 when there is none. The manifest is read without checking
+// signatures: it only decides the next serial, which verify re-checks.
+func PreviousSerial(dir, host string) (uint64, error) {
+	b, err := verify.ReadFileLimited(filepath.Join(dir, host, verify.ManifestFile), verify.DefaultLimits().ManifestSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	m, err := verify.ReadManifestUnverified(b)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, host, verify.ManifestFile), err)
+	}
+	if m.Host != host {
+		return 0, fmt.Errorf("%s: manifest is for host %q", filepath.Join(dir, host), m.Host)
+	}
+	return m.Serial, nil
+}
+
+// writeFile replaces name atomically (temp file in the same folder, then
+// rename) so a reader never sees half a bundle file. No fsync: build output
+// is re-creatable and the publisher reads it right away.
+func writeFile(name string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}

@@ -1,0 +1,221 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
+
+	"github.com/rigger-bsd/rigger/policy"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// KeyType names a signing key algorithm.
+type KeyType string
+
+const (
+	ECDSA   KeyType = "ecdsa"   // ECDSA P-256 with SHA-256 (default; cosign-compatible)
+	Ed25519 KeyType = "ed25519" // pure Ed25519
+)
+
+// Signer signs manifests with one private key.
+type Signer struct {
+	s   signature.Signer
+	pub verify.PublicKey
+}
+
+// NewSigner wraps an ECDSA P-256 or Ed25519 private key.
+func NewSigner(priv crypto.PrivateKey) (*Signer, error) {
+	var pub crypto.PublicKey
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("signing key: ECDSA curve %s not supported (want P-256)", k.Curve.Params().Name)
+		}
+		pub = k.Public()
+	case ed25519.PrivateKey:
+		pub = k.Public()
+	default:
+		return nil, fmt.Errorf("signing key: type %T not supported (want ECDSA P-256 or Ed25519)", priv)
+	}
+	s, err := signature.LoadSigner(priv, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	id, err := verify.KeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{s: s, pub: verify.PublicKey{ID: id, Key: pub}}, nil
+}
+
+// Public is the public half, ready to pin in verify.Options.Keys.
+func (s *Signer) Public() verify.PublicKey { return s.pub }
+
+// KeyID is verify.KeyID of the public key.
+func (s *Signer) KeyID() string { return s.pub.ID }
+
+// PublicPEM is the public key as PKIX PEM.
+func (s *Signer) PublicPEM() ([]byte, error) { return cryptoutils.MarshalPublicKeyToPEM(s.pub.Key) }
+
+// GenerateSigner makes a fresh in-memory signer (tests, demos).
+func GenerateSigner(t KeyType) (*Signer, error) {
+	priv, err := generate(t)
+	if err != nil {
+		return nil, err
+	}
+	return NewSigner(priv)
+}
+
+func generate(t KeyType) (crypto.PrivateKey, error) {
+	switch t {
+	case ECDSA, "":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case Ed25519:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	}
+	return nil, fmt.Errorf("key type %q: want ecdsa or ed25519", t)
+}
+
+// GenerateKey makes a key pair: the private key as an ENCRYPTED SIGSTORE
+// PRIVATE KEY PEM (scrypt + secretbox, via sigstore's cryptoutils) under
+// password, and the public key as PKIX PEM.
+func GenerateKey(t KeyType, password []byte) (privPEM, pubPEM []byte, err error) {
+	if len(password) == 0 {
+		return nil, nil, errors.New("keygen: empty password")
+	}
+	pf := cryptoutils.StaticPasswordFunc(password)
+	if t == ECDSA || t == "" {
+		return cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), pf)
+	}
+	priv, err := generate(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(priv, pf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("keygen: %w", err)
+	}
+	pubPEM, err = cryptoutils.MarshalPublicKeyToPEM(priv.(ed25519.PrivateKey).Public())
+	if err != nil {
+		return nil, nil, fmt.Errorf("keygen: %w", err)
+	}
+	return cryptoutils.PEMEncode(cryptoutils.EncryptedSigstorePrivateKeyPEMType, der), pubPEM, nil
+}
+
+// ParseSigner decrypts a private key PEM made by GenerateKey.
+func ParseSigner(privPEM, password []byte) (*Signer, error) {
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(privPEM, cryptoutils.StaticPasswordFunc(password))
+	if err != nil {
+		return nil, fmt.Errorf("private key: %w (wrong password?)", err)
+	}
+	return NewSigner(priv)
+}
+
+// LoadSigner reads and decrypts a private key file. The path is a file
+// path, never a KMS URI (sigstore's KMS loader may execute plugins).
+func LoadSigner(path string, password []byte) (*Signer, error) {
+	b, err := verify.ReadFileLimited(path, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseSigner(b, password)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Sign adds one signature per signer to the bundle's envelope, creating
+// the envelope from the manifest on first use.
+func (b *Built) Sign(signers ...*Signer) error {
+	env := b.Envelope
+	if env == nil {
+		payload, err := b.Payload()
+		if err != nil {
+			return err
+		}
+		e := verify.Envelope{PayloadType: verify.PayloadType, Payload: base64.StdEncoding.EncodeToString(payload), Signatures: []verify.Signature{}}
+		if env, err = e.Marshal(); err != nil {
+			return err
+		}
+	}
+	for _, s := range signers {
+		var err error
+		if env, err = AddSignature(env, s); err != nil {
+			return fmt.Errorf("sign %s: %w", b.Manifest.Host, err)
+		}
+	}
+	b.Envelope = env
+	return nil
+}
+
+// ErrAlreadySigned is returned when a key signs an envelope twice: a second
+// signature by the same key adds no trust.
+var ErrAlreadySigned = errors.New("already signed by this key")
+
+// AddSignature signs the payload of an existing envelope with s (through
+// sigstore's DSSE signer) and appends the signature with s's key id. The
+// payload must be a valid manifest; its content is not changed.
+func AddSignature(envelope []byte, s *Signer) ([]byte, error) {
+	env, payload, err := verify.ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	if env.PayloadType != verify.PayloadType {
+		return nil, fmt.Errorf("payload type %q, want %q", env.PayloadType, verify.PayloadType)
+	}
+	if _, err := verify.DecodeManifest(payload, policy.Paths{}); err != nil {
+		return nil, err
+	}
+	for _, sig := range env.Signatures {
+		if sig.KeyID == s.KeyID() {
+			return nil, fmt.Errorf("key %s: %w", s.KeyID()[:12], ErrAlreadySigned)
+		}
+	}
+	raw, err := dsse.WrapSigner(s.s, verify.PayloadType).SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	var one verify.Envelope
+	if err := json.Unmarshal(raw, &one); err != nil || len(one.Signatures) != 1 {
+		return nil, fmt.Errorf("dsse signer returned an unexpected envelope: %v", err)
+	}
+	env.Signatures = append(env.Signatures, verify.Signature{KeyID: s.KeyID(), Sig: one.Signatures[0].Sig})
+	if len(env.Signatures) > verify.MaxSignatures {
+		return nil, fmt.Errorf("more than %d signatures", verify.MaxSignatures)
+	}
+	return env.Marshal()
+}
+
+// SignDir adds s's signature to the bundle in hostDir (its manifest.json),
+// replacing the file atomically.
+func SignDir(hostDir string, s *Signer) error {
+	name := filepath.Join(hostDir, verify.ManifestFile)
+	b, err := verify.ReadFileLimited(name, verify.DefaultLimits().ManifestSize)
+	if err != nil {
+		return err
+	}
+	out, err := AddSignature(b, s)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		return err
+	}
+	return writeFile(name, out, fi.Mode().Perm())
+}
