@@ -1,0 +1,281 @@
+package freebsd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// Activate brings one unit in line with the installed files.
+func (d *Driver) Activate(ctx context.Context, u verify.Unit) error {
+	var err error
+	switch u.Kind {
+	case verify.UnitNone, verify.UnitCron: // cron rereads /etc/cron.d itself
+	case verify.UnitRebootRequired:
+		d.log.Warn("reboot required to apply loader changes; not rebooting")
+	case verify.UnitPF:
+		err = d.activatePF(ctx)
+	case verify.UnitPFTable:
+		err = d.activateTable(ctx, u.Name)
+	case verify.UnitJail:
+		err = d.activateJail(ctx, u.Jail)
+	case verify.UnitJailService:
+		// service(8) -j runs the rc script inside the jail (jexec).
+		_, err = d.exec(ctx, "service", "-j", u.Jail, u.Name, "restart")
+	case verify.UnitService:
+		_, err = d.exec(ctx, "service", u.Name, "restart")
+	case verify.UnitNetif:
+		err = d.activateNetif(ctx, u.Name)
+	case verify.UnitWireGuard:
+		err = d.activateWireGuard(ctx, u.Name)
+	case verify.UnitSysctl:
+		_, err = d.exec(ctx, "service", "sysctl", "restart")
+	default:
+		err = fmt.Errorf("unknown unit kind %q", u.Kind)
+	}
+	if err != nil {
+		return fmt.Errorf("activate %s: %w", u, err)
+	}
+	return nil
+}
+
+// activatePF checks then loads /etc/pf.conf in one transaction; pfctl -f
+// keeps the state table, unlike `service pf restart`, whose start runs
+// pfctl -F all and drops every connection (FREEBSD.md 1.2). If pf is not
+// enabled yet it is enabled, as rc.d/pf's start does.
+func (d *Driver) activatePF(ctx context.Context) error {
+	conf := d.host(layout.PFConf)
+	argv := []string{"pfctl", "-n", "-f", conf}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 {
+		errs := ParseToolErrors(r.Stderr, layout.PFConf, func(s string) string { return s })
+		return fmt.Errorf("pfctl -nf %s: %w", conf, errors.Join(errs...))
+	}
+	if _, err := d.exec(ctx, "pfctl", "-f", conf); err != nil {
+		return err
+	}
+	on, err := d.PFEnabled(ctx)
+	if err != nil || on {
+		return err
+	}
+	r, err = d.run.Run(ctx, "pfctl", "-e")
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 && !strings.Contains(string(r.Stderr), "already enabled") {
+		return commandError([]string{"pfctl", "-e"}, r)
+	}
+	return nil
+}
+
+// activateTable replaces one table's contents from the file that pf.conf
+// (or a file it includes) declares for it: `table <T> ... file "F"`. The
+// rules are not reloaded. A table declared with several files gets their
+// concatenation. A table with no file in pf.conf is an error: there is no
+// convention to guess from, and a guess would empty the table.
+func (d *Driver) activateTable(ctx context.Context, table string) error {
+	files, err := d.tableFiles(table)
+	if err != nil {
+		return err
+	}
+	file := d.host(files[0])
+	if len(files) > 1 {
+		f, err := os.CreateTemp("", "rigger-table-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		for _, p := range files {
+			b, err := os.ReadFile(d.host(p))
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("table <%s>: %w", table, err)
+			}
+			if _, err := f.Write(append(b, '\n')); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		file = f.Name()
+	}
+	_, err = d.exec(ctx, "pfctl", "-t", table, "-T", "replace", "-f", file)
+	return err
+}
+
+// tableFiles finds the files of table in the installed pf.conf and the
+// files it includes.
+func (d *Driver) tableFiles(table string) ([]string, error) {
+	return TableFilesIn(func(p string) ([]byte, error) { return os.ReadFile(d.host(p)) }, table)
+}
+
+// TableFilesIn returns the files declared for table in /etc/pf.conf and
+// its includes (absolute paths, depth-limited), read through readFile.
+func TableFilesIn(readFile func(string) ([]byte, error), table string) ([]string, error) {
+	var files []string
+	found := false
+	var walk func(p string, depth int) error
+	walk = func(p string, depth int) error {
+		src, err := readFile(p)
+		if err != nil {
+			return err
+		}
+		fs, ok := layout.TableFiles(src, table)
+		found = found || ok
+		files = append(files, fs...)
+		for _, inc := range layout.Includes(src) {
+			if path.IsAbs(inc) && depth < 8 {
+				if err := walk(path.Clean(inc), depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(layout.PFConf, 0); err != nil {
+		return nil, fmt.Errorf("table <%s>: %w", table, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("table <%s>: not declared in %s", table, layout.PFConf)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("table <%s>: declared without a file in %s", table, layout.PFConf)
+	}
+	return files, nil
+}
+
+// activateJail restarts one jail and asks jls whether it runs: rc.d/jail
+// exits 0 even when the jail fails to start, so its output only explains.
+func (d *Driver) activateJail(ctx context.Context, name string) error {
+	r, err := d.exec(ctx, "service", "jail", "restart", name)
+	if err != nil {
+		return err
+	}
+	running, err := d.JailRunning(ctx, name)
+	if err != nil {
+		return err
+	}
+	if running {
+		return nil
+	}
+	out := append(append([]byte{}, r.Stdout...), r.Stderr...)
+	if reason, ok := ServiceJailFailure(out, name); ok {
+		return &JailStartError{Jail: name, Reason: reason}
+	}
+	return &JailStartError{Jail: name, Reason: "not running after service jail restart (jls -j " + name + ")"}
+}
+
+// JailStartError: a jail did not come up.
+type JailStartError struct {
+	Jail   string
+	Reason string
+}
+
+func (e *JailStartError) Error() string { return "jail " + e.Jail + " did not start: " + e.Reason }
+
+// activateNetif restarts one interface only. A bare `service netif
+// restart` destroys every cloned interface, including the epairs of
+// running vnet jails, and `service routing restart` flushes every route;
+// neither is ever run. `netif restart IF` re-adds IF's own static routes
+// (FREEBSD.md 5.3). Whether IF may be restarted at all is the engine's
+// call (manifest netif_restart).
+func (d *Driver) activateNetif(ctx context.Context, ifname string) error {
+	if _, err := d.exec(ctx, "service", "netif", "restart", ifname); err != nil {
+		return err
+	}
+	_, err := d.exec(ctx, "ifconfig", ifname)
+	return err
+}
+
+// activateWireGuard applies a changed wg-quick config. A running
+// interface gets `wg syncconf` with the stripped config, which changes only
+// what differs and keeps peer sessions (FREEBSD.md 8); addresses and routes
+// in the [Interface] section need a restart of the interface by hand. A
+// missing interface is brought up with wg-quick.
+func (d *Driver) activateWireGuard(ctx context.Context, ifname string) error {
+	r, err := d.run.Run(ctx, "wg", "show", ifname)
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 {
+		_, err := d.exec(ctx, "wg-quick", "up", ifname)
+		return err
+	}
+	strip, err := d.exec(ctx, "wg-quick", "strip", ifname)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "rigger-wg-") // 0700: holds a private key
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, ifname+".conf")
+	if err := os.WriteFile(tmp, strip.Stdout, 0o600); err != nil {
+		return err
+	}
+	_, err = d.exec(ctx, "wg", "syncconf", ifname, tmp)
+	return err
+}
+
+// JailRunning asks jls(8). A missing jail is "not running", not an error.
+func (d *Driver) JailRunning(ctx context.Context, name string) (bool, error) {
+	argv := []string{"jls", "--libxo", "json", "-v", "-j", name}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return false, err
+	}
+	if r.ExitCode != 0 {
+		if strings.Contains(string(r.Stderr), "not found") {
+			return false, nil
+		}
+		return false, commandError(argv, r)
+	}
+	jails, err := ParseJLS(r.Stdout)
+	if err != nil {
+		return false, err
+	}
+	for _, j := range jails {
+		if (j.Name == name || j.Name == "") && (j.State == "" || j.State == "ACTIVE") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// PFEnabled reports pf enabled (pfctl -s info) with rules loaded
+// (pfctl -s rules prints at least one). pf.ko not loaded means disabled.
+func (d *Driver) PFEnabled(ctx context.Context) (bool, error) {
+	argv := []string{"pfctl", "-s", "info"}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return false, err
+	}
+	if r.ExitCode != 0 {
+		if strings.Contains(string(r.Stderr), "No such file or directory") {
+			return false, nil // /dev/pf missing: pf.ko not loaded
+		}
+		return false, commandError(argv, r)
+	}
+	on, err := ParsePFInfo(r.Stdout)
+	if err != nil || !on {
+		return false, err
+	}
+	rules, err := d.exec(ctx, "pfctl", "-s", "rules")
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(rules.Stdout)) != "", nil
+}

@@ -1,0 +1,250 @@
+// Package freebsd is the host driver for a real FreeBSD host: it checks
+// staged files with the system's own tools (pfctl -nf, jail -e, sh -n) and
+// activates units with pfctl, service(8), jls(8) and wg(8), exactly as
+// reference/FREEBSD.md records them. Every command goes through a Runner,
+// so the parsing is tested on Linux against outputs recorded on FreeBSD.
+package freebsd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+func init() {
+	apply.RegisterDriver("freebsd", func(o apply.DriverOptions) (apply.Driver, error) {
+		return New(o, ExecRunner{}), nil
+	})
+}
+
+// Driver drives a FreeBSD host. It starts nothing of its own: Close is a
+// no-op and jails keep running when the agent exits.
+type Driver struct {
+	root string
+	run  Runner
+	log  *slog.Logger
+}
+
+var _ apply.Driver = (*Driver)(nil)
+
+// New returns a driver for the host under opts.Root ("/" on a real host),
+// running commands through r.
+func New(opts apply.DriverOptions, r Runner) *Driver {
+	root := opts.Root
+	if root == "" {
+		root = "/"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Driver{root: filepath.Clean(root), run: r, log: log}
+}
+
+func (d *Driver) Name() string { return "freebsd" }
+func (d *Driver) Close() error { return nil }
+
+// host maps an absolute host path under the driver's root.
+func (d *Driver) host(p string) string { return filepath.Join(d.root, filepath.FromSlash(p)) }
+
+// exec runs argv and fails on a non-zero exit.
+func (d *Driver) exec(ctx context.Context, argv ...string) (Result, error) {
+	d.log.Debug("run", "argv", argv)
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return r, err
+	}
+	if r.ExitCode != 0 {
+		return r, commandError(argv, r)
+	}
+	return r, nil
+}
+
+// Precheck checks the staged tree with the host's tools; see checkPF for
+// how staged table files are the ones pfctl reads.
+func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File) error {
+	staged := map[string]bool{}
+	for _, f := range files {
+		staged[path.Clean(f.Path)] = true
+	}
+	var errs []error
+	if staged[layout.PFConf] {
+		errs = append(errs, d.checkPF(ctx, stage, staged)...)
+	}
+	for _, f := range files {
+		p := path.Clean(f.Path)
+		if u, err := verify.ParseUnit(f.Unit); err == nil && u.Kind == verify.UnitPFTable {
+			if src, err := os.ReadFile(filepath.Join(stage, p)); err != nil {
+				errs = append(errs, &layout.FileError{File: p, Msg: err.Error()})
+			} else if _, err := layout.ParseTableFile(p, src); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		switch {
+		case layout.IsJailConf(p):
+			errs = append(errs, d.checkJailConf(ctx, stage, p, staged)...)
+		case layout.IsRCFile(p):
+			errs = append(errs, d.checkSh(ctx, stage, p)...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unstage maps a path a tool printed back to the host path.
+func unstage(stage string, names map[string]string) func(string) string {
+	stage = filepath.Clean(stage)
+	return func(s string) string {
+		for tmp, host := range names {
+			s = strings.ReplaceAll(s, tmp, host)
+		}
+		return strings.ReplaceAll(s, stage+"/", "/")
+	}
+}
+
+// checkPF runs pfctl -nf on the staged pf.conf. pfctl reads table files
+// and includes at parse time, by the absolute paths written in pf.conf,
+// which name the live host files. So the staged pf.conf (and each staged
+// include, recursively) is copied to a temp dir beside the stage with
+// every `file "P"` / `include "P"` that the bundle carries rewritten to
+// stage/P; paths the bundle does not carry keep naming the host's file.
+// The rewrite never adds or removes a line, so pfctl's FILE:LINE errors
+// map back to the host path exactly. (A path held in a macro is not
+// rewritten: pf.conf in the wild writes table paths literally.)
+func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bool) []error {
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(stage)), ".pfcheck-")
+	if err != nil {
+		return []error{fmt.Errorf("pf pre-check: %w", err)}
+	}
+	defer os.RemoveAll(tmp)
+	names := map[string]string{} // temp copy -> host path
+	var rewrite func(hostPath string, depth int) (string, error)
+	rewrite = func(hostPath string, depth int) (string, error) {
+		src, err := os.ReadFile(filepath.Join(stage, hostPath))
+		if err != nil {
+			return "", err
+		}
+		out := layout.RewritePaths(src, func(kind, p string) (string, bool) {
+			if !path.IsAbs(p) {
+				return "", false
+			}
+			p = path.Clean(p)
+			if staged[p] {
+				if kind == "include" && depth < 8 {
+					if np, err := rewrite(p, depth+1); err == nil {
+						return np, true
+					}
+				}
+				return filepath.Join(stage, p), true
+			}
+			if d.root != "/" {
+				return d.host(p), true
+			}
+			return "", false
+		})
+		name := filepath.Join(tmp, fmt.Sprintf("%d-%s", len(names), path.Base(hostPath)))
+		if err := os.WriteFile(name, out, 0o600); err != nil {
+			return "", err
+		}
+		names[name] = hostPath
+		return name, nil
+	}
+	conf, err := rewrite(layout.PFConf, 0)
+	if err != nil {
+		return []error{&layout.FileError{File: layout.PFConf, Msg: err.Error()}}
+	}
+	argv := []string{"pfctl", "-n", "-f", conf}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return []error{fmt.Errorf("pf pre-check: %w", err)}
+	}
+	if r.ExitCode == 0 {
+		return nil
+	}
+	errs := ParseToolErrors(r.Stderr, layout.PFConf, unstage(stage, names))
+	if len(errs) == 0 {
+		errs = append(errs, &layout.FileError{File: layout.PFConf, Msg: commandError(argv, r).Error()})
+	}
+	return errs
+}
+
+// checkJailConf runs `jail -f CONF -e ,`: jail(8) parses the file and
+// lists the configured jails without creating, changing or removing any.
+// `.include` paths the bundle carries are pointed at the stage, as for pf.
+func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[string]bool) []error {
+	src, err := os.ReadFile(filepath.Join(stage, p))
+	if err != nil {
+		return []error{&layout.FileError{File: p, Msg: err.Error()}}
+	}
+	names := map[string]string{}
+	conf := filepath.Join(stage, p)
+	rewritten := layout.RewritePaths(src, func(kind, inc string) (string, bool) {
+		if kind != "include" || !path.IsAbs(inc) {
+			return "", false
+		}
+		for s := range staged {
+			if ok, _ := path.Match(inc, s); ok || s == inc {
+				return filepath.Join(stage, inc), true
+			}
+		}
+		if d.root != "/" {
+			return d.host(inc), true
+		}
+		return "", false
+	})
+	if string(rewritten) != string(src) {
+		f, err := os.CreateTemp(filepath.Dir(filepath.Clean(stage)), ".jailcheck-*.conf")
+		if err != nil {
+			return []error{fmt.Errorf("jail pre-check: %w", err)}
+		}
+		defer os.Remove(f.Name())
+		_, werr := f.Write(rewritten)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return []error{fmt.Errorf("jail pre-check: %w", werr)}
+		}
+		conf = f.Name()
+		names[conf] = p
+	}
+	argv := []string{"jail", "-f", conf, "-e", ","}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return []error{fmt.Errorf("jail pre-check: %w", err)}
+	}
+	if r.ExitCode == 0 {
+		return nil
+	}
+	errs := ParseToolErrors(r.Stderr, p, unstage(stage, names))
+	if len(errs) == 0 {
+		errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
+	}
+	return errs
+}
+
+// checkSh runs sh -n (parse, never execute) on a staged rc file.
+func (d *Driver) checkSh(ctx context.Context, stage, p string) []error {
+	argv := []string{"sh", "-n", filepath.Join(stage, p)}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return []error{fmt.Errorf("sh -n %s: %w", p, err)}
+	}
+	if r.ExitCode == 0 {
+		return nil
+	}
+	errs := ParseToolErrors(r.Stderr, p, unstage(stage, nil))
+	if len(errs) == 0 {
+		errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
+	}
+	return errs
+}

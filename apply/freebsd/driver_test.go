@@ -1,0 +1,590 @@
+package freebsd
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// step is one expected command and the recorded reply.
+type step struct {
+	argv  []string // "*" matches any single argument
+	reply func(t *testing.T, argv []string) Result
+}
+
+// fakeOS replays recorded outputs and fails the test on any command it
+// was not told to expect, in order (tailscale's fakeOS pattern).
+type fakeOS struct {
+	t     *testing.T
+	steps []step
+	calls []string
+}
+
+func (f *fakeOS) Run(_ context.Context, argv ...string) (Result, error) {
+	f.t.Helper()
+	f.calls = append(f.calls, strings.Join(argv, " "))
+	if len(f.steps) == 0 {
+		f.t.Fatalf("unexpected command %q", argv)
+	}
+	s := f.steps[0]
+	f.steps = f.steps[1:]
+	if !match(s.argv, argv) {
+		f.t.Fatalf("command %q, want %q", argv, s.argv)
+	}
+	if s.reply == nil {
+		return Result{}, nil
+	}
+	return s.reply(f.t, argv), nil
+}
+
+func (f *fakeOS) done() {
+	f.t.Helper()
+	if len(f.steps) > 0 {
+		f.t.Fatalf("expected commands not run: %v (ran %q)", f.steps[0].argv, f.calls)
+	}
+}
+
+func match(pat, argv []string) bool {
+	if len(pat) != len(argv) {
+		return false
+	}
+	for i := range pat {
+		if pat[i] != "*" && pat[i] != argv[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func recorded(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// out replies with a recorded stdout/stderr and exit code. In pfctl and sh
+// outputs, the recorded /etc/pf.conf or /etc/rc.conf stands for the last
+// argument (the file the tool was given).
+func out(stdout, stderr string, code int) func(*testing.T, []string) Result {
+	return func(t *testing.T, argv []string) Result {
+		r := Result{ExitCode: code}
+		if stdout != "" {
+			r.Stdout = recorded(t, stdout)
+		}
+		if stderr != "" {
+			e := string(recorded(t, stderr))
+			last := argv[len(argv)-1]
+			e = strings.ReplaceAll(e, "/etc/pf.conf:", last+":")
+			e = strings.ReplaceAll(e, "/etc/rc.conf:", last+":")
+			r.Stderr = []byte(e)
+		}
+		return r
+	}
+}
+
+func newDriver(t *testing.T, root string, steps ...step) (*Driver, *fakeOS) {
+	f := &fakeOS{t: t, steps: steps}
+	t.Cleanup(f.done)
+	return New(apply.DriverOptions{Root: root}, f), f
+}
+
+func write(t *testing.T, root, p, content string) {
+	t.Helper()
+	full := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const pfConf = `ext = "xnic"
+table <martians> persist file "/etc/ips_martians"
+table <blocklist> persist file "/etc/ips_blocklist"
+table <ratelimit> persist
+include "/etc/pf.d/tunnels.conf"
+block in all
+`
+
+// stageTree lays out a staged bundle and returns its manifest files.
+func stageTree(t *testing.T) (string, []verify.File) {
+	stage := filepath.Join(t.TempDir(), "stage")
+	files := map[string]string{
+		"/etc/pf.conf":            pfConf,
+		"/etc/ips_martians":       "10.0.0.0/8\n",
+		"/etc/pf.d/tunnels.conf":  "table <peers> file \"/etc/ips_peers\"\npass in proto tcp to port 5433\n",
+		"/etc/ips_peers":          "192.0.2.7\n",
+		"/etc/jail.conf":          "path = \"/jails/$name\";\npg_j { vnet; vnet.interface = pg_b; }\n",
+		"/etc/rc.conf":            "pf_enable=\"YES\"\n",
+		"/jails/pg_j/etc/rc.conf": "spiped_enable=\"YES\"\n",
+		"/usr/local/etc/rigger/x": "not checked\n",
+	}
+	var mf []verify.File
+	for p, c := range files {
+		write(t, stage, p, c)
+		unit := "none"
+		if p == "/etc/ips_martians" {
+			unit = "pf-table:martians"
+		}
+		mf = append(mf, verify.File{Path: p, Unit: unit})
+	}
+	return stage, mf
+}
+
+func TestPrecheckUsesStagedTableFiles(t *testing.T) {
+	stage, files := stageTree(t)
+	var pfSrc, incSrc string
+	// pf first; the others in manifest order, so in any order here.
+	run := &anyOrder{t: t, rest: map[string]Result{
+		"jail -f " + filepath.Join(stage, "etc/jail.conf") + " -e ,": {},
+		"sh -n " + filepath.Join(stage, "etc/rc.conf"):               {},
+		"sh -n " + filepath.Join(stage, "jails/pg_j/etc/rc.conf"):    {},
+	}, firstStep: step{argv: []string{"pfctl", "-n", "-f", "*"}, reply: func(t *testing.T, argv []string) Result {
+		b, err := os.ReadFile(argv[3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pfSrc = string(b)
+		inc := strings.Split(strings.Split(pfSrc, `include "`)[1], `"`)[0]
+		b, err = os.ReadFile(inc)
+		if err != nil {
+			t.Fatalf("rewritten include %s: %v", inc, err)
+		}
+		incSrc = string(b)
+		return Result{}
+	}}}
+	d := New(apply.DriverOptions{Root: "/"}, run)
+	if err := d.Precheck(context.Background(), stage, files); err != nil {
+		t.Fatal(err)
+	}
+	if want := `file "` + filepath.Join(stage, "etc/ips_martians") + `"`; !strings.Contains(pfSrc, want) {
+		t.Errorf("pf.conf given to pfctl lacks %s:\n%s", want, pfSrc)
+	}
+	if !strings.Contains(pfSrc, `file "/etc/ips_blocklist"`) {
+		t.Errorf("unstaged table file should keep its host path:\n%s", pfSrc)
+	}
+	if want := `file "` + filepath.Join(stage, "etc/ips_peers") + `"`; !strings.Contains(incSrc, want) {
+		t.Errorf("included file lacks %s:\n%s", want, incSrc)
+	}
+	if strings.Count(pfSrc, "\n") != strings.Count(pfConf, "\n") {
+		t.Error("rewrite changed pf.conf's line count")
+	}
+	if len(run.rest) > 0 {
+		t.Errorf("checks not run: %v", run.rest)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(stage), ".pfcheck-*")); len(left) > 0 {
+		t.Errorf("temp files left: %v", left)
+	}
+}
+
+// anyOrder expects firstStep first, then each of rest exactly once.
+type anyOrder struct {
+	t         *testing.T
+	firstStep step
+	began     bool
+	rest      map[string]Result
+}
+
+func (a *anyOrder) Run(_ context.Context, argv ...string) (Result, error) {
+	a.t.Helper()
+	if !a.began {
+		a.began = true
+		if !match(a.firstStep.argv, argv) {
+			a.t.Fatalf("first command %q, want %q", argv, a.firstStep.argv)
+		}
+		return a.firstStep.reply(a.t, argv), nil
+	}
+	k := strings.Join(argv, " ")
+	r, ok := a.rest[k]
+	if !ok {
+		a.t.Fatalf("unexpected command %q (left: %v)", k, a.rest)
+	}
+	delete(a.rest, k)
+	return r, nil
+}
+
+func TestPrecheckErrorsNameHostPaths(t *testing.T) {
+	stage, files := stageTree(t)
+	write(t, stage, "/etc/ips_martians", "10.0.0.300\n")
+	replies := map[string]func(*testing.T, []string) Result{
+		"pfctl": out("", "pfctl_nf_errors.stderr", 1),
+		"jail":  out("", "jail_e_syntax.stderr", 1),
+		"sh":    out("", "sh_n_unterminated.stderr", 2),
+	}
+	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+		if argv[0] == "jail" {
+			r := replies["jail"](t, argv)
+			r.Stderr = []byte(strings.ReplaceAll(string(r.Stderr), "/etc/jail.conf", argv[2]))
+			return r
+		}
+		return replies[argv[0]](t, argv)
+	}))
+	err := d.Precheck(context.Background(), stage, files)
+	if err == nil {
+		t.Fatal("Precheck passed broken files")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"/etc/pf.conf:3: syntax error",
+		"/etc/pf.conf:9: macro 'pg_port' not defined",
+		"/etc/ips_martians:1:",
+		"/etc/jail.conf:7: }: syntax error",
+		"/etc/rc.conf:3: Syntax error: Unterminated quoted string",
+		"/jails/pg_j/etc/rc.conf:3: Syntax error",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, stage) || strings.Contains(msg, ".pfcheck-") {
+		t.Errorf("error leaks staging paths:\n%s", msg)
+	}
+	var fe *layout.FileError
+	if !errors.As(err, &fe) {
+		t.Errorf("error is not a FileError: %T", err)
+	}
+}
+
+func TestPrecheckCannotLoadTableFile(t *testing.T) {
+	stage, files := stageTree(t)
+	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+		if argv[0] != "pfctl" {
+			return Result{}
+		}
+		// pfctl names the table file as written in the (rewritten) pf.conf.
+		e := strings.ReplaceAll(string(recorded(t, "pfctl_nf_cannot_load.stderr")), `"/etc/ips_martians"`, `"`+filepath.Join(stage, "etc/ips_martians")+`"`)
+		e = strings.ReplaceAll(e, "/etc/pf.conf:", argv[3]+":")
+		return Result{ExitCode: 1, Stderr: []byte(e)}
+	}))
+	err := d.Precheck(context.Background(), stage, files)
+	if err == nil || !strings.Contains(err.Error(), `/etc/pf.conf:4: cannot load "/etc/ips_martians": Invalid argument`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPrecheckNeedsPF(t *testing.T) {
+	stage, files := stageTree(t)
+	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+		if argv[0] != "pfctl" {
+			return Result{}
+		}
+		return Result{ExitCode: 1, Stderr: recorded(t, "pfctl_netlink_noent.stderr")}
+	}))
+	err := d.Precheck(context.Background(), stage, files)
+	if err == nil || !strings.Contains(err.Error(), "/etc/pf.conf: Failed to open netlink: No such file or directory") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+type runFunc func(argv []string) Result
+
+func (f runFunc) Run(_ context.Context, argv ...string) (Result, error) { return f(argv), nil }
+
+func TestActivatePF(t *testing.T) {
+	root := t.TempDir()
+	conf := filepath.Join(root, "etc/pf.conf")
+	d, f := newDriver(t, root,
+		step{argv: []string{"pfctl", "-n", "-f", conf}},
+		step{argv: []string{"pfctl", "-f", conf}},
+		step{argv: []string{"pfctl", "-s", "info"}, reply: out("pfctl_s_info_disabled.txt", "", 0)},
+		step{argv: []string{"pfctl", "-e"}, reply: out("", "pfctl_e.stderr", 0)},
+	)
+	if err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitPF}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f.calls {
+		if strings.Contains(c, "service pf") || strings.Contains(c, "-F") {
+			t.Errorf("must never flush or restart pf: %q", c)
+		}
+	}
+}
+
+func TestActivatePFRefusesBrokenRules(t *testing.T) {
+	root := t.TempDir()
+	conf := filepath.Join(root, "etc/pf.conf")
+	d, _ := newDriver(t, root,
+		step{argv: []string{"pfctl", "-n", "-f", conf}, reply: out("", "pfctl_nf_errors.stderr", 1)},
+	)
+	err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitPF})
+	if err == nil || !strings.Contains(err.Error(), conf+":3: syntax error") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestActivatePFLoadFails(t *testing.T) {
+	root := t.TempDir()
+	conf := filepath.Join(root, "etc/pf.conf")
+	d, _ := newDriver(t, root,
+		step{argv: []string{"pfctl", "-n", "-f", conf}},
+		step{argv: []string{"pfctl", "-f", conf}, reply: out("", "pfctl_f_syntax.stderr", 1)},
+	)
+	err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitPF})
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.ExitCode != 1 || !strings.Contains(ce.Output, "pf rules not loaded") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestActivateTable(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "/etc/pf.conf", pfConf)
+	write(t, root, "/etc/pf.d/tunnels.conf", "table <peers> file \"/etc/ips_peers\" file \"/etc/ips_peers2\"\n")
+	write(t, root, "/etc/ips_peers", "192.0.2.7\n")
+	write(t, root, "/etc/ips_peers2", "192.0.2.8\n")
+	d, _ := newDriver(t, root,
+		step{argv: []string{"pfctl", "-t", "martians", "-T", "replace", "-f", filepath.Join(root, "etc/ips_martians")}, reply: out("", "pfctl_T_replace.stderr", 0)},
+		step{argv: []string{"pfctl", "-t", "peers", "-T", "replace", "-f", "*"}, reply: func(t *testing.T, argv []string) Result {
+			b, err := os.ReadFile(argv[6])
+			if err != nil || string(b) != "192.0.2.7\n\n192.0.2.8\n\n" {
+				t.Errorf("concatenated table file = %q, %v", b, err)
+			}
+			return Result{}
+		}},
+		step{argv: []string{"pfctl", "-t", "blocklist", "-T", "replace", "-f", filepath.Join(root, "etc/ips_blocklist")}, reply: out("", "pfctl_T_notable.stderr", 255)},
+	)
+	ctx := context.Background()
+	if err := d.Activate(ctx, verify.Unit{Kind: verify.UnitPFTable, Name: "martians"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Activate(ctx, verify.Unit{Kind: verify.UnitPFTable, Name: "peers"}); err != nil {
+		t.Fatal(err)
+	}
+	err := d.Activate(ctx, verify.Unit{Kind: verify.UnitPFTable, Name: "blocklist"})
+	if err == nil || !strings.Contains(err.Error(), "Table does not exist") {
+		t.Fatalf("blocklist: err = %v", err)
+	}
+	for _, tc := range []struct{ table, want string }{
+		{"ratelimit", "declared without a file"},
+		{"nosuch", "not declared in /etc/pf.conf"},
+	} {
+		err := d.Activate(ctx, verify.Unit{Kind: verify.UnitPFTable, Name: tc.table})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.table, err, tc.want)
+		}
+	}
+}
+
+func TestActivateJail(t *testing.T) {
+	ctx := context.Background()
+	jls := []string{"jls", "--libxo", "json", "-v", "-j", "pg_j"}
+	restart := []string{"service", "jail", "restart", "pg_j"}
+	t.Run("started", func(t *testing.T) {
+		d, _ := newDriver(t, "/",
+			step{argv: restart, reply: out("service_jail_restart_ok.txt", "", 0)},
+			step{argv: jls, reply: out("jls_v_pg_j.json", "", 0)},
+		)
+		if err := d.Activate(ctx, verify.Unit{Kind: verify.UnitJail, Jail: "pg_j"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, tc := range []struct{ rec, want string }{
+		{"service_jail_restart_nopath.txt", "jail: pg_j: path /jails/pg_j: No such file or directory"},
+		{"service_jail_restart_vnet.txt", "ifconfig: interface pg_b does not exist; jail: pg_j: ifconfig pg_b vnet pg_j: failed"},
+	} {
+		t.Run(tc.rec, func(t *testing.T) {
+			// rc.d/jail exits 0 on failure: only jls tells.
+			d, _ := newDriver(t, "/",
+				step{argv: restart, reply: out(tc.rec, "", 0)},
+				step{argv: jls, reply: out("", "jls_notfound.stderr", 1)},
+			)
+			err := d.Activate(ctx, verify.Unit{Kind: verify.UnitJail, Jail: "pg_j"})
+			var je *JailStartError
+			if !errors.As(err, &je) || je.Jail != "pg_j" || je.Reason != tc.want {
+				t.Fatalf("err = %#v (%v), want reason %q", je, err, tc.want)
+			}
+		})
+	}
+	t.Run("silent failure", func(t *testing.T) {
+		d, _ := newDriver(t, "/",
+			step{argv: restart, reply: out("service_jail_restart_ok.txt", "", 0)},
+			step{argv: jls, reply: out("jls_v_pg_j_dying.json", "", 0)},
+		)
+		if err := d.Activate(ctx, verify.Unit{Kind: verify.UnitJail, Jail: "pg_j"}); err == nil {
+			t.Fatal("a dying jail passed")
+		}
+	})
+}
+
+func TestJailRunning(t *testing.T) {
+	jls := []string{"jls", "--libxo", "json", "-v", "-j", "pg_j"}
+	for _, tc := range []struct {
+		reply   func(*testing.T, []string) Result
+		want    bool
+		wantErr bool
+	}{
+		{out("jls_v_pg_j.json", "", 0), true, false},
+		{out("jls_v_pg_j_dying.json", "", 0), false, false},
+		{out("", "jls_notfound.stderr", 1), false, false},
+		{func(*testing.T, []string) Result {
+			return Result{ExitCode: 1, Stderr: []byte("jls: sysctl: Operation not permitted\n")}
+		}, false, true},
+	} {
+		d, _ := newDriver(t, "/", step{argv: jls, reply: tc.reply})
+		got, err := d.JailRunning(context.Background(), "pg_j")
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("JailRunning = %v, %v; want %v, err %v", got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestPFEnabled(t *testing.T) {
+	info := []string{"pfctl", "-s", "info"}
+	rules := []string{"pfctl", "-s", "rules"}
+	for name, tc := range map[string]struct {
+		steps   []step
+		want    bool
+		wantErr bool
+	}{
+		"enabled":    {[]step{{info, out("pfctl_s_info_enabled.txt", "", 0)}, {rules, out("pfctl_s_rules.txt", "", 0)}}, true, false},
+		"no rules":   {[]step{{info, out("pfctl_s_info_enabled.txt", "", 0)}, {rules, nil}}, false, false},
+		"disabled":   {[]step{{info, out("pfctl_s_info_disabled.txt", "", 0)}}, false, false},
+		"not loaded": {[]step{{info, out("", "pfctl_netlink_noent.stderr", 1)}}, false, false},
+		"not root":   {[]step{{info, out("", "pfctl_netlink_perm.stderr", 1)}}, false, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, _ := newDriver(t, "/", tc.steps...)
+			got, err := d.PFEnabled(context.Background())
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Errorf("PFEnabled = %v, %v; want %v, err %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestActivateServicesAndNetif(t *testing.T) {
+	d, f := newDriver(t, "/",
+		step{argv: []string{"service", "-j", "pg_j", "postgresql", "restart"}},
+		step{argv: []string{"service", "sshd", "restart"}},
+		step{argv: []string{"service", "sysctl", "restart"}},
+		step{argv: []string{"service", "netif", "restart", "ngx_a"}},
+		step{argv: []string{"ifconfig", "ngx_a"}},
+		step{argv: []string{"service", "nginx", "restart"}, reply: func(*testing.T, []string) Result {
+			return Result{ExitCode: 1, Stdout: []byte("Cannot 'restart' nginx. Set nginx_enable to YES in /etc/rc.conf or use 'onerestart' instead of 'restart'.\n")}
+		}},
+	)
+	ctx := context.Background()
+	for _, u := range []string{"jail-service:pg_j:postgresql", "service:sshd", "sysctl", "netif:ngx_a", "cron", "none", "reboot-required"} {
+		unit, err := verify.ParseUnit(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Activate(ctx, unit); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+	}
+	err := d.Activate(ctx, verify.Unit{Kind: verify.UnitService, Name: "nginx"})
+	if err == nil || !strings.Contains(err.Error(), "Set nginx_enable to YES") {
+		t.Fatalf("err = %v", err)
+	}
+	want := []string{"service -j pg_j postgresql restart", "service sshd restart", "service sysctl restart", "service netif restart ngx_a", "ifconfig ngx_a", "service nginx restart"}
+	if !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("calls = %q\nwant %q", f.calls, want)
+	}
+}
+
+func TestActivateWireGuard(t *testing.T) {
+	ctx := context.Background()
+	stripped := "[Interface]\nPrivateKey = x\n"
+	d, _ := newDriver(t, "/",
+		step{argv: []string{"wg", "show", "wg0"}},
+		step{argv: []string{"wg-quick", "strip", "wg0"}, reply: func(*testing.T, []string) Result { return Result{Stdout: []byte(stripped)} }},
+		step{argv: []string{"wg", "syncconf", "wg0", "*"}, reply: func(t *testing.T, argv []string) Result {
+			b, err := os.ReadFile(argv[3])
+			if err != nil || string(b) != stripped {
+				t.Errorf("syncconf file = %q, %v", b, err)
+			}
+			if fi, err := os.Stat(argv[3]); err == nil && fi.Mode().Perm() != 0o600 {
+				t.Errorf("stripped config mode %v, want 0600 (private key)", fi.Mode())
+			}
+			return Result{}
+		}},
+		step{argv: []string{"wg", "show", "wg1"}, reply: func(*testing.T, []string) Result {
+			return Result{ExitCode: 1, Stderr: []byte("Unable to access interface: No such file or directory\n")}
+		}},
+		step{argv: []string{"wg-quick", "up", "wg1"}},
+	)
+	for _, u := range []string{"wireguard:wg0", "wireguard:wg1"} {
+		unit, _ := verify.ParseUnit(u)
+		if err := d.Activate(ctx, unit); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+	}
+}
+
+func TestParseJLSDefault(t *testing.T) {
+	js, err := ParseJLS(recorded(t, "jls_default.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []JailInfo{
+		{JID: 3, Hostname: "node_j.example.org", Path: "/jails/node_j"},
+		{JID: 4, Hostname: "nginx_j", Path: "/jails/nginx_j", IPv4: []string{"10.0.2.40"}},
+	}
+	if !reflect.DeepEqual(js, want) {
+		t.Errorf("ParseJLS = %+v\nwant %+v", js, want)
+	}
+	if _, err := ParseJLS([]byte(`{"__version": "1", "jail-information": {"jail": []}}`)); err == nil {
+		t.Error("accepted an unknown libxo version")
+	}
+}
+
+func TestExecRunner(t *testing.T) {
+	r, err := ExecRunner{}.Run(context.Background(), "sh", "-c", "echo out; echo err >&2; exit 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ExitCode != 3 || string(r.Stdout) != "out\n" || string(r.Stderr) != "err\n" {
+		t.Errorf("Run = %+v", r)
+	}
+	if _, err := (ExecRunner{}).Run(context.Background(), "/nonexistent/tool"); err == nil {
+		t.Error("a missing binary is an error")
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	d, err := apply.NewDriver("freebsd", apply.DriverOptions{Root: "/"})
+	if err != nil || d.Name() != "freebsd" {
+		t.Fatalf("NewDriver = %v, %v", d, err)
+	}
+}
+
+func FuzzParseJLS(f *testing.F) {
+	for _, n := range []string{"jls_v_pg_j.json", "jls_default.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { ParseJLS(b) })
+}
+
+func FuzzParseToolErrors(f *testing.F) {
+	for _, n := range []string{"pfctl_nf_errors.stderr", "jail_e_syntax.stderr", "sh_n_unterminated.stderr", "pfctl_f_syntax.stderr"} {
+		b, err := os.ReadFile(filepath.Join("testdata", n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, e := range ParseToolErrors(b, "/etc/pf.conf", func(s string) string { return s }) {
+			var fe *layout.FileError
+			if !errors.As(e, &fe) || fe.File == "" || fe.Line < 0 {
+				t.Fatalf("bad error %#v", e)
+			}
+		}
+	})
+}
