@@ -3,9 +3,12 @@
 package topology
 
 import (
-	"errors"
+	"fmt"
+	"io/fs"
+	"text/template"
 	"time"
 
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -16,6 +19,16 @@ import (
 // Repo is a loaded and validated infra repo.
 type Repo struct {
 	Dir string
+
+	fsys    fs.FS
+	file    *File
+	pos     *positions
+	paths   policy.Paths
+	hosts   map[string]*host
+	names   []string
+	tmpls   map[string]*template.Template
+	sources map[string][]byte
+	renders map[string]*HostRender
 }
 
 // HostRender is everything the bundler needs to pack one host's bundle.
@@ -30,6 +43,9 @@ type HostRender struct {
 	Secrets []string
 	// NetifRestart lists interfaces the agent may restart one by one.
 	NetifRestart []string
+	// TunnelPorts are the ports of spiped tunnels crossing hosts that pf
+	// must pass (for lint.Options).
+	TunnelPorts []int
 }
 
 // RenderedFile is one target file with its metadata and contents.
@@ -42,16 +58,25 @@ type RenderedFile struct {
 	Content []byte
 }
 
-// Load reads, strictly decodes and validates the infra repo in dir. The
-// error, if any, lists every problem found (see Problems).
-func Load(dir string) (*Repo, error) {
-	return nil, errors.New("topology: not implemented yet")
-}
-
 // Hosts returns the host names in sorted order.
-func (r *Repo) Hosts() []string { return nil }
+func (r *Repo) Hosts() []string { return append([]string(nil), r.names...) }
 
-// Render renders one host.
+// Render renders one host. The result is a pure function of the repo
+// content; callers may modify it.
 func (r *Repo) Render(host string) (*HostRender, error) {
-	return nil, errors.New("topology: not implemented yet")
+	hr := r.renders[host]
+	if hr == nil {
+		return nil, fmt.Errorf("render: unknown host %q", host)
+	}
+	out := *hr
+	out.Files = make([]RenderedFile, len(hr.Files))
+	for i, f := range hr.Files {
+		f.Content = append([]byte(nil), f.Content...)
+		out.Files[i] = f
+	}
+	out.Health = append([]verify.Check(nil), hr.Health...)
+	out.Secrets = append([]string(nil), hr.Secrets...)
+	out.NetifRestart = append([]string(nil), hr.NetifRestart...)
+	out.TunnelPorts = append([]int(nil), hr.TunnelPorts...)
+	return &out, nil
 }

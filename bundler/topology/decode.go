@@ -1,0 +1,179 @@
+package topology
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// TopologyFile is the name of the topology inside an infra repo.
+const TopologyFile = "topology.yaml"
+
+// Decode strictly decodes a topology file. Unknown keys, wrong types and
+// duplicate keys are Problems naming file:line. It does not validate.
+func Decode(name string, data []byte) (*File, error) {
+	f, _, err := decodeFile(name, data)
+	return f, err
+}
+
+// decodeFile is Decode plus the positions of every decoded item.
+func decodeFile(name string, data []byte) (*File, *positions, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, yamlErrors(name, err)
+	}
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, yamlErrors(name, err)
+	}
+	pos := &positions{file: name, nodes: map[any]*yaml.Node{}, keys: map[mapKey]int{}}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	pos.annotate(reflect.ValueOf(&f), doc)
+	return &f, pos, nil
+}
+
+func yamlErrors(name string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		ps := make(Problems, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			ps = append(ps, yamlProblem(name, e))
+		}
+		return ps.sorted()
+	}
+	return Problems{yamlProblem(name, err.Error())}
+}
+
+// positions remembers where each decoded struct (by pointer) and each map
+// key came from, so semantic problems can name file:line.
+type positions struct {
+	file  string
+	nodes map[any]*yaml.Node
+	keys  map[mapKey]int
+}
+
+type mapKey struct {
+	m uintptr
+	k string
+}
+
+// annotate walks a decoded value and its node in step.
+func (p *positions) annotate(v reflect.Value, n *yaml.Node) {
+	if n == nil || !v.IsValid() {
+		return
+	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return
+		}
+		p.nodes[v.Interface()] = n
+		p.annotate(v.Elem(), n)
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			tag := t.Field(i).Tag.Get("yaml")
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" {
+				continue
+			}
+			if opts == "inline" {
+				p.annotate(v.Field(i), n)
+				continue
+			}
+			if vn := mapValue(n, name); vn != nil {
+				p.annotate(v.Field(i), vn)
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i := 0; i < v.Len() && i < len(n.Content); i++ {
+			p.annotate(v.Index(i), n.Content[i])
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode || v.IsNil() {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			p.keys[mapKey{v.Pointer(), k.Value}] = k.Line
+			if v.Type().Key().Kind() == reflect.String {
+				p.annotate(v.MapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key())), n.Content[i+1])
+			}
+		}
+	}
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// at returns the position of a decoded item, or of one of its keys when
+// field is set (falling back to the item itself).
+func (p *positions) at(item any, field string) Pos {
+	if p == nil {
+		return Pos{}
+	}
+	n := p.nodes[item]
+	if n == nil {
+		return Pos{File: p.file}
+	}
+	if field != "" && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == field {
+				return Pos{File: p.file, Line: n.Content[i].Line}
+			}
+		}
+	}
+	return Pos{File: p.file, Line: n.Line}
+}
+
+// key returns the position of key k in map m (a decoded map value).
+func (p *positions) key(m any, k string) Pos {
+	if p == nil {
+		return Pos{}
+	}
+	v := reflect.ValueOf(m)
+	if v.Kind() != reflect.Map || v.IsNil() {
+		return Pos{File: p.file}
+	}
+	return Pos{File: p.file, Line: p.keys[mapKey{v.Pointer(), k}]}
+}
+
+// elem returns the position of element i of a decoded slice field of
+// item (e.g. the third vnet interface of a jail).
+func (p *positions) elem(item any, field string, i int) Pos {
+	if p == nil {
+		return Pos{}
+	}
+	n := p.nodes[item]
+	if n == nil {
+		return Pos{File: p.file}
+	}
+	if vn := mapValue(n, field); vn != nil && vn.Kind == yaml.SequenceNode && i < len(vn.Content) {
+		return Pos{File: p.file, Line: vn.Content[i].Line}
+	}
+	return p.at(item, field)
+}

@@ -1,0 +1,766 @@
+package topology
+
+import (
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/rigger-bsd/rigger/policy"
+)
+
+// host is one host after merging its role and resolving its interfaces.
+type host struct {
+	name  string
+	where string // "host serverA", prefixed to its problems
+	own   *Spec
+	role  *Spec
+	spec  *Spec // merged
+	wave  time.Duration
+
+	addrPos map[string]Pos // where each addrs key came from
+	ifaces  map[string]*iface
+	jails   map[string]*Jail
+	jailsIn []*Jail // boot order
+	pipes   []*rpipe
+	// listeners are decrypt pipe sources by "addr:port".
+	listeners map[string]*rpipe
+	// incoming are ports of this host's listeners that other hosts dial.
+	incoming map[int]bool
+}
+
+// iface is an interface the host creates (or owns, for NICs).
+type iface struct {
+	name   string
+	kind   string // nic, lagg, vlan, bridge, epair, wg
+	jail   string // owning jail, "" = the host
+	claim  string // who claimed it: "jail pg_j", "bridge ibridge", "lagg lagg0"
+	addrs  []string
+	prefix []netip.Prefix
+	pos    Pos
+}
+
+// rpipe is a pipe with its endpoints resolved.
+type rpipe struct {
+	p        *Pipe
+	jail     *Jail
+	src, dst endpoint
+}
+
+type endpoint struct {
+	host string // the host owning the address ("" = a literal address)
+	addr netip.Addr
+	port int
+}
+
+func (e endpoint) String() string {
+	return netip.AddrPortFrom(e.addr, uint16(e.port)).String()
+}
+
+// Load reads, strictly decodes and validates the infra repo in dir. The
+// error, if any, is a Problems listing every problem found.
+func Load(dir string) (*Repo, error) {
+	r, err := LoadFS(os.DirFS(dir))
+	if r != nil {
+		r.Dir = dir
+	}
+	return r, err
+}
+
+// LoadFS is Load over any file system (tests, generated topologies).
+func LoadFS(fsys fs.FS) (*Repo, error) {
+	data, err := fs.ReadFile(fsys, TopologyFile)
+	if err != nil {
+		return nil, fmt.Errorf("infra repo: %w", err)
+	}
+	f, pos, err := decodeFile(TopologyFile, data)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{fsys: fsys, file: f, pos: pos, hosts: map[string]*host{}, tmpls: map[string]*template.Template{}, sources: map[string][]byte{}, renders: map[string]*HostRender{}}
+	var pl problemList
+	r.build(&pl)
+	if err := pl.err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+
+// build merges, resolves and validates every host.
+func (r *Repo) build(pl *problemList) {
+	f := r.file
+	r.paths = policy.DefaultPaths()
+	if f.Policy != nil && len(f.Policy.Roots) > 0 {
+		r.paths = policy.Paths{Roots: f.Policy.Roots}
+	}
+	if len(f.Hosts) == 0 {
+		pl.add(Pos{File: TopologyFile, Line: 1}, "", "no hosts defined")
+	}
+	for name, role := range f.Roles {
+		where := "role " + name
+		if role == nil {
+			continue
+		}
+		if role.Role != "" {
+			pl.add(r.pos.at(role, "role"), where, "a role cannot have a role")
+		}
+		if role.Wave != "" || role.Peer != "" || len(role.NetifRestart) > 0 {
+			pl.add(r.pos.at(role, ""), where, "wave, peer and netif_restart are host keys")
+		}
+	}
+	for name, own := range f.Hosts {
+		if own == nil {
+			own = &Spec{}
+		}
+		h := &host{name: name, where: "host " + name, own: own}
+		if !hostRE.MatchString(name) {
+			pl.add(r.pos.key(f.Hosts, name), h.where, "bad host name (letters, digits, '-', '_')")
+		}
+		if own.Role != "" {
+			h.role = f.Roles[own.Role]
+			if h.role == nil {
+				pl.add(r.pos.at(own, "role"), h.where, "unknown role %q", own.Role)
+			}
+		}
+		if own.Wave != "" {
+			d, err := time.ParseDuration(own.Wave)
+			if err != nil || d < 0 {
+				pl.add(r.pos.at(own, "wave"), h.where, "wave %q: want a duration like 15m", own.Wave)
+			}
+			h.wave = d
+		}
+		h.spec = r.merge(h, pl)
+		r.hosts[name] = h
+		r.names = append(r.names, name)
+	}
+	sort.Strings(r.names)
+	for _, name := range r.names {
+		r.resolveIfaces(r.hosts[name], pl)
+	}
+	for _, name := range r.names {
+		r.resolveHost(r.hosts[name], pl)
+	}
+	for _, name := range r.names {
+		r.crossCheck(r.hosts[name], pl)
+	}
+	for _, name := range r.names {
+		r.prepareFiles(r.hosts[name], pl)
+	}
+}
+
+var hostRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// merge returns the host's role spec with its own spec over it.
+func (r *Repo) merge(h *host, pl *problemList) *Spec {
+	own, role := h.own, h.role
+	if role == nil {
+		role = &Spec{}
+	}
+	m := &Spec{
+		Role: own.Role, Wave: own.Wave, Peer: own.Peer, NetifRestart: own.NetifRestart,
+		Hostname:      pick(own.Hostname, role.Hostname),
+		Domain:        pick(own.Domain, role.Domain, r.file.Domain),
+		Gateway:       pick(own.Gateway, role.Gateway),
+		GatewayEnable: own.GatewayEnable,
+	}
+	if m.GatewayEnable == nil {
+		m.GatewayEnable = role.GatewayEnable
+	}
+	m.Services = append(append([]string{}, role.Services...), own.Services...)
+	m.RC = mergeMap(role.RC, own.RC)
+	m.Sysctl = mergeMap(role.Sysctl, own.Sysctl)
+	m.Loader = mergeMap(role.Loader, own.Loader)
+	m.Routes = mergeMap(role.Routes, own.Routes)
+	m.Vars = mergeMap(mergeMap(r.file.Vars, role.Vars), own.Vars)
+	m.Addrs = map[string]Strings{}
+	h.addrPos = map[string]Pos{}
+	for _, src := range []*Spec{role, own} {
+		for k, v := range src.Addrs {
+			m.Addrs[k] = v
+			h.addrPos[k] = r.pos.key(src.Addrs, k)
+		}
+	}
+	m.NICs = map[string]*NIC{}
+	for k, v := range role.NICs {
+		m.NICs[k] = v
+	}
+	for k, v := range own.NICs {
+		base := m.NICs[k]
+		if base == nil || v == nil {
+			m.NICs[k] = v
+			continue
+		}
+		n := *base
+		if v.Driver != "" {
+			n.Driver = v.Driver
+		}
+		if v.VlanHWTag != 0 {
+			n.VlanHWTag = v.VlanHWTag
+		}
+		if v.MTU != 0 {
+			n.MTU = v.MTU
+		}
+		n.Options = append(append([]string{}, base.Options...), v.Options...)
+		r.pos.nodes[&n] = r.pos.nodes[v]
+		m.NICs[k] = &n
+	}
+	m.Laggs = append(append([]*Lagg{}, role.Laggs...), own.Laggs...)
+	m.Vlans = append(append([]*Vlan{}, role.Vlans...), own.Vlans...)
+	m.Bridges = append(append([]*Bridge{}, role.Bridges...), own.Bridges...)
+	m.Epairs = append(append([]*Pair{}, role.Epairs...), own.Epairs...)
+	m.Jails = append(append([]*Jail{}, role.Jails...), own.Jails...)
+	m.WireGuard = append(append([]*WG{}, role.WireGuard...), own.WireGuard...)
+	m.Files = append(append([]*FileSpec{}, role.Files...), own.Files...)
+	m.Checks = append(append([]*CheckSpec{}, role.Checks...), own.Checks...)
+	m.JailsDef = mergeJailParams(role.JailsDef, own.JailsDef)
+	switch {
+	case own.PF == nil:
+		m.PF = role.PF
+	case role.PF == nil:
+		m.PF = own.PF
+	default:
+		pf := &PF{Template: pick(own.PF.Template, role.PF.Template), Tables: map[string]*PFTable{}}
+		for k, v := range role.PF.Tables {
+			pf.Tables[k] = v
+		}
+		for k, v := range own.PF.Tables {
+			pf.Tables[k] = v
+		}
+		r.pos.nodes[pf] = r.pos.nodes[own.PF]
+		m.PF = pf
+	}
+	_ = pl
+	return m
+}
+
+func pick(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func mergeMap[V any](a, b map[string]V) map[string]V {
+	out := make(map[string]V, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func mergeJailParams(a, b *JailParams) *JailParams {
+	if a == nil {
+		a = &JailParams{}
+	}
+	if b == nil {
+		b = &JailParams{}
+	}
+	out := &JailParams{
+		Path:      pick(b.Path, a.Path),
+		ExecStart: pick(b.ExecStart, a.ExecStart),
+		ExecStop:  pick(b.ExecStop, a.ExecStop),
+		Sysvshm:   pick(b.Sysvshm, a.Sysvshm),
+		Sysvsem:   pick(b.Sysvsem, a.Sysvsem),
+		Sysvmsg:   pick(b.Sysvmsg, a.Sysvmsg),
+		Params:    mergeMap(a.Params, b.Params),
+	}
+	out.DevfsRuleset = firstPtr(b.DevfsRuleset, a.DevfsRuleset)
+	out.MountDevfs = firstPtr(b.MountDevfs, a.MountDevfs)
+	out.ExecClean = firstPtr(b.ExecClean, a.ExecClean)
+	out.ExecPrestart = append(append([]string{}, a.ExecPrestart...), b.ExecPrestart...)
+	out.ExecCreated = append(append([]string{}, a.ExecCreated...), b.ExecCreated...)
+	out.ExecPoststart = append(append([]string{}, a.ExecPoststart...), b.ExecPoststart...)
+	out.ExecPrestop = append(append([]string{}, a.ExecPrestop...), b.ExecPrestop...)
+	out.ExecPoststop = append(append([]string{}, a.ExecPoststop...), b.ExecPoststop...)
+	return out
+}
+
+func firstPtr[T any](ps ...*T) *T {
+	for _, p := range ps {
+		if p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// resolveIfaces builds the host's interface table: what it creates, who
+// claims each interface, and the addresses.
+func (r *Repo) resolveIfaces(h *host, pl *problemList) {
+	s := h.spec
+	h.ifaces = map[string]*iface{}
+	h.jails = map[string]*Jail{}
+	add := func(name, kind string, pos Pos) *iface {
+		if !nameRE.MatchString(name) {
+			pl.add(pos, h.where, "bad interface name %q (letters, digits, '_')", name)
+		}
+		if old := h.ifaces[name]; old != nil {
+			pl.add(pos, h.where, "interface %s defined twice (also %s at line %d)", name, old.kind, old.pos.Line)
+			return old
+		}
+		i := &iface{name: name, kind: kind, pos: pos}
+		h.ifaces[name] = i
+		return i
+	}
+	for _, name := range sortedKeys(s.NICs) {
+		add(name, "nic", r.pos.key(h.own.NICs, name))
+		if _, ok := h.own.NICs[name]; !ok && h.role != nil {
+			h.ifaces[name].pos = r.pos.key(h.role.NICs, name)
+		}
+	}
+	for _, l := range s.Laggs {
+		add(l.Name, "lagg", r.pos.at(l, "name"))
+	}
+	for _, v := range s.Vlans {
+		add(v.Name, "vlan", r.pos.at(v, "name"))
+	}
+	for _, b := range s.Bridges {
+		add(b.Name, "bridge", r.pos.at(b, "name"))
+	}
+	for _, e := range s.Epairs {
+		if e == nil || len(*e) != 2 {
+			pl.add(r.pos.at(e, ""), h.where, "epair: want [a-end, b-end]")
+			continue
+		}
+		add((*e)[0], "epair", r.pos.at(e, ""))
+		add((*e)[1], "epair", r.pos.at(e, ""))
+	}
+	for _, w := range s.WireGuard {
+		add(w.Name, "wg", r.pos.at(w, "name"))
+	}
+	claim := func(name, by, jail string, pos Pos) {
+		i := h.ifaces[name]
+		if i == nil {
+			if jail != "" {
+				pl.add(pos, h.where+": "+by, "vnet interface %s is never created by the host", name)
+			} else {
+				pl.add(pos, h.where+": "+by, "unknown interface %s", name)
+			}
+			return
+		}
+		if i.claim != "" {
+			pl.add(pos, h.where, "interface %s claimed by both %s and %s", name, i.claim, by)
+			return
+		}
+		i.claim, i.jail = by, jail
+	}
+	for _, l := range s.Laggs {
+		switch l.Proto {
+		case "failover", "lacp", "loadbalance", "roundrobin", "broadcast", "none":
+		default:
+			pl.add(r.pos.at(l, "proto"), h.where+": lagg "+l.Name, "proto %q: want failover, lacp, loadbalance or roundrobin", l.Proto)
+		}
+		if len(l.Ports) == 0 {
+			pl.add(r.pos.at(l, "ports"), h.where+": lagg "+l.Name, "no ports")
+		}
+		for i, p := range l.Ports {
+			claim(p, "lagg "+l.Name, "", r.pos.elem(l, "ports", i))
+		}
+	}
+	for _, v := range s.Vlans {
+		if v.Tag < 1 || v.Tag > 4094 {
+			pl.add(r.pos.at(v, "tag"), h.where+": vlan "+v.Name, "tag %d: want 1-4094", v.Tag)
+		}
+		if h.ifaces[v.Parent] == nil {
+			pl.add(r.pos.at(v, "parent"), h.where+": vlan "+v.Name, "unknown parent interface %q", v.Parent)
+		}
+	}
+	for _, b := range s.Bridges {
+		for i, m := range b.Members {
+			claim(m, "bridge "+b.Name, "", r.pos.elem(b, "members", i))
+		}
+	}
+	for _, j := range s.Jails {
+		jw := h.where + ": jail " + j.Name
+		if !nameRE.MatchString(j.Name) {
+			pl.add(r.pos.at(j, "name"), jw, "bad jail name (letters, digits, '_')")
+		}
+		if old := h.jails[j.Name]; old != nil {
+			pl.add(r.pos.at(j, "name"), h.where, "jail %s defined twice (also line %d)", j.Name, r.pos.at(old, "").Line)
+			continue
+		}
+		h.jails[j.Name] = j
+		h.jailsIn = append(h.jailsIn, j)
+		for i, name := range j.Interfaces {
+			claim(name, "jail "+j.Name, j.Name, r.pos.elem(j, "interfaces", i))
+		}
+	}
+	for _, e := range s.Epairs {
+		if e == nil || len(*e) != 2 {
+			continue
+		}
+		for _, end := range *e {
+			if i := h.ifaces[end]; i != nil && i.claim == "" && len(s.Addrs[end]) == 0 {
+				pl.add(r.pos.at(e, ""), h.where, "epair end %s is never used (no bridge, jail or address)", end)
+			}
+		}
+	}
+	// Addresses: one place, checked for syntax, unknown interfaces and
+	// duplicates within the host.
+	seen := map[netip.Addr]string{}
+	for _, name := range sortedKeys(s.Addrs) {
+		pos := h.addrPos[name]
+		i := h.ifaces[name]
+		if i == nil {
+			pl.add(pos, h.where+": addrs", "unknown interface %s", name)
+			continue
+		}
+		for _, a := range s.Addrs[name] {
+			if a == "DHCP" || a == "SYNCDHCP" {
+				i.addrs = append(i.addrs, a)
+				continue
+			}
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				pl.add(pos, h.where+": addrs: "+name, "address %q: want ADDR/PREFIXLEN", a)
+				continue
+			}
+			if other, dup := seen[p.Addr()]; dup {
+				pl.add(pos, h.where+": addrs: "+name, "address %s already used by %s", p.Addr(), other)
+				continue
+			}
+			seen[p.Addr()] = name
+			i.addrs = append(i.addrs, a)
+			i.prefix = append(i.prefix, p)
+		}
+	}
+	for i, n := range s.NetifRestart {
+		if h.ifaces[n] == nil {
+			pl.add(r.pos.elem(h.own, "netif_restart", i), h.where+": netif_restart", "unknown interface %s", n)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ref resolves "[HOST/]IF" or a literal address, relative to host h.
+func (r *Repo) ref(h *host, s string) (endpoint, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return endpoint{addr: a}, nil
+	}
+	hn, ifn, ok := strings.Cut(s, "/")
+	target := h
+	if ok {
+		if hn == "peer" {
+			if h.spec.Peer == "" {
+				return endpoint{}, fmt.Errorf("%q: host %s has no peer", s, h.name)
+			}
+			hn = h.spec.Peer
+		}
+		target = r.hosts[hn]
+		if target == nil {
+			return endpoint{}, fmt.Errorf("%q: unknown host %s", s, hn)
+		}
+	} else {
+		ifn = hn
+	}
+	i := target.ifaces[ifn]
+	if i == nil {
+		return endpoint{}, fmt.Errorf("%q: host %s has no interface %s", s, target.name, ifn)
+	}
+	if len(i.prefix) == 0 {
+		return endpoint{}, fmt.Errorf("%q: interface %s on host %s has no address", s, ifn, target.name)
+	}
+	for _, p := range i.prefix {
+		if p.Addr().Is4() {
+			return endpoint{host: target.name, addr: p.Addr()}, nil
+		}
+	}
+	return endpoint{host: target.name, addr: i.prefix[0].Addr()}, nil
+}
+
+// endpointOf resolves "REF:PORT" or "[V6]:PORT".
+func (r *Repo) endpointOf(h *host, s string) (endpoint, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return endpoint{addr: ap.Addr(), port: int(ap.Port())}, nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return endpoint{}, fmt.Errorf("endpoint %q: want [HOST/]IF:PORT or ADDR:PORT", s)
+	}
+	port, err := strconv.Atoi(s[i+1:])
+	if err != nil || port < 1 || port > 65535 {
+		return endpoint{}, fmt.Errorf("endpoint %q: bad port", s)
+	}
+	e, err := r.ref(h, s[:i])
+	if err != nil {
+		return endpoint{}, fmt.Errorf("endpoint %w", err)
+	}
+	e.port = port
+	return e, nil
+}
+
+// resolveHost checks everything within one host: gateway, jails, pipes,
+// WireGuard, files, checks.
+func (r *Repo) resolveHost(h *host, pl *problemList) {
+	s := h.spec
+	if s.Peer != "" && r.hosts[s.Peer] == nil {
+		pl.add(r.pos.at(h.own, "peer"), h.where, "unknown peer host %q", s.Peer)
+	}
+	if s.Peer == h.name {
+		pl.add(r.pos.at(h.own, "peer"), h.where, "a host cannot be its own peer")
+	}
+	if s.Gateway != "" {
+		if _, err := r.ref(h, s.Gateway); err != nil {
+			pl.add(r.specPos(h, "gateway"), h.where+": gateway", "%v", err)
+		}
+	}
+	for i, svc := range s.Services {
+		if !nameRE.MatchString(svc) {
+			pl.add(r.pos.elem(h.own, "services", i), h.where+": services", "bad service name %q", svc)
+		}
+	}
+	h.listeners = map[string]*rpipe{}
+	bound := map[string]string{}
+	for _, j := range h.jailsIn {
+		jw := h.where + ": jail " + j.Name
+		if j.Gateway != "" {
+			if _, err := r.ref(h, j.Gateway); err != nil {
+				pl.add(r.pos.at(j, "gateway"), jw+": gateway", "%v", err)
+			}
+		}
+		for _, v := range []struct{ k, v string }{{"sysvshm", pick(j.Sysvshm, s.JailsDef.Sysvshm)}, {"sysvsem", pick(j.Sysvsem, s.JailsDef.Sysvsem)}, {"sysvmsg", pick(j.Sysvmsg, s.JailsDef.Sysvmsg)}} {
+			switch v.v {
+			case "", "new", "inherit", "disable":
+			default:
+				pl.add(r.pos.at(j, v.k), jw, "%s %q: want new, inherit or disable", v.k, v.v)
+			}
+		}
+		p := r.jailParams(h, j)
+		if !path.IsAbs(p.Path) || path.Clean(p.Path) != p.Path {
+			pl.add(r.pos.at(j, "path"), jw, "path %q: want a clean absolute path", p.Path)
+		}
+		names := map[string]bool{}
+		for _, pp := range j.Pipes {
+			pw := jw + ": pipe " + pp.Name
+			if !nameRE.MatchString(pp.Name) {
+				pl.add(r.pos.at(pp, "name"), pw, "bad pipe name (letters, digits, '_')")
+			}
+			if names[pp.Name] {
+				pl.add(r.pos.at(pp, "name"), jw, "pipe %s defined twice", pp.Name)
+			}
+			names[pp.Name] = true
+			if pp.Mode != "encrypt" && pp.Mode != "decrypt" {
+				pl.add(r.pos.at(pp, "mode"), pw, "mode %q: want encrypt or decrypt", pp.Mode)
+			}
+			rp := &rpipe{p: pp, jail: j}
+			var err error
+			if rp.src, err = r.endpointOf(h, pp.Source); err != nil {
+				pl.add(r.pos.at(pp, "source"), pw+": source", "%v", err)
+				continue
+			}
+			if rp.dst, err = r.endpointOf(h, pp.Target); err != nil {
+				pl.add(r.pos.at(pp, "target"), pw+": target", "%v", err)
+				continue
+			}
+			if owner := r.jailOf(h, rp.src.addr); rp.src.host != h.name || owner != j.Name {
+				pl.add(r.pos.at(pp, "source"), pw+": source", "%s is not an address of jail %s", rp.src.addr, j.Name)
+			}
+			key := rp.src.String()
+			if other, dup := bound[key]; dup {
+				pl.add(r.pos.at(pp, "source"), pw+": source", "%s already bound by %s", key, other)
+			}
+			bound[key] = "pipe " + pp.Name + " in jail " + j.Name
+			if pp.Mode == "decrypt" {
+				h.listeners[key] = rp
+			}
+			if pp.Key != "" && !path.IsAbs(pp.Key) {
+				pl.add(r.pos.at(pp, "key"), pw, "key %q: want an absolute path inside the jail", pp.Key)
+			}
+			switch pp.Probe {
+			case "pg-ssl", "send-expect", "banner", "none":
+			case "":
+				if pp.Mode == "encrypt" {
+					pl.add(r.pos.at(pp, ""), pw, "encrypt pipe needs a probe (pg-ssl, send-expect, banner or none)")
+				}
+			default:
+				pl.add(r.pos.at(pp, "probe"), pw, "probe %q: want pg-ssl, send-expect, banner or none", pp.Probe)
+			}
+			if (pp.Probe == "send-expect" || pp.Probe == "banner") && pp.Expect == "" {
+				pl.add(r.pos.at(pp, "probe"), pw, "probe %s needs expect", pp.Probe)
+			}
+			h.pipes = append(h.pipes, rp)
+		}
+		for i, svc := range j.Services {
+			if !nameRE.MatchString(svc) {
+				pl.add(r.pos.elem(j, "services", i), jw+": services", "bad service name %q", svc)
+			}
+		}
+	}
+	r.checkWireGuard(h, pl)
+	r.checkPF(h, pl)
+}
+
+// specPos is the position of a merged scalar key: the host's if it set
+// it, else the role's.
+func (r *Repo) specPos(h *host, key string) Pos {
+	if n := r.pos.nodes[h.own]; n != nil && mapValue(n, key) != nil {
+		return r.pos.at(h.own, key)
+	}
+	if h.role != nil {
+		return r.pos.at(h.role, key)
+	}
+	return r.pos.at(h.own, key)
+}
+
+// jailOf names the jail owning addr on host h ("" = the host itself).
+func (r *Repo) jailOf(h *host, a netip.Addr) string {
+	for _, i := range h.ifaces {
+		for _, p := range i.prefix {
+			if p.Addr() == a {
+				return i.jail
+			}
+		}
+	}
+	return "-"
+}
+
+// crossCheck runs the checks that need every host resolved: each encrypt
+// pipe must reach a decrypt pipe listening on the address it targets.
+func (r *Repo) crossCheck(h *host, pl *problemList) {
+	for _, rp := range h.pipes {
+		if rp.p.Mode != "encrypt" || rp.dst.host == "" {
+			continue
+		}
+		peer := r.hosts[rp.dst.host]
+		if peer != h {
+			if peer.incoming == nil {
+				peer.incoming = map[int]bool{}
+			}
+			peer.incoming[rp.dst.port] = true
+		}
+		if _, ok := peer.listeners[rp.dst.String()]; !ok {
+			pl.add(r.pos.at(rp.p, "target"), h.where+": jail "+rp.jail.Name+": pipe "+rp.p.Name,
+				"no decrypt pipe listens on %s on host %s", rp.dst, rp.dst.host)
+		}
+	}
+}
+
+func (r *Repo) checkWireGuard(h *host, pl *problemList) {
+	for _, w := range h.spec.WireGuard {
+		ww := h.where + ": wireguard " + w.Name
+		if w.Table != "" && w.Table != "off" && w.Table != "auto" {
+			pl.add(r.pos.at(w, "table"), ww, "table %q: want off or auto", w.Table)
+		}
+		if len(w.FIBRoutes) > 0 && w.Table != "off" {
+			pl.add(r.pos.at(w, "fib_routes"), ww, "fib_routes need table: off")
+		}
+		for i, rt := range w.FIBRoutes {
+			if _, err := netip.ParsePrefix(rt); err != nil {
+				pl.add(r.pos.elem(w, "fib_routes", i), ww, "route %q: want a network like 0.0.0.0/0", rt)
+			}
+		}
+		if len(h.ifaces[w.Name].prefix) == 0 {
+			pl.add(r.pos.at(w, "name"), ww, "no address (add it under addrs)")
+		}
+		for _, p := range w.Peers {
+			pw := ww + ": peer " + p.Host
+			ph := r.hosts[p.Host]
+			if ph == nil {
+				pl.add(r.pos.at(p, "host"), pw, "unknown host %q", p.Host)
+				continue
+			}
+			pi := r.peerWG(p, w)
+			if pi == nil {
+				pl.add(r.pos.at(p, "host"), pw, "host %s has no wireguard interface %s", p.Host, pick(p.Interface, w.Name))
+				continue
+			}
+			if pi.PublicKey == "" {
+				pl.add(r.pos.at(p, "host"), pw, "host %s's %s has no public_key", p.Host, pi.Name)
+			}
+			for i, a := range append(append([]string{}, p.AllowedIPs...), p.Routes...) {
+				if _, err := netip.ParsePrefix(a); err != nil {
+					pl.add(r.pos.elem(p, "allowed_ips", i), pw, "allowed IP %q: want a network", a)
+				}
+			}
+		}
+	}
+}
+
+// peerWG is the peer host's interface a WGPeer refers to.
+func (r *Repo) peerWG(p *WGPeer, w *WG) *WG {
+	ph := r.hosts[p.Host]
+	if ph == nil {
+		return nil
+	}
+	want := pick(p.Interface, w.Name)
+	for _, x := range ph.spec.WireGuard {
+		if x.Name == want {
+			return x
+		}
+	}
+	return nil
+}
+
+func (r *Repo) checkPF(h *host, pl *problemList) {
+	pf := h.spec.PF
+	if pf == nil {
+		return
+	}
+	for _, name := range sortedKeys(pf.Tables) {
+		t := pf.Tables[name]
+		tw := h.where + ": pf table " + name
+		if !nameRE.MatchString(name) {
+			pl.add(r.pos.key(pf.Tables, name), tw, "bad table name")
+		}
+		if t == nil {
+			continue
+		}
+		if t.Source != "" && len(t.Entries) > 0 {
+			pl.add(r.pos.at(t, "source"), tw, "use entries or source, not both")
+		}
+		for i, e := range t.Entries {
+			if _, err := r.tableEntry(h, e); err != nil {
+				pl.add(r.pos.elem(t, "entries", i), tw, "%v", err)
+			}
+		}
+	}
+}
+
+// tableEntry renders one pf table entry: an address, a network, or an
+// interface ref ([HOST/]IF), optionally negated with "!".
+func (r *Repo) tableEntry(h *host, e string) (string, error) {
+	neg := ""
+	if strings.HasPrefix(e, "!") {
+		neg, e = "!", e[1:]
+	}
+	if p, err := netip.ParsePrefix(e); err == nil {
+		return neg + p.String(), nil
+	}
+	ep, err := r.ref(h, e)
+	if err != nil {
+		return "", fmt.Errorf("entry %w", err)
+	}
+	return neg + ep.addr.String(), nil
+}
+
+// jailParams returns the effective jail.conf parameters of j.
+func (r *Repo) jailParams(h *host, j *Jail) *JailParams {
+	p := mergeJailParams(h.spec.JailsDef, &j.JailParams)
+	if p.Path == "" {
+		p.Path = "/jails/" + j.Name
+	}
+	p.Path = strings.ReplaceAll(p.Path, "$name", j.Name)
+	return p
+}

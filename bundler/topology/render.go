@@ -1,0 +1,725 @@
+package topology
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// Default metadata of rendered files.
+const (
+	defaultOwner   = "root"
+	defaultGroup   = "wheel"
+	defaultSpiped  = "/etc/spiped.key"
+	wireguardDir   = "/usr/local/etc/wireguard"
+	loaderConfPath = "/boot/loader.conf.d/rigger.conf"
+)
+
+const header = "# Rendered by rigger from the infra repo: edit the repo, not this file.\n"
+
+// prepareFiles renders host h once, recording problems (template errors,
+// paths, units, duplicate targets). Render returns the cached result.
+func (r *Repo) prepareFiles(h *host, pl *problemList) {
+	hr := &HostRender{Host: h.name, Wave: h.wave}
+	add := func(f RenderedFile, pos Pos) {
+		if err := r.paths.Check(f.Path); err != nil {
+			pl.add(pos, h.where, "%v", err)
+			return
+		}
+		for _, o := range hr.Files {
+			if o.Path == f.Path {
+				pl.add(pos, h.where, "target %s rendered twice", f.Path)
+				return
+			}
+		}
+		hr.Files = append(hr.Files, f)
+	}
+	sys := func(p, unit string, mode verify.Mode, content string) RenderedFile {
+		return RenderedFile{Path: p, Mode: mode, Owner: defaultOwner, Group: defaultGroup, Unit: unit, Content: []byte(content)}
+	}
+	hostPos := r.pos.key(r.file.Hosts, h.name)
+
+	add(sys("/etc/rc.conf", string(verify.UnitRebootRequired), 0o644, r.hostRC(h)), hostPos)
+	if len(h.jailsIn) > 0 {
+		var jc strings.Builder
+		jc.WriteString(header)
+		jc.WriteString("# Jails in boot order; each jail's block is in /etc/jail.conf.d/NAME.conf,\n# which `service jail restart NAME` reads on its own.\n")
+		for _, j := range h.jailsIn {
+			fmt.Fprintf(&jc, ".include \"/etc/jail.conf.d/%s.conf\";\n", j.Name)
+		}
+		add(sys("/etc/jail.conf", string(verify.UnitNone), 0o644, jc.String()), hostPos)
+		for _, j := range h.jailsIn {
+			add(sys("/etc/jail.conf.d/"+j.Name+".conf", "jail:"+j.Name, 0o644, r.jailConf(h, j)), r.pos.at(j, ""))
+			p := r.jailParams(h, j)
+			add(sys(p.Path+"/etc/rc.conf", "jail:"+j.Name, 0o644, r.jailRC(h, j)), r.pos.at(j, ""))
+		}
+	}
+	if len(h.spec.Sysctl) > 0 {
+		var b strings.Builder
+		b.WriteString(header)
+		for _, k := range sortedKeys(h.spec.Sysctl) {
+			fmt.Fprintf(&b, "%s=%s\n", k, h.spec.Sysctl[k])
+		}
+		add(sys("/etc/sysctl.conf", string(verify.UnitSysctl), 0o644, b.String()), r.specPos(h, "sysctl"))
+	}
+	if len(h.spec.Loader) > 0 {
+		var b strings.Builder
+		b.WriteString(header)
+		for _, k := range sortedKeys(h.spec.Loader) {
+			fmt.Fprintf(&b, "%s=%s\n", k, rcQuote(h.spec.Loader[k]))
+		}
+		add(sys(loaderConfPath, string(verify.UnitRebootRequired), 0o644, b.String()), r.specPos(h, "loader"))
+	}
+	for _, w := range h.spec.WireGuard {
+		add(sys(wireguardDir+"/"+w.Name+".conf", "wireguard:"+w.Name, 0o600, r.wgConf(h, w)), r.pos.at(w, ""))
+	}
+	view := r.view(h)
+	if pf := h.spec.PF; pf != nil {
+		for _, name := range sortedKeys(pf.Tables) {
+			t := pf.Tables[name]
+			var b strings.Builder
+			if t != nil && t.Source != "" {
+				src, err := r.source(t.Source)
+				if err != nil {
+					pl.add(r.pos.at(t, "source"), h.where+": pf table "+name, "%v", err)
+					continue
+				}
+				b.Write(src)
+			} else if t != nil {
+				for _, e := range t.Entries {
+					s, _ := r.tableEntry(h, e)
+					b.WriteString(s)
+					b.WriteByte('\n')
+				}
+			}
+			add(sys(tablePath(name, t), "pf-table:"+name, 0o644, b.String()), r.pos.key(pf.Tables, name))
+		}
+		if pf.Template == "" {
+			pl.add(r.pos.at(pf, ""), h.where+": pf", "no template")
+		} else if out, ok := r.execute(h, pf.Template, view, r.pos.at(pf, "template"), pl); ok {
+			add(sys("/etc/pf.conf", string(verify.UnitPF), 0o600, out), r.pos.at(pf, "template"))
+		}
+	}
+	for _, fsp := range h.spec.Files {
+		fw := h.where + ": file " + fsp.Target
+		var content string
+		switch {
+		case (fsp.Template == "") == (fsp.Source == ""):
+			pl.add(r.pos.at(fsp, ""), fw, "want exactly one of template or source")
+			continue
+		case fsp.Template != "":
+			out, ok := r.execute(h, fsp.Template, view, r.pos.at(fsp, "template"), pl)
+			if !ok {
+				continue
+			}
+			content = out
+		default:
+			src, err := r.source(fsp.Source)
+			if err != nil {
+				pl.add(r.pos.at(fsp, "source"), fw, "%v", err)
+				continue
+			}
+			content = string(src)
+		}
+		mode := verify.Mode(0o644)
+		if fsp.Mode != "" {
+			if err := mode.UnmarshalText([]byte(fsp.Mode)); err != nil {
+				pl.add(r.pos.at(fsp, "mode"), fw, "%v", err)
+			}
+		}
+		unit := pick(fsp.Unit, string(verify.UnitNone))
+		if err := r.checkUnit(h, unit); err != nil {
+			pl.add(r.pos.at(fsp, "unit"), fw, "%v", err)
+		}
+		add(RenderedFile{Path: fsp.Target, Mode: mode, Owner: pick(fsp.Owner, defaultOwner), Group: pick(fsp.Group, defaultGroup), Unit: unit, Content: []byte(content)}, r.pos.at(fsp, "target"))
+	}
+	sort.Slice(hr.Files, func(i, j int) bool { return hr.Files[i].Path < hr.Files[j].Path })
+	hr.Health = r.healthChecks(h, pl)
+	hr.Secrets = r.secrets(h)
+	hr.NetifRestart = append([]string(nil), h.spec.NetifRestart...)
+	sort.Strings(hr.NetifRestart)
+	hr.TunnelPorts = r.tunnelPorts(h)
+	r.renders[h.name] = hr
+}
+
+func tablePath(name string, t *PFTable) string {
+	if t != nil && t.Path != "" {
+		return t.Path
+	}
+	return "/etc/pf/" + name + ".table"
+}
+
+// checkUnit parses a unit and checks that what it names exists on h.
+func (r *Repo) checkUnit(h *host, s string) error {
+	u, err := verify.ParseUnit(s)
+	if err != nil {
+		return err
+	}
+	switch u.Kind {
+	case verify.UnitJail, verify.UnitJailService:
+		if h.jails[u.Jail] == nil {
+			return fmt.Errorf("unit %q: unknown jail %s", s, u.Jail)
+		}
+	case verify.UnitPFTable:
+		if h.spec.PF == nil || h.spec.PF.Tables == nil {
+			return fmt.Errorf("unit %q: unknown pf table %s", s, u.Name)
+		}
+		if _, ok := h.spec.PF.Tables[u.Name]; !ok {
+			return fmt.Errorf("unit %q: unknown pf table %s", s, u.Name)
+		}
+	case verify.UnitWireGuard, verify.UnitNetif:
+		if h.ifaces[u.Name] == nil {
+			return fmt.Errorf("unit %q: unknown interface %s", s, u.Name)
+		}
+	}
+	return nil
+}
+
+// source reads a verbatim repo file (cached).
+func (r *Repo) source(name string) ([]byte, error) {
+	if b, ok := r.sources[name]; ok {
+		return b, nil
+	}
+	if !fs.ValidPath(name) {
+		return nil, fmt.Errorf("source %q: want a relative path inside the repo", name)
+	}
+	b, err := fs.ReadFile(r.fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", name, err)
+	}
+	r.sources[name] = b
+	return b, nil
+}
+
+// execute runs a repo template (parsed once) with the host's view.
+func (r *Repo) execute(h *host, name string, view *View, pos Pos, pl *problemList) (string, bool) {
+	t, ok := r.tmpls[name]
+	if !ok {
+		src, err := r.source(name)
+		if err != nil {
+			pl.add(pos, h.where, "template %v", err)
+			r.tmpls[name] = nil
+			return "", false
+		}
+		t, err = template.New(name).Option("missingkey=error").Funcs(templateFuncs).Parse(string(src))
+		if err != nil {
+			pl.ps = append(pl.ps, templateProblem(err, ""))
+			t = nil
+		}
+		r.tmpls[name] = t
+	}
+	if t == nil {
+		return "", false
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, view); err != nil {
+		pl.ps = append(pl.ps, templateProblem(err, h.where))
+		return "", false
+	}
+	return b.String(), true
+}
+
+// rcQuote quotes an rc.conf value for /bin/sh: double quotes with the
+// characters that would expand escaped, so a value is data, never code.
+func rcQuote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for _, c := range s {
+		switch c {
+		case '"', '\\', '$', '`':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func rcVar(b *strings.Builder, name, value string) {
+	b.WriteString(name)
+	b.WriteByte('=')
+	b.WriteString(rcQuote(value))
+	b.WriteByte('\n')
+}
+
+// ifconfigLines renders an interface's ifconfig_X line: pre words, the
+// first IPv4 address (or DHCP), post words; more IPv4 addresses become
+// aliases, IPv6 goes to ifconfig_X_ipv6. An interface with nothing else
+// to say is "up".
+func ifconfigLines(b *strings.Builder, name string, pre, post, addrs []string) {
+	var v4, v6 []string
+	for _, a := range addrs {
+		switch {
+		case a == "DHCP" || a == "SYNCDHCP":
+			v4 = append(v4, a)
+		case strings.Contains(a, ":"):
+			v6 = append(v6, "inet6 "+a)
+		default:
+			v4 = append(v4, "inet "+a)
+		}
+	}
+	words := append([]string{}, pre...)
+	if len(v4) > 0 {
+		words = append(words, v4[0])
+	}
+	words = append(words, post...)
+	if len(words) == 0 {
+		words = []string{"up"}
+	}
+	rcVar(b, "ifconfig_"+name, strings.Join(words, " "))
+	if len(v6) > 0 {
+		rcVar(b, "ifconfig_"+name+"_ipv6", v6[0])
+	}
+	n := 0
+	for _, a := range v4[min(1, len(v4)):] {
+		rcVar(b, "ifconfig_"+name+"_alias"+strconv.Itoa(n), a)
+		n++
+	}
+	for _, a := range v6[min(1, len(v6)):] {
+		rcVar(b, "ifconfig_"+name+"_alias"+strconv.Itoa(n), a)
+		n++
+	}
+}
+
+// hostRC renders /etc/rc.conf: interfaces (renames, clones, addresses,
+// bridges), routing, and the enabled services.
+func (r *Repo) hostRC(h *host) string {
+	s := h.spec
+	var b strings.Builder
+	b.WriteString(header)
+	if s.Hostname != "" {
+		rcVar(&b, "hostname", s.Hostname)
+	}
+	b.WriteString("\n# Interfaces: NICs renamed from their drivers, cloned interfaces renamed.\n")
+	nics := sortedKeys(s.NICs)
+	for _, n := range nics {
+		if nic := s.NICs[n]; nic != nil && nic.Driver != "" && nic.Driver != n {
+			rcVar(&b, "ifconfig_"+ifVar(nic.Driver)+"_name", n)
+		}
+	}
+	var cloned []string
+	type rename struct{ from, to string }
+	var renames []rename
+	for i, l := range s.Laggs {
+		c := "lagg" + strconv.Itoa(i)
+		cloned = append(cloned, c)
+		renames = append(renames, rename{c, l.Name})
+	}
+	for i, v := range s.Vlans {
+		c := "vlan" + strconv.Itoa(i)
+		cloned = append(cloned, c)
+		renames = append(renames, rename{c, v.Name})
+	}
+	for i, br := range s.Bridges {
+		c := "bridge" + strconv.Itoa(i)
+		cloned = append(cloned, c)
+		renames = append(renames, rename{c, br.Name})
+	}
+	for i, e := range s.Epairs {
+		c := "epair" + strconv.Itoa(i)
+		cloned = append(cloned, c)
+		renames = append(renames, rename{c + "a", (*e)[0]}, rename{c + "b", (*e)[1]})
+	}
+	if len(cloned) > 0 {
+		rcVar(&b, "cloned_interfaces", strings.Join(cloned, " "))
+	}
+	for _, rn := range renames {
+		if rn.from != rn.to {
+			rcVar(&b, "ifconfig_"+rn.from+"_name", rn.to)
+		}
+	}
+	b.WriteString("\n# Addresses and members; interfaces handed to jails are configured there.\n")
+	for _, n := range nics {
+		nic := s.NICs[n]
+		var pre []string
+		if nic != nil {
+			if nic.VlanHWTag != 0 {
+				pre = append(pre, "vlanhwtag", strconv.Itoa(nic.VlanHWTag))
+			}
+			if nic.MTU != 0 {
+				pre = append(pre, "mtu", strconv.Itoa(nic.MTU))
+			}
+			pre = append(pre, nic.Options...)
+		}
+		ifconfigLines(&b, n, nil, pre, h.ifaces[n].addrs)
+	}
+	for _, l := range s.Laggs {
+		pre := []string{"laggproto", l.Proto}
+		for _, p := range l.Ports {
+			pre = append(pre, "laggport", p)
+		}
+		ifconfigLines(&b, l.Name, pre, nil, h.ifaces[l.Name].addrs)
+	}
+	for _, v := range s.Vlans {
+		ifconfigLines(&b, v.Name, []string{"vlan", strconv.Itoa(v.Tag), "vlandev", v.Parent}, nil, h.ifaces[v.Name].addrs)
+	}
+	for _, e := range s.Epairs {
+		for _, end := range *e {
+			if i := h.ifaces[end]; i.jail == "" {
+				ifconfigLines(&b, end, nil, nil, i.addrs)
+			}
+		}
+	}
+	for _, br := range s.Bridges {
+		var post []string
+		for _, m := range br.Members {
+			post = append(post, "addm", m)
+		}
+		ifconfigLines(&b, br.Name, nil, append(post, "up"), h.ifaces[br.Name].addrs)
+	}
+	if s.Gateway != "" || len(s.Routes) > 0 || (s.GatewayEnable != nil && *s.GatewayEnable) {
+		b.WriteString("\n# Routing\n")
+	}
+	if s.Gateway != "" {
+		gw, _ := r.ref(h, s.Gateway)
+		rcVar(&b, "defaultrouter", gw.addr.String())
+	}
+	if len(s.Routes) > 0 {
+		names := sortedKeys(s.Routes)
+		rcVar(&b, "static_routes", strings.Join(names, " "))
+		for _, n := range names {
+			rcVar(&b, "route_"+n, s.Routes[n])
+		}
+	}
+	if s.GatewayEnable != nil && *s.GatewayEnable {
+		rcVar(&b, "gateway_enable", "YES")
+	}
+	b.WriteString("\n# Services\n")
+	enabled := map[string]bool{}
+	for _, svc := range s.Services {
+		enabled[svc] = true
+	}
+	if len(h.jailsIn) > 0 {
+		enabled["jail"] = true
+	}
+	if s.PF != nil {
+		enabled["pf"] = true
+	}
+	if len(s.WireGuard) > 0 {
+		enabled["wireguard"] = true
+	}
+	for _, svc := range sortedKeys(enabled) {
+		rcVar(&b, svc+"_enable", "YES")
+	}
+	if enabled["jail"] {
+		rcVar(&b, "jail_reverse_stop", "YES")
+	}
+	if len(s.WireGuard) > 0 {
+		var names []string
+		for _, w := range s.WireGuard {
+			names = append(names, w.Name)
+		}
+		rcVar(&b, "wireguard_interfaces", strings.Join(names, " "))
+	}
+	for _, k := range sortedKeys(s.RC) {
+		rcVar(&b, k, s.RC[k])
+	}
+	return b.String()
+}
+
+func ifVar(name string) string { return strings.NewReplacer(".", "_", "-", "_").Replace(name) }
+
+func jailQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func (r *Repo) jailHostname(h *host, j *Jail) string {
+	if j.Hostname != "" {
+		return j.Hostname
+	}
+	if h.spec.Domain != "" {
+		return j.Name + "." + h.spec.Domain
+	}
+	return j.Name
+}
+
+// jailConf renders one jail's self-contained jail.conf block.
+func (r *Repo) jailConf(h *host, j *Jail) string {
+	p := r.jailParams(h, j)
+	var b strings.Builder
+	b.WriteString(header)
+	fmt.Fprintf(&b, "%s {\n", j.Name)
+	param := func(k, v string) { fmt.Fprintf(&b, "\t%s = %s;\n", k, v) }
+	param("path", jailQuote(p.Path))
+	param("host.hostname", jailQuote(r.jailHostname(h, j)))
+	if len(j.Interfaces) > 0 {
+		b.WriteString("\tvnet;\n")
+		param("vnet.interface", strings.Join(j.Interfaces, ", "))
+	}
+	if p.DevfsRuleset != nil {
+		param("devfs_ruleset", strconv.Itoa(*p.DevfsRuleset))
+	}
+	if p.MountDevfs == nil || *p.MountDevfs {
+		b.WriteString("\tmount.devfs;\n")
+	}
+	if p.ExecClean == nil || *p.ExecClean {
+		b.WriteString("\texec.clean;\n")
+	}
+	multi := func(k string, vs []string) {
+		for i, v := range vs {
+			op := "+="
+			if i == 0 {
+				op = "="
+			}
+			fmt.Fprintf(&b, "\t%s %s %s;\n", k, op, jailQuote(v))
+		}
+	}
+	multi("exec.prestart", p.ExecPrestart)
+	multi("exec.created", p.ExecCreated)
+	param("exec.start", jailQuote(pick(p.ExecStart, "/bin/sh /etc/rc")))
+	multi("exec.poststart", p.ExecPoststart)
+	multi("exec.prestop", p.ExecPrestop)
+	param("exec.stop", jailQuote(pick(p.ExecStop, "/bin/sh /etc/rc.shutdown")))
+	multi("exec.poststop", p.ExecPoststop)
+	for _, kv := range [][2]string{{"sysvshm", p.Sysvshm}, {"sysvsem", p.Sysvsem}, {"sysvmsg", p.Sysvmsg}} {
+		if kv[1] != "" {
+			param(kv[0], jailQuote(kv[1]))
+		}
+	}
+	for _, k := range sortedKeys(p.Params) {
+		switch v := p.Params[k]; v {
+		case "true":
+			fmt.Fprintf(&b, "\t%s;\n", k)
+		default:
+			param(k, jailQuote(v))
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// jailRC renders the jail's own rc.conf: its interfaces, router, services
+// and spiped pipes (the port's spiped_pipe_* variables).
+func (r *Repo) jailRC(h *host, j *Jail) string {
+	var b strings.Builder
+	b.WriteString(header)
+	rcVar(&b, "hostname", r.jailHostname(h, j))
+	for _, n := range j.Interfaces {
+		if i := h.ifaces[n]; i != nil {
+			ifconfigLines(&b, ifVar(n), nil, nil, i.addrs)
+		}
+	}
+	if j.Gateway != "" {
+		gw, _ := r.ref(h, j.Gateway)
+		rcVar(&b, "defaultrouter", gw.addr.String())
+	}
+	for _, svc := range j.Services {
+		rcVar(&b, svc+"_enable", "YES")
+	}
+	for _, k := range sortedKeys(j.RC) {
+		rcVar(&b, k, j.RC[k])
+	}
+	var pipes []*rpipe
+	for _, rp := range h.pipes {
+		if rp.jail == j {
+			pipes = append(pipes, rp)
+		}
+	}
+	if len(pipes) > 0 {
+		b.WriteString("\n# spiped tunnels\n")
+		rcVar(&b, "spiped_enable", "YES")
+		names := make([]string, len(pipes))
+		for i, rp := range pipes {
+			names[i] = rp.p.Name
+		}
+		rcVar(&b, "spiped_pipes", strings.Join(names, " "))
+		for _, rp := range pipes {
+			pre := "spiped_pipe_" + rp.p.Name + "_"
+			rcVar(&b, pre+"mode", rp.p.Mode)
+			rcVar(&b, pre+"source", spipedAddr(rp.src))
+			rcVar(&b, pre+"target", spipedAddr(rp.dst))
+			rcVar(&b, pre+"key", pick(rp.p.Key, defaultSpiped))
+		}
+	}
+	return b.String()
+}
+
+func spipedAddr(e endpoint) string {
+	return "[" + e.addr.String() + "]:" + strconv.Itoa(e.port)
+}
+
+// wgConf renders a wg-quick config. Keys stay on the host: PostUp loads
+// the private and preshared keys from their files.
+func (r *Repo) wgConf(h *host, w *WG) string {
+	var b strings.Builder
+	b.WriteString(header)
+	b.WriteString("[Interface]\n")
+	i := h.ifaces[w.Name]
+	if len(i.addrs) > 0 {
+		fmt.Fprintf(&b, "Address = %s\n", strings.Join(i.addrs, ", "))
+	}
+	if w.ListenPort != 0 {
+		fmt.Fprintf(&b, "ListenPort = %d\n", w.ListenPort)
+	}
+	if w.MTU != 0 {
+		fmt.Fprintf(&b, "MTU = %d\n", w.MTU)
+	}
+	if w.Table != "" {
+		fmt.Fprintf(&b, "Table = %s\n", w.Table)
+	}
+	fmt.Fprintf(&b, "PostUp = wg set %%i private-key %s\n", wgKey(w))
+	for _, p := range w.Peers {
+		if p.PresharedKey != "" {
+			if pw := r.peerWG(p, w); pw != nil {
+				fmt.Fprintf(&b, "PostUp = wg set %%i peer %s preshared-key %s\n", pw.PublicKey, p.PresharedKey)
+			}
+		}
+	}
+	for _, rt := range w.FIBRoutes {
+		fam := "-inet"
+		if strings.Contains(rt, ":") {
+			fam = "-inet6"
+		}
+		fmt.Fprintf(&b, "PostUp = route -q -n add %s %s -interface %s -fib %d\n", fam, rt, w.Name, w.FIB)
+	}
+	for _, c := range w.PostUp {
+		fmt.Fprintf(&b, "PostUp = %s\n", c)
+	}
+	for _, c := range w.PostDown {
+		fmt.Fprintf(&b, "PostDown = %s\n", c)
+	}
+	for _, p := range w.Peers {
+		pw := r.peerWG(p, w)
+		if pw == nil {
+			continue
+		}
+		ph := r.hosts[p.Host]
+		fmt.Fprintf(&b, "\n[Peer]\n# %s %s\nPublicKey = %s\n", p.Host, pw.Name, pw.PublicKey)
+		allowed := p.AllowedIPs
+		if len(allowed) == 0 {
+			for _, pf := range ph.ifaces[pw.Name].prefix {
+				allowed = append(allowed, netip.PrefixFrom(pf.Addr(), pf.Addr().BitLen()).String())
+			}
+			allowed = append(allowed, p.Routes...)
+		}
+		if len(allowed) > 0 {
+			fmt.Fprintf(&b, "AllowedIPs = %s\n", strings.Join(allowed, ", "))
+		}
+		if pw.Endpoint != "" && pw.ListenPort != 0 {
+			if ep, err := r.ref(ph, pw.Endpoint); err == nil {
+				fmt.Fprintf(&b, "Endpoint = %s\n", netip.AddrPortFrom(ep.addr, uint16(pw.ListenPort)))
+			}
+		}
+		if p.Keepalive != 0 {
+			fmt.Fprintf(&b, "PersistentKeepalive = %d\n", p.Keepalive)
+		}
+	}
+	return b.String()
+}
+
+func wgKey(w *WG) string { return pick(w.PrivateKey, wireguardDir+"/"+w.Name+".key") }
+
+// healthChecks lists what the agent checks after applying: the git source,
+// pf, every jail, every encrypt pipe end to end, then the user's checks.
+func (r *Repo) healthChecks(h *host, pl *problemList) []verify.Check {
+	cs := []verify.Check{{Kind: verify.CheckGit, Name: "git-source"}}
+	if h.spec.PF != nil {
+		cs = append(cs, verify.Check{Kind: verify.CheckPF, Name: "pf"})
+	}
+	for _, j := range h.jailsIn {
+		cs = append(cs, verify.Check{Kind: verify.CheckJail, Name: "jail-" + j.Name, Jail: j.Name})
+	}
+	for _, rp := range h.pipes {
+		if rp.p.Mode != "encrypt" || rp.p.Probe == "none" || rp.p.Probe == "" {
+			continue
+		}
+		to := rp.dst.host
+		if to == "" {
+			to = rp.dst.addr.String()
+		}
+		cs = append(cs, verify.Check{
+			Kind: verify.CheckTunnel, Name: strings.ToLower(rp.p.Name) + "-to-" + to, Jail: rp.jail.Name,
+			Addr: rp.src.String(), Probe: rp.p.Probe, Send: rp.p.Send, Expect: rp.p.Expect,
+		})
+	}
+	for _, c := range h.spec.Checks {
+		cw := h.where + ": check " + c.Name
+		vc := verify.Check{Kind: verify.CheckKind(c.Kind), Name: c.Name, Jail: c.Jail, URL: c.URL, Status: c.Status, Command: c.Command}
+		switch vc.Kind {
+		case verify.CheckTCP:
+			if c.Addr == "" {
+				pl.add(r.pos.at(c, ""), cw, "tcp check needs addr")
+			}
+		case verify.CheckHTTP:
+			if c.URL == "" {
+				pl.add(r.pos.at(c, ""), cw, "http check needs url")
+			}
+		case verify.CheckExec:
+			if len(c.Command) == 0 {
+				pl.add(r.pos.at(c, ""), cw, "exec check needs command")
+			}
+		default:
+			pl.add(r.pos.at(c, "kind"), cw, "kind %q: want tcp, http or exec", c.Kind)
+		}
+		if c.Addr != "" {
+			ep, err := r.endpointOf(h, c.Addr)
+			if err != nil {
+				pl.add(r.pos.at(c, "addr"), cw, "%v", err)
+			}
+			vc.Addr = ep.String()
+		}
+		if c.Jail != "" && h.jails[c.Jail] == nil {
+			pl.add(r.pos.at(c, "jail"), cw, "unknown jail %s", c.Jail)
+		}
+		if c.Timeout != "" {
+			if err := vc.Timeout.UnmarshalText([]byte(c.Timeout)); err != nil {
+				pl.add(r.pos.at(c, "timeout"), cw, "timeout %q: want a duration", c.Timeout)
+			}
+		}
+		cs = append(cs, vc)
+	}
+	seen := map[string]bool{}
+	for _, c := range cs {
+		if seen[c.Name] {
+			pl.add(r.pos.key(r.file.Hosts, h.name), h.where, "health check name %s used twice", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	return cs
+}
+
+// secrets lists host files the render relies on but never carries.
+func (r *Repo) secrets(h *host) []string {
+	set := map[string]bool{}
+	for _, rp := range h.pipes {
+		set[r.jailParams(h, rp.jail).Path+pick(rp.p.Key, defaultSpiped)] = true
+	}
+	for _, w := range h.spec.WireGuard {
+		set[wgKey(w)] = true
+		for _, p := range w.Peers {
+			if p.PresharedKey != "" {
+				set[p.PresharedKey] = true
+			}
+		}
+	}
+	return sortedKeys(set)
+}
+
+// tunnelPorts are the ports pf must pass for tunnels that cross hosts:
+// the targets of this host's outgoing pipes and its listeners that other
+// hosts dial.
+func (r *Repo) tunnelPorts(h *host) []int {
+	set := map[int]bool{}
+	for _, rp := range h.pipes {
+		if rp.p.Mode == "encrypt" && rp.dst.host != "" && rp.dst.host != h.name {
+			set[rp.dst.port] = true
+		}
+	}
+	for p := range h.incoming {
+		set[p] = true
+	}
+	out := make([]int, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
+}
