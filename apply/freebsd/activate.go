@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -58,7 +57,7 @@ func (d *Driver) activatePF(ctx context.Context) error {
 		return err
 	}
 	if r.ExitCode != 0 {
-		errs := ParseToolErrors(r.Stderr, layout.PFConf, func(s string) string { return s })
+		errs := layout.ParseToolErrors(r.Stderr, layout.PFConf, func(s string) string { return s })
 		return fmt.Errorf("pfctl -nf %s: %w", conf, errors.Join(errs...))
 	}
 	if _, err := d.exec(ctx, "pfctl", "-f", conf); err != nil {
@@ -118,42 +117,7 @@ func (d *Driver) activateTable(ctx context.Context, table string) error {
 // tableFiles finds the files of table in the installed pf.conf and the
 // files it includes.
 func (d *Driver) tableFiles(table string) ([]string, error) {
-	return TableFilesIn(func(p string) ([]byte, error) { return os.ReadFile(d.host(p)) }, table)
-}
-
-// TableFilesIn returns the files declared for table in /etc/pf.conf and
-// its includes (absolute paths, depth-limited), read through readFile.
-func TableFilesIn(readFile func(string) ([]byte, error), table string) ([]string, error) {
-	var files []string
-	found := false
-	var walk func(p string, depth int) error
-	walk = func(p string, depth int) error {
-		src, err := readFile(p)
-		if err != nil {
-			return err
-		}
-		fs, ok := layout.TableFiles(src, table)
-		found = found || ok
-		files = append(files, fs...)
-		for _, inc := range layout.Includes(src) {
-			if path.IsAbs(inc) && depth < 8 {
-				if err := walk(path.Clean(inc), depth+1); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	if err := walk(layout.PFConf, 0); err != nil {
-		return nil, fmt.Errorf("table <%s>: %w", table, err)
-	}
-	if !found {
-		return nil, fmt.Errorf("table <%s>: not declared in %s", table, layout.PFConf)
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("table <%s>: declared without a file in %s", table, layout.PFConf)
-	}
-	return files, nil
+	return layout.TableFilesIn(func(p string) ([]byte, error) { return os.ReadFile(d.host(p)) }, table)
 }
 
 // activateJail restarts one jail and asks jls whether it runs: rc.d/jail

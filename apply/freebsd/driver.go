@@ -170,7 +170,7 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 	if r.ExitCode == 0 {
 		return nil
 	}
-	errs := ParseToolErrors(r.Stderr, layout.PFConf, unstage(stage, names))
+	errs := layout.ParseToolErrors(r.Stderr, layout.PFConf, unstage(stage, names))
 	if len(errs) == 0 {
 		errs = append(errs, &layout.FileError{File: layout.PFConf, Msg: commandError(argv, r).Error()})
 	}
@@ -225,7 +225,7 @@ func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[
 	if r.ExitCode == 0 {
 		return nil
 	}
-	errs := ParseToolErrors(r.Stderr, p, unstage(stage, names))
+	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage, names))
 	if len(errs) == 0 {
 		errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
 	}
@@ -242,7 +242,7 @@ func (d *Driver) checkSh(ctx context.Context, stage, p string) []error {
 	if r.ExitCode == 0 {
 		return nil
 	}
-	errs := ParseToolErrors(r.Stderr, p, unstage(stage, nil))
+	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage, nil))
 	if len(errs) == 0 {
 		errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
 	}

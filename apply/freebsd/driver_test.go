@@ -580,7 +580,7 @@ func FuzzParseToolErrors(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, e := range ParseToolErrors(b, "/etc/pf.conf", func(s string) string { return s }) {
+		for _, e := range layout.ParseToolErrors(b, "/etc/pf.conf", func(s string) string { return s }) {
 			var fe *layout.FileError
 			if !errors.As(e, &fe) || fe.File == "" || fe.Line < 0 {
 				t.Fatalf("bad error %#v", e)

@@ -75,3 +75,10 @@ func (e *FileError) Error() string {
 	}
 	return e.File + ": " + e.Msg
 }
+
+// IsRCConf reports whether p is an rc.conf-style file (assignments only:
+// rc.conf, rc.conf.local, rc.conf.d snippets), as opposed to an rc.d
+// script. Both are rc files; only these are checked as rc.conf.
+func IsRCConf(p string) bool {
+	return IsRCFile(p) && !strings.Contains(path.Clean(p), "/etc/rc.d/")
+}

@@ -148,3 +148,20 @@ func FuzzParseTableFile(f *testing.F) {
 		}
 	})
 }
+
+func TestTables(t *testing.T) {
+	got := Tables([]byte(uirigPF))
+	var names []string
+	for _, tb := range got {
+		names = append(names, tb.Name)
+	}
+	if want := []string{"martians", "blocklist", "ratelimit", "lan"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("tables = %q, want %q", names, want)
+	}
+	if got[1].Line != 4 || len(got[1].Files) != 2 {
+		t.Errorf("blocklist = %+v", got[1])
+	}
+	if IsRCConf("/usr/local/etc/rc.d/node") || !IsRCConf("/jails/pg_j/etc/rc.conf") {
+		t.Error("IsRCConf confuses rc.d scripts and rc.conf")
+	}
+}

@@ -3,6 +3,7 @@ package layout
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -227,4 +228,66 @@ func isDigits(s string) bool {
 		return false
 	}
 	return strings.Trim(s, "0123456789") == ""
+}
+
+// TableFilesIn returns the files declared for table in /etc/pf.conf and
+// its includes (absolute paths, depth-limited), read through readFile.
+func TableFilesIn(readFile func(string) ([]byte, error), table string) ([]string, error) {
+	var files []string
+	found := false
+	var walk func(p string, depth int) error
+	walk = func(p string, depth int) error {
+		src, err := readFile(p)
+		if err != nil {
+			return err
+		}
+		fs, ok := TableFiles(src, table)
+		found = found || ok
+		files = append(files, fs...)
+		for _, inc := range Includes(src) {
+			if path.IsAbs(inc) && depth < 8 {
+				if err := walk(path.Clean(inc), depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(PFConf, 0); err != nil {
+		return nil, fmt.Errorf("table <%s>: %w", table, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("table <%s>: not declared in %s", table, PFConf)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("table <%s>: declared without a file in %s", table, PFConf)
+	}
+	return files, nil
+}
+
+// Table is one `table <name>` declaration.
+type Table struct {
+	Name  string
+	Line  int
+	Files []string // file "PATH" clauses, in order
+}
+
+// Tables lists the table declarations of pf.conf source, in order.
+func Tables(src []byte) []Table {
+	var out []Table
+	for _, st := range Statements(src) {
+		tk := tokens(st.Text)
+		if len(tk) < 2 || tk[0].text != "table" || !strings.HasPrefix(tk[1].text, "<") || !strings.HasSuffix(tk[1].text, ">") {
+			continue
+		}
+		t := Table{Name: strings.Trim(tk[1].text, "<>"), Line: st.Line}
+		for i := 2; i+1 < len(tk); i++ {
+			if tk[i].text == "file" && !tk[i].quoted && tk[i+1].quoted {
+				t.Files = append(t.Files, tk[i+1].text)
+				i++
+			}
+		}
+		out = append(out, t)
+	}
+	return out
 }
