@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/memory"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 )
 
@@ -59,11 +60,20 @@ func (e *BundleFileError) Unwrap() error { return e.Err }
 var ErrBranchMissing = errors.New("branch not found on the remote")
 
 // OpenSource opens (or creates) the bare repository dir and points its
-// remote "origin" at cfg.URL.
+// remote "origin" at cfg.URL. An empty dir keeps the repository in memory
+// (agent plan, which must not touch the running agent's clone).
 func OpenSource(dir string, cfg SourceConfig) (*Source, error) {
-	repo, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(dir, true)
+	var (
+		repo *git.Repository
+		err  error
+	)
+	if dir == "" {
+		repo, err = git.Init(memory.NewStorage(), nil)
+	} else {
+		repo, err = git.PlainOpen(dir)
+		if errors.Is(err, git.ErrRepositoryNotExists) {
+			repo, err = git.PlainInit(dir, true)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("git repository %s: %w", dir, err)

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rigger-bsd/rigger/agent"
+)
+
+func newRunCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Poll and apply until stopped",
+		Long: `run polls the bundles branch every interval (with jitter; exponential backoff
+after errors), applies new bundles when their not_before has come, and checks
+drift on every poll. SIGHUP reloads the config; SIGTERM or SIGINT stops between
+steps and never inside an install. One agent runs per state dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRun(cmd.Context(), g) },
+	}
+}
+
+func runRun(ctx context.Context, g *globals) error {
+	a, closeFn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	reloadFn := func() (*agent.Config, error) {
+		cfg, err := agent.LoadConfig(g.config, g.flags, os.Environ())
+		if err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	}
+	return a.Run(ctx, reload, reloadFn)
+}
+
+func newOnceCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "once",
+		Short: "Poll once, apply if there is something new, and exit",
+		Long: `once does exactly one poll of run: recover an interrupted install, ask for the
+branch head, fetch, verify, apply, check drift, write the status, exit.
+
+` + exitStatusHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runOnce(cmd.Context(), g) },
+	}
+}
+
+func runOnce(ctx context.Context, g *globals) error {
+	a, closeFn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := a.Recover(ctx); err != nil {
+		return err
+	}
+	out, err := a.Poll(ctx)
+	st := a.Status()
+	line := string(out)
+	if st.Current != nil {
+		line += fmt.Sprintf(" (serial %d)", st.Current.Serial)
+	}
+	if st.Pending != nil && st.Pending.Reason == "not_before" {
+		line += fmt.Sprintf("; serial %d waits until %s", st.Pending.Serial, st.Pending.NotBefore.Format("2006-01-02T15:04:05Z07:00"))
+	}
+	fmt.Fprintln(g.stdout, line)
+	return exitFor(out, err)
+}
