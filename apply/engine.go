@@ -1,19 +1,32 @@
 // Package apply installs verified bundles on a host: plan, stage,
 // pre-check, journal, atomic install, activation, health checks and
 // rollback, through a host Driver (freebsd or sim).
+//
+// State dir layout (owned here; the agent keeps its own files beside it):
+//
+//	generations/<serial>/   generation.json (manifest, signers, applied_at),
+//	                        manifest.json (the DSSE envelope), files.tar
+//	generations/<serial>.tmp/  a generation being applied, not yet committed
+//	current                 {"serial":N,"txn":ID}: the commit point
+//	journal.json            the transaction in flight (see journal.go)
+//	backup.tar              the host's bytes before the transaction
+//	staging/                the new tree laid out like the root, for Precheck
 package apply
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rigger-bsd/rigger/verify"
 )
 
 // CONTRACT (shared with the agent): the names and signatures in this file
-// are used by package agent. Bodies are stubs until the engine lands.
+// are used by package agent.
 
 // Config configures an Engine.
 type Config struct {
@@ -28,17 +41,60 @@ type Config struct {
 	GitCheck func(ctx context.Context) error
 }
 
+// DefaultHealthTimeout is used when Config.HealthTimeout is zero.
+const DefaultHealthTimeout = 90 * time.Second
+
 // Engine applies bundles to one host. It is not safe for concurrent use;
 // the agent holds the state-dir lock.
-type Engine struct{ cfg Config }
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	// hook is the test seam for crash and failure injection: it is called
+	// at every step of a transaction; a non-nil error fails that step.
+	hook func(step string, i int) error
+}
+
+// ErrUnfinished is returned by Apply, Rollback and Reinstall while a
+// journal from an interrupted transaction is still present: call Recover.
+var ErrUnfinished = errors.New("an interrupted apply is unfinished (journal present): run Recover first")
 
 // New opens the engine's state under cfg.StateDir.
-func New(cfg Config) (*Engine, error) { return nil, errors.New("apply: not implemented yet") }
+func New(cfg Config) (*Engine, error) {
+	if cfg.Root == "" || cfg.StateDir == "" {
+		return nil, errors.New("apply: Root and StateDir are required")
+	}
+	if cfg.Driver == nil {
+		return nil, errors.New("apply: Driver is required")
+	}
+	var err error
+	if cfg.Root, err = filepath.Abs(cfg.Root); err != nil {
+		return nil, fmt.Errorf("apply: root: %w", err)
+	}
+	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("apply: state dir: %w", err)
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 5
+	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = DefaultHealthTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, genDir), 0o700); err != nil {
+		return nil, fmt.Errorf("apply: state dir: %w", err)
+	}
+	return &Engine{cfg: cfg, log: cfg.Logger.With("component", "apply")}, nil
+}
 
-// Recover reads the journal after a start and leaves the host wholly on
-// the previous or wholly on the committed generation. It returns what it
-// did, or nil when there was nothing to recover.
-func (e *Engine) Recover(ctx context.Context) (*Recovery, error) { return nil, nil }
+// at runs the test hook for one step.
+func (e *Engine) at(step string, i int) error {
+	if e.hook == nil {
+		return nil
+	}
+	return e.hook(step, i)
+}
 
 // Recovery reports a journal replay.
 type Recovery struct {
@@ -46,9 +102,6 @@ type Recovery struct {
 	RolledBack bool   // true: back on the previous generation; false: finished
 	Reason     string
 }
-
-// Plan compares a verified bundle with the current generation; it changes nothing.
-func (e *Engine) Plan(b *verify.Bundle) (*Plan, error) { return nil, errors.New("not implemented") }
 
 // Plan is the file-by-file difference and the units to activate, in order.
 type Plan struct {
@@ -66,33 +119,126 @@ type Change struct {
 	New  []byte // new contents (nil for remove)
 }
 
+// Change ops.
+const (
+	OpAdd    = "add"
+	OpModify = "modify"
+	OpRemove = "remove"
+	OpMeta   = "meta"
+)
+
+// Plan compares a verified bundle with the current generation; it changes nothing.
+func (e *Engine) Plan(b *verify.Bundle) (*Plan, error) {
+	cur, err := e.loadCurrent()
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := computePlan(cur, bundleGen(b))
+	return p, err
+}
+
 // Apply installs b, activates what changed and health-checks the result.
 // On failure it rolls back by itself: see PrecheckError, RolledBackError,
 // DegradedError.
 func (e *Engine) Apply(ctx context.Context, b *verify.Bundle) (*Result, error) {
-	return nil, errors.New("not implemented")
+	if b == nil {
+		return nil, errors.New("apply: nil bundle")
+	}
+	cur, err := e.loadCurrent()
+	if err != nil {
+		return nil, err
+	}
+	tgt := bundleGen(b)
+	p, ch, err := computePlan(cur, tgt)
+	if err != nil {
+		return nil, err
+	}
+	return e.run(ctx, cur, tgt, p, ch)
 }
 
 // Rollback reinstalls a kept generation (0 = the one before the current)
 // through the same install, activate and health path.
 func (e *Engine) Rollback(ctx context.Context, serial uint64) (*Result, error) {
-	return nil, errors.New("not implemented")
+	cur, err := e.loadCurrent()
+	if err != nil {
+		return nil, err
+	}
+	if serial == 0 {
+		if cur == nil {
+			return nil, errors.New("rollback: no current generation")
+		}
+		gens, err := e.Generations()
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range gens {
+			if g.Serial < cur.meta.Serial {
+				serial = g.Serial
+				break
+			}
+		}
+		if serial == 0 {
+			return nil, fmt.Errorf("rollback: no kept generation before %d", cur.meta.Serial)
+		}
+	}
+	if cur != nil && serial == cur.meta.Serial {
+		return nil, fmt.Errorf("rollback: generation %d is already current (use Reinstall)", serial)
+	}
+	tgt, err := e.loadGeneration(serial)
+	if err != nil {
+		return nil, fmt.Errorf("rollback: %w", err)
+	}
+	p, ch, err := computePlan(cur, tgt)
+	if err != nil {
+		return nil, err
+	}
+	return e.run(ctx, cur, tgt, p, ch)
 }
 
-// Reinstall puts the current generation back (drift: correct).
+// Reinstall puts the current generation back (drift: correct): every
+// managed file that drifted is installed again and its unit activated.
 func (e *Engine) Reinstall(ctx context.Context) (*Result, error) {
-	return nil, errors.New("not implemented")
+	cur, err := e.loadCurrent()
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		return nil, errors.New("reinstall: no current generation")
+	}
+	p, ch, err := e.planDrift(cur)
+	if err != nil {
+		return nil, err
+	}
+	return e.run(ctx, cur, cur, p, ch)
 }
 
 // Drift lists managed files whose contents, mode or owner changed on disk
 // since the current generation was applied.
-func (e *Engine) Drift() ([]string, error) { return nil, nil }
+func (e *Engine) Drift() ([]string, error) {
+	cur, err := e.loadCurrent()
+	if err != nil || cur == nil {
+		return nil, err
+	}
+	p, _, err := e.planDrift(cur)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range p.Changes {
+		out = append(out, c.Path)
+	}
+	return out, nil
+}
 
 // Current returns the applied generation, or nil if none.
-func (e *Engine) Current() (*Generation, error) { return nil, nil }
-
-// Generations lists the kept generations, newest first.
-func (e *Engine) Generations() ([]Generation, error) { return nil, nil }
+func (e *Engine) Current() (*Generation, error) {
+	cur, err := e.loadCurrent()
+	if err != nil || cur == nil {
+		return nil, err
+	}
+	g := cur.meta.public()
+	return &g, nil
+}
 
 // Generation is one applied bundle kept in the state dir.
 type Generation struct {
@@ -109,6 +255,7 @@ type Result struct {
 	Health         []HealthResult
 	RebootRequired bool
 	Duration       time.Duration
+	Changes        []Change // what was installed or removed
 }
 
 // HealthResult is the outcome of one health check.
@@ -135,7 +282,9 @@ func (e *PrecheckError) Unwrap() error { return e.Err }
 type RolledBackError struct {
 	Serial uint64
 	Reason error
-	Health []HealthResult
+	Health []HealthResult // the failed apply's checks (nil if it failed before)
+	// Recheck are the checks of the restored generation, all passing.
+	Recheck []HealthResult
 }
 
 func (e *RolledBackError) Error() string { return "rolled back: " + e.Reason.Error() }
@@ -147,6 +296,7 @@ type DegradedError struct {
 	Serial uint64
 	Reason error // why the apply failed
 	Err    error // why the restore failed
+	Health []HealthResult
 }
 
 func (e *DegradedError) Error() string {

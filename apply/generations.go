@@ -1,0 +1,362 @@
+package apply
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+const (
+	genDir      = "generations"
+	currentFile = "current"
+	genMetaFile = "generation.json"
+	genEnvFile  = "manifest.json"
+	genTarFile  = "files.tar"
+	tmpSuffix   = ".tmp"
+)
+
+// generation is a bundle in memory: what a transaction installs, or what
+// the state dir keeps.
+type generation struct {
+	meta     genMeta
+	files    map[string][]byte
+	envelope []byte
+}
+
+type genMeta struct {
+	Serial    uint64          `json:"serial"`
+	Manifest  verify.Manifest `json:"manifest"`
+	Signers   []string        `json:"signers,omitempty"`
+	AppliedAt time.Time       `json:"applied_at"`
+}
+
+func (m genMeta) public() Generation {
+	return Generation{Serial: m.Serial, Manifest: m.Manifest, Signers: m.Signers, AppliedAt: m.AppliedAt}
+}
+
+func bundleGen(b *verify.Bundle) *generation {
+	return &generation{
+		meta:     genMeta{Serial: b.Manifest.Serial, Manifest: b.Manifest, Signers: b.Signers},
+		files:    b.Files,
+		envelope: b.Envelope,
+	}
+}
+
+// currentRec is the content of StateDir/current. Txn ties it to the
+// journal: a journal whose txn equals current's was committed.
+type currentRec struct {
+	Serial uint64 `json:"serial"`
+	Txn    string `json:"txn"`
+}
+
+func (e *Engine) genPath(serial uint64) string {
+	return filepath.Join(e.cfg.StateDir, genDir, strconv.FormatUint(serial, 10))
+}
+
+func (e *Engine) readCurrent() (*currentRec, error) {
+	b, err := os.ReadFile(filepath.Join(e.cfg.StateDir, currentFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("current generation: %w", err)
+	}
+	var c currentRec
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("current generation %s: %w", filepath.Join(e.cfg.StateDir, currentFile), err)
+	}
+	return &c, nil
+}
+
+func (e *Engine) loadCurrent() (*generation, error) {
+	c, err := e.readCurrent()
+	if err != nil || c == nil {
+		return nil, err
+	}
+	g, err := e.loadGeneration(c.Serial)
+	if err != nil {
+		return nil, fmt.Errorf("current generation: %w", err)
+	}
+	return g, nil
+}
+
+func readMeta(dir string) (genMeta, error) {
+	var m genMeta
+	b, err := os.ReadFile(filepath.Join(dir, genMetaFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", filepath.Join(dir, genMetaFile), err)
+	}
+	return m, nil
+}
+
+func (e *Engine) loadGeneration(serial uint64) (*generation, error) {
+	dir := e.genPath(serial)
+	m, err := readMeta(dir)
+	if err != nil {
+		return nil, fmt.Errorf("generation %d: %w", serial, err)
+	}
+	files, err := readTar(filepath.Join(dir, genTarFile))
+	if err != nil {
+		return nil, fmt.Errorf("generation %d: %w", serial, err)
+	}
+	for _, f := range m.Manifest.Files {
+		if _, ok := files[f.Path]; !ok {
+			return nil, fmt.Errorf("generation %d: %s missing from %s", serial, f.Path, genTarFile)
+		}
+	}
+	env, err := os.ReadFile(filepath.Join(dir, genEnvFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("generation %d: %w", serial, err)
+	}
+	return &generation{meta: m, files: files, envelope: env}, nil
+}
+
+// storeGeneration writes g under generations/<serial>.tmp, synced; commit
+// renames it into place. It returns false when the generation is already
+// kept (a rollback to it, or a reinstall), so nothing is written.
+func (e *Engine) storeGeneration(g *generation) (bool, error) {
+	final := e.genPath(g.meta.Serial)
+	if _, err := os.Stat(final); err == nil {
+		return false, nil
+	}
+	dir := final + tmpSuffix
+	if err := os.RemoveAll(dir); err != nil {
+		return false, err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return false, fmt.Errorf("store generation: %w", err)
+	}
+	m := g.meta
+	m.AppliedAt = time.Now().UTC()
+	mb, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	if err := writeSynced(filepath.Join(dir, genMetaFile), mb); err != nil {
+		return false, fmt.Errorf("store generation: %w", err)
+	}
+	if len(g.envelope) > 0 {
+		if err := writeSynced(filepath.Join(dir, genEnvFile), g.envelope); err != nil {
+			return false, fmt.Errorf("store generation: %w", err)
+		}
+	}
+	paths := make([]string, 0, len(g.meta.Manifest.Files))
+	for _, f := range g.meta.Manifest.Files {
+		paths = append(paths, f.Path)
+	}
+	if err := writeTar(filepath.Join(dir, genTarFile), paths, g.files, nil); err != nil {
+		return false, fmt.Errorf("store generation: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Generations lists the kept generations, newest first.
+func (e *Engine) Generations() ([]Generation, error) {
+	serials, err := e.keptSerials()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Generation, 0, len(serials))
+	for _, s := range serials {
+		m, err := readMeta(e.genPath(s))
+		if err != nil {
+			return nil, fmt.Errorf("generation %d: %w", s, err)
+		}
+		out = append(out, m.public())
+	}
+	return out, nil
+}
+
+// keptSerials returns the committed generation serials, newest first.
+func (e *Engine) keptSerials() ([]uint64, error) {
+	ents, err := os.ReadDir(filepath.Join(e.cfg.StateDir, genDir))
+	if err != nil {
+		return nil, fmt.Errorf("generations: %w", err)
+	}
+	var out []uint64
+	for _, d := range ents {
+		s, err := strconv.ParseUint(d.Name(), 10, 64)
+		if err != nil || !d.IsDir() {
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] > out[j] })
+	return out, nil
+}
+
+// prune keeps the newest Keep generations and always the current one.
+func (e *Engine) prune(current uint64) error {
+	serials, err := e.keptSerials()
+	if err != nil {
+		return err
+	}
+	keep := map[uint64]bool{current: true}
+	for _, s := range serials {
+		if len(keep) < e.cfg.Keep {
+			keep[s] = true
+		}
+	}
+	for _, s := range serials {
+		if keep[s] {
+			continue
+		}
+		if err := os.RemoveAll(e.genPath(s)); err != nil {
+			return fmt.Errorf("prune generation %d: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// removeStaleTmp removes generations that were never committed.
+func (e *Engine) removeStaleTmp() error {
+	ents, err := os.ReadDir(filepath.Join(e.cfg.StateDir, genDir))
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		if strings.HasSuffix(d.Name(), tmpSuffix) {
+			if err := os.RemoveAll(filepath.Join(e.cfg.StateDir, genDir, d.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeTar writes the files named by paths (in that order) to a new tar
+// file and syncs it. after, if set, is called after each entry (the crash
+// test stops there).
+func writeTar(name string, paths []string, files map[string][]byte, after func(i int) error) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for i, p := range paths {
+		data := files[p]
+		hdr := &tar.Header{Name: strings.TrimPrefix(p, "/"), Mode: 0o600, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if after != nil {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if err := after(i); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return f.Close()
+}
+
+// readTar reads a tar written by writeTar; keys are absolute paths.
+func readTar(name string) (map[string][]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", name, h.Name, err)
+		}
+		out["/"+h.Name] = data
+	}
+}
+
+// writeSynced creates name with data and syncs the file (not the directory).
+func writeSynced(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// replaceFile atomically replaces name with data: temp file, fsync,
+// rename, and an fsync of the directory when durable is set.
+func replaceFile(name string, data []byte, durable bool) error {
+	dir := filepath.Dir(name)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return err
+	}
+	if durable {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,418 @@
+package apply
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// jailsDir holds the jail roots. Everything below /jails/NAME belongs to
+// the jail (its root user can plant symlinks there), so those paths are
+// resolved inside an os.Root opened at the jail's root, never at the host's.
+const jailsDir = "/jails"
+
+// roots confines every file operation of one transaction: an os.Root at
+// Config.Root for host paths and one per jail root for jail paths. os.Root
+// refuses any symlink, absolute or relative, that leads out of it.
+type roots struct {
+	host  *os.Root
+	jails map[string]*os.Root
+}
+
+func openRoots(base string) (*roots, error) {
+	r, err := os.OpenRoot(base)
+	if err != nil {
+		return nil, fmt.Errorf("open root: %w", err)
+	}
+	return &roots{host: r, jails: map[string]*os.Root{}}, nil
+}
+
+func (rs *roots) close() {
+	rs.host.Close()
+	for _, j := range rs.jails {
+		j.Close()
+	}
+}
+
+// resolve maps an absolute target path to the Root confining it and the
+// path inside that Root. With create, a missing jail root is created (a
+// first apply); without, it yields an fs.ErrNotExist error.
+func (rs *roots) resolve(target string, create bool) (*os.Root, string, error) {
+	if err := checkTarget(target); err != nil {
+		return nil, "", err
+	}
+	if rest, ok := strings.CutPrefix(target, jailsDir+"/"); ok {
+		if name, sub, ok := strings.Cut(rest, "/"); ok {
+			jr, err := rs.jail(name, create)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: jail root: %w", target, err)
+			}
+			return jr, sub, nil
+		}
+	}
+	return rs.host, target[1:], nil
+}
+
+func (rs *roots) jail(name string, create bool) (*os.Root, error) {
+	if jr := rs.jails[name]; jr != nil {
+		return jr, nil
+	}
+	rel := path.Join(jailsDir[1:], name)
+	jr, err := rs.host.OpenRoot(rel)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		if err := rs.host.MkdirAll(rel, 0o755); err != nil {
+			return nil, err
+		}
+		jr, err = rs.host.OpenRoot(rel)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rs.jails[name] = jr
+	return jr, nil
+}
+
+// fileState is what a target looked like on disk.
+type fileState struct {
+	exists   bool
+	mode     fs.FileMode // permission and setid bits, os form
+	uid, gid int
+}
+
+// stat reports the target's state; a target that exists but is not a
+// regular file (a planted symlink, a directory) is an error.
+func (rs *roots) stat(target string) (fileState, error) {
+	r, rel, err := rs.resolve(target, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fileState{}, nil
+	}
+	if err != nil {
+		return fileState{}, err
+	}
+	fi, err := r.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fileState{}, nil
+	}
+	if err != nil {
+		return fileState{}, fmt.Errorf("%s: %w", target, err)
+	}
+	return statOf(target, fi)
+}
+
+func statOf(target string, fi fs.FileInfo) (fileState, error) {
+	if !fi.Mode().IsRegular() {
+		return fileState{}, fmt.Errorf("%s: not a regular file (%s); refusing to replace it", target, fi.Mode().Type())
+	}
+	st := fileState{exists: true, mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
+	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.uid, st.gid = int(s.Uid), int(s.Gid)
+	}
+	return st, nil
+}
+
+// read returns the target's contents and state without following a
+// symlink at the target itself.
+func (rs *roots) read(target string) ([]byte, fileState, error) {
+	r, rel, err := rs.resolve(target, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fileState{}, nil
+	}
+	if err != nil {
+		return nil, fileState{}, err
+	}
+	data, fi, err := readRegular(r, rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fileState{}, nil
+	}
+	if err != nil {
+		return nil, fileState{}, fmt.Errorf("%s: %w", target, err)
+	}
+	st, err := statOf(target, fi)
+	return data, st, err
+}
+
+// readRegular opens rel without following a final symlink and without
+// blocking on a planted FIFO, and reads it only if it is a regular file.
+func readRegular(r *os.Root, rel string) ([]byte, fs.FileInfo, error) {
+	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fi, nil
+	}
+	data, err := io.ReadAll(f)
+	return data, fi, err
+}
+
+// dirSet collects the directories to fsync once a batch of writes is done.
+type dirSet map[*os.Root]map[string]bool
+
+func (d dirSet) add(r *os.Root, dir string) {
+	if d[r] == nil {
+		d[r] = map[string]bool{}
+	}
+	d[r][dir] = true
+}
+
+func (d dirSet) sync() error {
+	for r, dirs := range d {
+		for dir := range dirs {
+			f, err := r.Open(dir)
+			if err != nil {
+				return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
+			}
+			err = f.Sync()
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
+			}
+		}
+	}
+	return nil
+}
+
+// tempHook is called after a temp file is written and synced, before the
+// rename (the crash test stops there).
+type tempHook func() error
+
+// write installs data at target: a temp file created O_EXCL in the same
+// directory inside the Root, written, mode and owner set on the fd,
+// fsynced, closed, then renamed over the target. The rename replaces a
+// symlink planted at the target instead of following it. The directory
+// is added to dirs for one fsync per directory.
+func (rs *roots) write(target string, data []byte, mode fs.FileMode, uid, gid int, dirs dirSet, hook tempHook) error {
+	r, rel, err := rs.resolve(target, true)
+	if err != nil {
+		return err
+	}
+	dir := path.Dir(rel)
+	if err := mkdirs(r, dir, dirs); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	tmp := path.Join(dir, "."+path.Base(rel)+".rigger-"+randHex(6))
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			r.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	// Owner before mode: chown clears the setid bits.
+	if canChown() {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("%s: %w", target, err)
+		}
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	if hook != nil {
+		if err := hook(); err != nil {
+			r.Remove(tmp)
+			ok = true
+			return err
+		}
+	}
+	if err := r.Rename(tmp, rel); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	ok = true
+	dirs.add(r, dir)
+	return nil
+}
+
+// remove deletes target (the link itself if one was planted there).
+func (rs *roots) remove(target string, dirs dirSet) error {
+	r, rel, err := rs.resolve(target, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	dirs.add(r, path.Dir(rel))
+	return nil
+}
+
+// removeTemps deletes temp files a killed install left beside target.
+func (rs *roots) removeTemps(target string) {
+	r, rel, err := rs.resolve(target, false)
+	if err != nil {
+		return
+	}
+	dir := path.Dir(rel)
+	d, err := r.Open(dir)
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	prefix := "." + path.Base(rel) + ".rigger-"
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			r.Remove(path.Join(dir, n))
+		}
+	}
+}
+
+// mkdirs creates dir inside r and queues the parents of every directory
+// it created for an fsync, so the new entries survive a power loss.
+func mkdirs(r *os.Root, dir string, dirs dirSet) error {
+	if dir == "." {
+		return nil
+	}
+	fi, err := r.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := mkdirs(r, path.Dir(dir), dirs); err != nil {
+		return err
+	}
+	if err := r.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	dirs.add(r, path.Dir(dir))
+	return nil
+}
+
+// fileMode converts manifest permission bits (unix octal) to os form.
+func fileMode(m verify.Mode) fs.FileMode {
+	v := uint32(m)
+	fm := fs.FileMode(v & 0o777)
+	if v&0o4000 != 0 {
+		fm |= fs.ModeSetuid
+	}
+	if v&0o2000 != 0 {
+		fm |= fs.ModeSetgid
+	}
+	if v&0o1000 != 0 {
+		fm |= fs.ModeSticky
+	}
+	return fm
+}
+
+// canChown: only root may give files away. Tests that run unprivileged
+// install files owned by the test user, and owners are not compared.
+func canChown() bool { return os.Geteuid() == 0 }
+
+// lookupOwner resolves the manifest owner and group to ids: numeric ids
+// as they are; names from the passwd and group files of the root the file
+// lives in (a jail has its own users), then the host's; root and wheel are
+// 0 on FreeBSD whatever the sandbox has.
+func lookupOwner(rs *roots, f verify.File) (uid, gid int, err error) {
+	r, _, err := rs.resolve(f.Path, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, err
+	}
+	uid, err = lookupID(r, rs.host, "etc/passwd", f.Owner, "root", func(n string) (string, error) {
+		u, err := user.Lookup(n)
+		if err != nil {
+			return "", err
+		}
+		return u.Uid, nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("owner %q: %w", f.Owner, err)
+	}
+	gid, err = lookupID(r, rs.host, "etc/group", f.Group, "wheel", func(n string) (string, error) {
+		g, err := user.LookupGroup(n)
+		if err != nil {
+			return "", err
+		}
+		return g.Gid, nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("group %q: %w", f.Group, err)
+	}
+	return uid, gid, nil
+}
+
+func lookupID(r, host *os.Root, db, name, zero string, system func(string) (string, error)) (int, error) {
+	if name == "" {
+		return 0, errors.New("empty name")
+	}
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		return n, nil
+	}
+	for _, root := range []*os.Root{r, host} {
+		if root == nil {
+			continue
+		}
+		if id, ok := idFromDB(root, db, name); ok {
+			return id, nil
+		}
+	}
+	if name == "root" || name == zero {
+		return 0, nil
+	}
+	s, err := system(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(s)
+}
+
+// idFromDB finds name in a passwd or group file (name:x:id:...).
+func idFromDB(r *os.Root, db, name string) (int, bool) {
+	b, fi, err := readRegular(r, db)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 3 && fields[0] == name {
+			if id, err := strconv.Atoi(fields[2]); err == nil && id >= 0 {
+				return id, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,104 @@
+package apply
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const (
+	journalName = "journal.json"
+	backupName  = "backup.tar"
+	stagingDir  = "staging"
+)
+
+// Journal steps. Only the absence of a matching commit decides recovery
+// (an uncommitted journal is always rolled back); the step says whether
+// units may have been activated and is shown in the recovery reason.
+const (
+	stepInstall  = "install"  // host files may be changing, no unit activated yet
+	stepActivate = "activate" // units may have been activated
+	stepHealth   = "health"
+	stepRollback = "rollback" // restoring the backup
+)
+
+// journal is StateDir/journal.json: written and fsynced before the first
+// host file changes, removed after the commit or the rollback.
+type journal struct {
+	Txn      string `json:"txn"`
+	Serial   uint64 `json:"serial"`
+	Previous uint64 `json:"previous"` // 0: no previous generation
+	Step     string `json:"step"`
+	// NewGeneration: generations/<serial> did not exist before; a rollback
+	// removes it.
+	NewGeneration bool          `json:"new_generation"`
+	Units         []string      `json:"units"`
+	Files         []journalFile `json:"files"`
+	Started       time.Time     `json:"started"`
+}
+
+// journalFile is one target of the transaction and what it was before.
+type journalFile struct {
+	Path    string      `json:"path"`
+	Op      string      `json:"op"`
+	Existed bool        `json:"existed"` // true: restore from backup.tar; false: remove
+	Mode    fs.FileMode `json:"mode,omitempty"`
+	UID     int         `json:"uid"`
+	GID     int         `json:"gid"`
+	SHA256  string      `json:"sha256,omitempty"` // of the backed-up bytes
+}
+
+func (e *Engine) journalPath() string { return filepath.Join(e.cfg.StateDir, journalName) }
+func (e *Engine) backupPath() string  { return filepath.Join(e.cfg.StateDir, backupName) }
+
+// writeJournal replaces the journal atomically and durably.
+func (e *Engine) writeJournal(j *journal) error {
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := replaceFile(e.journalPath(), b, true); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// setStep records a later step. The file is synced; the directory entry
+// already is, and an older step only makes recovery do more.
+func (e *Engine) setStep(j *journal, step string) error {
+	j.Step = step
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := replaceFile(e.journalPath(), b, false); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) readJournal() (*journal, error) {
+	b, err := os.ReadFile(e.journalPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", e.journalPath(), err)
+	}
+	return &j, nil
+}
+
+// finish removes what a finished transaction leaves in the state dir.
+func (e *Engine) finish() {
+	os.Remove(e.journalPath())
+	os.Remove(e.backupPath())
+	os.RemoveAll(filepath.Join(e.cfg.StateDir, stagingDir))
+}

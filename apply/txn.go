@@ -1,0 +1,344 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// Hook steps (the test seam; see Engine.hook). i is an index where noted.
+const (
+	hookStaged      = "staged"
+	hookPrechecked  = "prechecked"
+	hookGenStored   = "generation-stored"
+	hookBackup      = "backup" // i: backup entries written
+	hookJournaled   = "journaled"
+	hookInstall     = "install"      // i: before file i; an error is a write failure
+	hookInstallTemp = "install-temp" // i: temp file of file i synced, not renamed
+	hookInstalled   = "installed"
+	hookActivate    = "activate" // i: before unit i
+	hookHealth      = "health"
+	hookCommitting  = "committing" // generation in place, current not yet written
+	hookCommitted   = "committed"  // current written, journal not yet removed
+	hookRestore     = "restore"    // i: before restoring file i
+	hookReactivate  = "reactivate"
+)
+
+// run is the one path of Apply, Rollback and Reinstall: stage, pre-check,
+// store the generation, back up, journal, install, activate, health-check,
+// commit, or roll back.
+func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []change) (*Result, error) {
+	start := time.Now()
+	if j, err := e.readJournal(); err != nil {
+		return nil, err
+	} else if j != nil {
+		return nil, ErrUnfinished
+	}
+	log := e.log.With("serial", tgt.meta.Serial)
+	rs, err := openRoots(e.cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.close()
+
+	stage, err := e.stage(tgt)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(stage)
+	if err := e.at(hookStaged, 0); err != nil {
+		return nil, err
+	}
+	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
+	if err != nil {
+		log.Warn("pre-check failed, nothing installed", "err", err)
+		return nil, err
+	}
+	if err := e.at(hookPrechecked, 0); err != nil {
+		return nil, err
+	}
+
+	newGen, err := e.storeGeneration(tgt)
+	if err != nil {
+		return nil, err
+	}
+	dropGen := func() {
+		if newGen {
+			os.RemoveAll(e.genPath(tgt.meta.Serial) + tmpSuffix)
+		}
+	}
+	if err := e.at(hookGenStored, 0); err != nil {
+		dropGen()
+		return nil, err
+	}
+
+	j := &journal{
+		Txn:           strconv.FormatUint(tgt.meta.Serial, 10) + "-" + randHex(8),
+		Serial:        tgt.meta.Serial,
+		Step:          stepInstall,
+		NewGeneration: newGen,
+		Started:       time.Now().UTC(),
+	}
+	if cur != nil {
+		j.Previous = cur.meta.Serial
+	}
+	for _, u := range p.Units {
+		j.Units = append(j.Units, u.String())
+	}
+	backup, err := e.backup(rs, chs, j)
+	if err != nil {
+		dropGen()
+		os.Remove(e.backupPath())
+		return nil, err
+	}
+	if err := e.writeJournal(j); err != nil {
+		dropGen()
+		os.Remove(e.backupPath())
+		return nil, err
+	}
+	if err := e.at(hookJournaled, 0); err != nil {
+		return nil, e.abort(ctx, rs, cur, j, backup, nil, 0, err, nil)
+	}
+	// From here on the host changes; every failure goes through abort.
+	log.Info("installing", "changes", len(chs), "units", j.Units)
+
+	dirs := dirSet{}
+	installed := 0
+	var failure error
+	for i, c := range chs {
+		if err := e.at(hookInstall, i); err != nil {
+			failure = fmt.Errorf("install %s: %w", c.Path, err)
+			break
+		}
+		installed = i + 1
+		if c.Op == OpRemove {
+			err = rs.remove(c.Path, dirs)
+		} else {
+			err = rs.write(c.Path, c.New, fileMode(c.file.Mode), ids[i][0], ids[i][1], dirs,
+				func() error { return e.at(hookInstallTemp, i) })
+		}
+		if err != nil {
+			failure = fmt.Errorf("install: %w", err)
+			break
+		}
+	}
+	if failure == nil {
+		if err := dirs.sync(); err != nil {
+			failure = fmt.Errorf("install: %w", err)
+		}
+	}
+	if failure == nil {
+		failure = e.at(hookInstalled, 0)
+	}
+	if failure != nil {
+		return nil, e.abort(ctx, rs, cur, j, backup, j.Files[:installed], 0, failure, nil)
+	}
+
+	if err := e.setStep(j, stepActivate); err != nil {
+		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, 0, err, nil)
+	}
+	for i, u := range p.Units {
+		if err := e.at(hookActivate, i); err != nil {
+			return nil, e.abort(ctx, rs, cur, j, backup, j.Files, i+1, err, nil)
+		}
+		log.Info("activating", "unit", u.String())
+		if err := e.cfg.Driver.Activate(ctx, u); err != nil {
+			return nil, e.abort(ctx, rs, cur, j, backup, j.Files, i+1, fmt.Errorf("activate %s: %w", u, err), nil)
+		}
+	}
+
+	if err := e.setStep(j, stepHealth); err != nil {
+		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, nil)
+	}
+	if err := e.at(hookHealth, 0); err != nil {
+		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, nil)
+	}
+	health, err := e.checkHealth(ctx, tgt.meta.Manifest.Health)
+	if err != nil {
+		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, health)
+	}
+
+	if err := e.commit(j); err != nil {
+		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, health)
+	}
+	log.Info("applied", "units", j.Units, "duration", time.Since(start))
+	return &Result{
+		Serial:         tgt.meta.Serial,
+		Units:          p.Units,
+		Health:         health,
+		RebootRequired: p.Reboot,
+		Duration:       time.Since(start),
+		Changes:        p.Changes,
+	}, nil
+}
+
+// backup records what each target was before, in the journal entries and
+// in backup.tar (synced), and returns the saved bytes by path.
+func (e *Engine) backup(rs *roots, chs []change, j *journal) (map[string][]byte, error) {
+	saved := map[string][]byte{}
+	var paths []string
+	for _, c := range chs {
+		data, st, err := rs.read(c.Path)
+		if err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+		jf := journalFile{Path: c.Path, Op: c.Op, Existed: st.exists}
+		if st.exists {
+			jf.Mode, jf.UID, jf.GID, jf.SHA256 = st.mode, st.uid, st.gid, sha256hex(data)
+			saved[c.Path] = data
+			paths = append(paths, c.Path)
+		}
+		j.Files = append(j.Files, jf)
+	}
+	err := writeTar(e.backupPath(), paths, saved, func(i int) error { return e.at(hookBackup, i+1) })
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	return saved, nil
+}
+
+// commit makes the transaction final: the generation moves into place,
+// then StateDir/current names it and the txn (the commit point), then the
+// journal and the backup go, and old generations are pruned.
+func (e *Engine) commit(j *journal) error {
+	if j.NewGeneration {
+		final := e.genPath(j.Serial)
+		if err := os.Rename(final+tmpSuffix, final); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if err := syncDir(filepath.Dir(final)); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err := e.at(hookCommitting, 0); err != nil {
+		return err
+	}
+	if err := e.writeCurrent(j); err != nil {
+		return err
+	}
+	// Committed: from here nothing may roll back.
+	if err := e.at(hookCommitted, 0); err != nil {
+		e.log.Error("after commit", "err", err)
+	}
+	e.finish()
+	if err := e.prune(j.Serial); err != nil {
+		e.log.Warn("prune generations", "err", err)
+	}
+	return nil
+}
+
+func (e *Engine) writeCurrent(j *journal) error {
+	b := fmt.Appendf(nil, "{\"serial\":%d,\"txn\":%q}\n", j.Serial, j.Txn)
+	if err := replaceFile(filepath.Join(e.cfg.StateDir, currentFile), b, true); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// abort rolls a failed transaction back: restore the touched files from
+// the backup, re-activate the units that were activated (activated of
+// them, in order), re-check the previous generation's health.
+func (e *Engine) abort(ctx context.Context, rs *roots, cur *generation, j *journal, backup map[string][]byte,
+	files []journalFile, activated int, reason error, health []HealthResult) error {
+	ctx = context.WithoutCancel(ctx)
+	e.log.Warn("apply failed, rolling back", "serial", j.Serial, "reason", reason)
+	units := make([]verify.Unit, 0, activated)
+	for _, s := range j.Units[:activated] {
+		u, _ := verify.ParseUnit(s)
+		units = append(units, u)
+	}
+	recheck, err := e.restore(ctx, rs, cur, j, backup, files, units)
+	if err != nil {
+		e.log.Error("restore failed: degraded", "serial", j.Serial, "err", err)
+		return &DegradedError{Serial: j.Serial, Reason: reason, Err: err, Health: recheck}
+	}
+	return &RolledBackError{Serial: j.Serial, Reason: reason, Health: health, Recheck: recheck}
+}
+
+// restore is the shared rollback of abort and Recover. Files go back in
+// reverse order; a file already equal to its backup is left alone, so a
+// second run after a crash does only what is left. Once the files are back
+// and the units re-activated the journal is removed; if files could not be
+// restored it stays, for the next start to try again.
+func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *journal, backup map[string][]byte,
+	files []journalFile, units []verify.Unit) ([]HealthResult, error) {
+	if err := e.setStep(j, stepRollback); err != nil {
+		e.log.Warn("journal step", "err", err) // restore anyway
+	}
+	dirs := dirSet{}
+	var errs []error
+	for i := len(files) - 1; i >= 0; i-- {
+		f := files[i]
+		if err := e.at(hookRestore, len(files)-1-i); err != nil {
+			return nil, err
+		}
+		rs.removeTemps(f.Path)
+		if err := e.restoreFile(rs, f, backup, dirs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := dirs.sync(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("restore files: %w", errors.Join(errs...))
+	}
+	if j.NewGeneration {
+		os.RemoveAll(e.genPath(j.Serial) + tmpSuffix)
+		if c, _ := e.readCurrent(); c == nil || c.Serial != j.Serial {
+			os.RemoveAll(e.genPath(j.Serial))
+		}
+	}
+	if err := e.at(hookReactivate, 0); err != nil {
+		return nil, err
+	}
+	// Files are wholly back. A crash before finish re-activates again at
+	// the next start; a failure leaves services degraded, not files mixed.
+	var actErr error
+	for _, u := range units {
+		if err := e.cfg.Driver.Activate(ctx, u); err != nil {
+			actErr = fmt.Errorf("re-activate %s: %w", u, err)
+			break
+		}
+	}
+	e.finish()
+	if actErr != nil {
+		return nil, actErr
+	}
+	var checks []verify.Check
+	if cur != nil {
+		checks = cur.meta.Manifest.Health
+	}
+	health, err := e.checkHealth(ctx, checks)
+	if err != nil {
+		return health, fmt.Errorf("re-check: %w", err)
+	}
+	return health, nil
+}
+
+func (e *Engine) restoreFile(rs *roots, f journalFile, backup map[string][]byte, dirs dirSet) error {
+	disk, st, err := rs.read(f.Path)
+	if err != nil {
+		return err
+	}
+	if !f.Existed {
+		if !st.exists {
+			return nil
+		}
+		return rs.remove(f.Path, dirs)
+	}
+	data, ok := backup[f.Path]
+	if !ok || sha256hex(data) != f.SHA256 {
+		return fmt.Errorf("%s: backup missing or corrupt", f.Path)
+	}
+	if st.exists && st.mode == f.Mode && st.uid == f.UID && st.gid == f.GID && string(disk) == string(data) {
+		return nil
+	}
+	return rs.write(f.Path, data, f.Mode, f.UID, f.GID, dirs, nil)
+}
