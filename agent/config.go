@@ -169,7 +169,8 @@ func LoadConfig(path string, fs *pflag.FlagSet, environ []string) (*Config, erro
 		return nil, &ConfigError{File: abs, Err: err}
 	}
 	if err := checkKnownKeys(v); err != nil {
-		return nil, &ConfigError{File: abs, Err: err}
+		err.File = abs
+		return nil, err
 	}
 
 	cfg := &Config{File: abs}
@@ -232,7 +233,7 @@ func checkPrivate(path string) error {
 	return nil
 }
 
-func checkKnownKeys(v *viper.Viper) error {
+func checkKnownKeys(v *viper.Viper) *ConfigError {
 	known := map[string]bool{}
 	sections := map[string]bool{}
 	for _, k := range keys {
