@@ -490,6 +490,26 @@ func (r *Repo) ref(h *host, s string) (endpoint, error) {
 	return endpoint{host: target.name, addr: i.prefix[0].Addr()}, nil
 }
 
+// prefixOf resolves "[HOST/]IF" to the interface's first address with
+// its prefix length.
+func (r *Repo) prefixOf(h *host, s string) (netip.Prefix, error) {
+	e, err := r.ref(h, s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if e.host == "" {
+		return netip.Prefix{}, fmt.Errorf("%q: want an interface, not an address", s)
+	}
+	for _, i := range r.hosts[e.host].ifaces {
+		for _, p := range i.prefix {
+			if p.Addr() == e.addr {
+				return p, nil
+			}
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("%q: no address", s)
+}
+
 // endpointOf resolves "REF:PORT" or "[V6]:PORT".
 func (r *Repo) endpointOf(h *host, s string) (endpoint, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -738,8 +758,9 @@ func (r *Repo) checkPF(h *host, pl *problemList) {
 	}
 }
 
-// tableEntry renders one pf table entry: an address, a network, or an
-// interface ref ([HOST/]IF), optionally negated with "!".
+// tableEntry renders one pf table entry: an address, a network, an
+// interface ref ([HOST/]IF: its address) or net:REF (its network),
+// optionally negated with "!".
 func (r *Repo) tableEntry(h *host, e string) (string, error) {
 	neg := ""
 	if strings.HasPrefix(e, "!") {
@@ -747,6 +768,13 @@ func (r *Repo) tableEntry(h *host, e string) (string, error) {
 	}
 	if p, err := netip.ParsePrefix(e); err == nil {
 		return neg + p.String(), nil
+	}
+	if ref, ok := strings.CutPrefix(e, "net:"); ok {
+		p, err := r.prefixOf(h, ref)
+		if err != nil {
+			return "", fmt.Errorf("entry %w", err)
+		}
+		return neg + p.Masked().String(), nil
 	}
 	ep, err := r.ref(h, e)
 	if err != nil {

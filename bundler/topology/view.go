@@ -76,25 +76,7 @@ func (v *View) Addr(ref string) (string, error) {
 	return e.addr.String(), nil
 }
 
-func (v *View) prefix(ref string) (netip.Prefix, error) {
-	hn, ifn, ok := strings.Cut(ref, "/")
-	h := v.h
-	if ok {
-		if hn == "peer" {
-			hn = v.h.spec.Peer
-		}
-		if h = v.r.hosts[hn]; h == nil {
-			return netip.Prefix{}, fmt.Errorf("%q: unknown host %s", ref, hn)
-		}
-	} else {
-		ifn = hn
-	}
-	i := h.ifaces[ifn]
-	if i == nil || len(i.prefix) == 0 {
-		return netip.Prefix{}, fmt.Errorf("%q: no interface with an address", ref)
-	}
-	return i.prefix[0], nil
-}
+func (v *View) prefix(ref string) (netip.Prefix, error) { return v.r.prefixOf(v.h, ref) }
 
 // CIDR is the address of an interface ref with its prefix length.
 func (v *View) CIDR(ref string) (string, error) {

@@ -1,0 +1,115 @@
+// Package topology owns the infra repo format: it loads topology.yaml
+// strictly, validates the fleet as a whole, and renders each host's files
+// (rc.conf, jail.conf, the jails' rc.conf, pf.conf and table files,
+// sysctl.conf, WireGuard configs, templates and verbatim files), each with
+// its target path, mode, owner and activation unit. Rendering is a pure
+// function of the repo content: no clock, no environment, sorted maps.
+//
+// # Repo layout
+//
+//	topology.yaml      hosts, roles, jails, links, tunnels, pf, files, checks
+//	templates/...      Go text/template files (any path; referenced by name)
+//	files/...          verbatim files (any path; referenced by name)
+//
+// # topology.yaml
+//
+// Top level: domain (jail hostnames default to NAME.DOMAIN), vars (template
+// values), policy.roots (target path roots; default /etc, /usr/local/etc,
+// /jails/*/etc, /jails/*/usr/local/etc), roles and hosts. Unknown keys,
+// wrong types and duplicate keys are errors naming topology.yaml:LINE.
+//
+// A role holds what several hosts share; a host names it with role: and
+// adds its own facts beside it. Lists (jails, bridges, epairs, files, ...)
+// are concatenated, maps (addrs, vars, rc, sysctl, pf tables) merged with
+// the host winning, NICs merged field by field. Host-only keys: role, peer
+// (the host "peer/IF" refers to), wave (rollout delay, e.g. 10m: the
+// host's bundle is not applied before created+wave) and netif_restart
+// (interfaces the agent may restart one by one).
+//
+// Keys of a host or role:
+//
+//	hostname, domain, gateway (defaultrouter: address or interface ref),
+//	gateway_enable, services ([sshd, pflog] → NAME_enable="YES"), rc (more
+//	rc.conf variables, always quoted as data), routes (static_routes),
+//	sysctl, loader (/boot/loader.conf.d/rigger.conf; needs policy.roots),
+//	vars,
+//	addrs:  the one place for addresses: interface → "A/N" or a list, or DHCP
+//	nics:   NAME: {driver: igb0, vlanhwtag: 2222, mtu: 9000, options: [...]}
+//	laggs:  - {name: lagg0, proto: failover|lacp|loadbalance|roundrobin, ports: [em0, em1]}
+//	vlans:  - {name: vlan0, tag: 22, parent: lagg0}
+//	bridges: - {name: xbridge, members: [ngx_a, ...]}   (order: bridge0, bridge1, ...)
+//	epairs: - [ngx_a, ngx_b]                           (order: epair0, epair1, ...)
+//	jail_defaults: jail parameters every jail starts from
+//	jails:  - name, hostname, path (default /jails/NAME; $name expands),
+//	          devfs_ruleset, mount_devfs, exec_clean, exec_start, exec_stop,
+//	          exec_prestart/created/poststart/prestop/poststop (lists),
+//	          sysvshm/sysvsem/sysvmsg (new|inherit|disable), params (any
+//	          other jail.conf parameter; "true" renders a bare flag),
+//	          interfaces (vnet.interface, in order), gateway, services, rc,
+//	          pipes (spiped, below). List order is the boot order.
+//	wireguard: - {name: wg0, listen_port, public_key, private_key (path on the
+//	          host; default /usr/local/etc/wireguard/NAME.key), endpoint
+//	          (address or interface ref peers dial), mtu, table: off, fib,
+//	          fib_routes, post_up, post_down, peers: [{host, interface,
+//	          allowed_ips | routes, preshared_key (path), keepalive}]}
+//	pf:     {template: templates/pf.conf.tmpl, tables: {NAME: {entries: [...] | source: FILE, path}}}
+//	files:  - {target: /abs/path, template: T | source: F, mode: "0644", owner, group, unit}
+//	checks: - {name, kind: tcp|http|exec, addr (endpoint), url, status, command, jail, timeout}
+//
+// Interface refs name an interface and resolve to its address: "ipg_b" (this
+// host), "peer/ipg_b" (the host's peer), "serverB/ipg_b" (any host), or a
+// literal address. Endpoints add a port: "peer/ipg_b:5433", "10.0.0.1:53".
+// pf table entries are addresses, networks, refs or "net:REF" (the
+// interface's network), optionally negated with "!". So a fact is typed
+// once: serverA's pipe target "peer/ipg_b:5434" is serverB's ipg_b address.
+//
+// A pipe is {name, mode: encrypt|decrypt, source, target, key (path in the
+// jail, default /etc/spiped.key), probe: pg-ssl|send-expect|banner|none,
+// send, expect}. It renders the spiped port's variables in the jail's
+// rc.conf (spiped_pipes, spiped_pipe_NAME_mode/source/target/key). An
+// encrypt pipe must name a probe; it becomes a tunnel health check named
+// "<pipe>-to-<host>". Its target must be a decrypt pipe's source.
+//
+// # Rendered files and units
+//
+//	/etc/rc.conf                 reboot-required: interface creation and
+//	                             renames cannot be applied live without
+//	                             cutting vnet jails off (netif restart
+//	                             destroys cloned interfaces); enable lines
+//	                             only matter at boot, the units below
+//	                             activate the services themselves
+//	/etc/jail.conf               none: .include lines in boot order
+//	/etc/jail.conf.d/J.conf      jail:J (self-contained: service jail
+//	                             restart J reads this file alone)
+//	/jails/J/etc/rc.conf         jail:J
+//	/etc/pf.conf                 pf (mode 0600)
+//	/etc/pf/T.table              pf-table:T
+//	/etc/sysctl.conf             sysctl
+//	/boot/loader.conf.d/rigger.conf  reboot-required
+//	/usr/local/etc/wireguard/W.conf  wireguard:W (mode 0600; keys loaded
+//	                             by PostUp = wg set %i private-key PATH)
+//	files:                       their own unit (default none)
+//
+// # Templates
+//
+// Templates see a [View]: .Host, .Hostname, .Domain, .Peer, .Vars, .Jails
+// (Name, Hostname, Path, Addr, Interfaces), .Tables, .TunnelPorts, and the
+// methods .Addr REF, .CIDR REF, .Net REF, .Jail NAME, .Table NAME, .Var
+// NAME, plus the functions join, lower, upper, quote, ports, sorted.
+// Template errors name the template file and line.
+//
+// # Validation
+//
+// Load reports every problem at once (a [Problems] error): interfaces
+// claimed twice (jails, bridges, laggs), epair ends never used, vnet
+// interfaces the host never creates, duplicate addresses on a host, pipes
+// with no decrypt listener on the target host, unknown hosts, jails,
+// bridges, tables or interfaces, bad units, template errors, target paths
+// outside the policy roots, targets rendered twice.
+//
+// # Secrets
+//
+// Keys never sit in the repo: HostRender.Secrets lists the host paths the
+// render relies on (spiped keys under each jail's path, WireGuard private
+// and preshared keys).
+package topology
