@@ -61,6 +61,9 @@ type Options struct {
 	Now    func() time.Time
 	// Engine replaces the apply engine built from the config (tests).
 	Engine Engine
+	// Driver replaces the host driver named by the config (tests); the
+	// real engine is built around it.
+	Driver apply.Driver
 }
 
 // Agent polls one source for one host. It is not safe for concurrent use;
@@ -99,9 +102,12 @@ func Open(cfg *Config, opts Options) (*Agent, error) {
 	}
 	a.engine = opts.Engine
 	if a.engine == nil {
-		a.driver, err = apply.NewDriver(cfg.Driver, apply.DriverOptions{Root: cfg.Root, Logger: a.log})
-		if err != nil {
-			return nil, err
+		a.driver = opts.Driver
+		if a.driver == nil {
+			a.driver, err = apply.NewDriver(cfg.Driver, apply.DriverOptions{Root: cfg.Root, Logger: a.log})
+			if err != nil {
+				return nil, err
+			}
 		}
 		eng, err := apply.New(apply.Config{
 			Root:          cfg.Root,
