@@ -1,14 +1,21 @@
-// Package pf parses FreeBSD's pf.conf as pfctl does and reports errors in
-// pfctl's own form, FILE:LINE: message.
+// Package pf parses FreeBSD's pf.conf as pfctl(8) of FreeBSD 14/15 does
+// (macros, tables, options, scrub, queueing, translation and filter rules,
+// anchors, includes) and reports errors in pfctl's own form, FILE:LINE:
+// message. It also prints the parsed rules normalized as `pfctl -nvf` does,
+// and keeps enough of each rule for the linters in policy/lint. It never
+// talks to a kernel: interfaces and host names are not resolved.
 package pf
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"strings"
 )
 
 // CONTRACT (shared with the sim driver and the bundler): names and
-// signatures here are used elsewhere. Bodies are stubs until the parser lands.
+// signatures here are used elsewhere.
 
 // Options control where included files and table files are read from.
 type Options struct {
@@ -30,22 +37,120 @@ func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line,
 type ErrorList []*Error
 
 func (l ErrorList) Error() string {
-	s := ""
+	s := make([]string, len(l))
 	for i, e := range l {
-		if i > 0 {
-			s += "\n"
-		}
-		s += e.Error()
+		s[i] = e.Error()
 	}
-	return s
+	return strings.Join(s, "\n")
 }
 
 // Ruleset is a parsed pf.conf.
-type Ruleset struct{}
+type Ruleset struct {
+	Macros []*Macro
+	Tables []*Table
+	// Rules are the top-level statements that pfctl -nv prints (options,
+	// scrub, queues, translation, filter rules, anchors), lists expanded.
+	Rules []*Rule
+	// TableRefs counts references to each table name (<name>) in rules.
+	TableRefs map[string]int
 
-// Parse parses src as the pf.conf named filename. A non-nil error is an ErrorList.
+	lines []string // pfctl -nv output
+}
+
+// Macro is one macro definition (name = value). Uses counts its expansions.
+type Macro struct {
+	Name, Value string
+	File        string
+	Line        int
+	Uses        int
+}
+
+// Table is one table definition.
+type Table struct {
+	Name                     string
+	Const, Persist, Counters bool
+	Addrs                    []string // inline addresses as written
+	Files                    []string // file "..." names
+	File                     string
+	Line                     int
+	text                     string
+}
+
+// Rule is one expanded rule: lists in the source give several Rules.
+type Rule struct {
+	Kind   string // option, scrub, altq, queue, ether, nat, rdr, binat, pass, block, match, anchor, limiter
+	File   string
+	Line   int
+	Text   string // normalized, as pfctl -nv prints it (children not included)
+	Quick  bool
+	Dir    string // "", "in", "out"
+	Iface  string // "" or the interface, "!" prefixed when negated
+	AF     string // "", "inet", "inet6"
+	Proto  string // "" or the protocol name
+	From   Endpoint
+	To     Endpoint
+	NoNat  bool    // "no nat", "no rdr"
+	Anchor []*Rule // an inline anchor's rules
+	// Catchall is true when the rule matches every packet of its
+	// direction: no interface, af, proto, address, port or option.
+	Catchall bool
+}
+
+// Endpoint is one side of a rule after list expansion.
+type Endpoint struct {
+	Addr string // printed form; "any" when unrestricted
+	Not  bool
+	// Port range matched; Op "" means any port.
+	Op     string
+	Lo, Hi int
+}
+
+// AnyPort reports whether the endpoint matches every port.
+func (e Endpoint) AnyPort() bool { return e.Op == "" }
+
+// MatchesPort reports whether port p is matched by the endpoint's port spec.
+func (e Endpoint) MatchesPort(p int) bool {
+	switch e.Op {
+	case "":
+		return true
+	case "=":
+		return p == e.Lo
+	case "!=":
+		return p != e.Lo
+	case "<":
+		return p < e.Lo
+	case "<=":
+		return p <= e.Lo
+	case ">":
+		return p > e.Lo
+	case ">=":
+		return p >= e.Lo
+	case ":":
+		return p >= e.Lo && p <= e.Hi
+	case "><":
+		return p > e.Lo && p < e.Hi
+	case "<>":
+		return p < e.Lo || p > e.Hi
+	}
+	return false
+}
+
+// Parse parses src as the pf.conf named filename. A non-nil error is an
+// ErrorList; the Ruleset is returned too, with what could be parsed.
 func Parse(filename string, src []byte, opts Options) (*Ruleset, error) {
-	return &Ruleset{}, nil
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	p := newParser(opts)
+	p.parseFile(filename, src, nil, 0)
+	p.rs.Macros = p.macroList
+	for _, m := range p.macroList {
+		m.Uses = p.macroUses[m.Name]
+	}
+	if len(p.errs) > 0 {
+		return p.rs, p.errs
+	}
+	return p.rs, nil
 }
 
 // CheckFile parses the file at path, like pfctl -nf path.
@@ -60,4 +165,44 @@ func CheckFile(path string, opts Options) error {
 	}
 	_, err = Parse(path, src, opts)
 	return err
+}
+
+// Normalized returns the ruleset as pfctl -nvf prints it: macro
+// definitions, tables, then the rules with inline anchors indented.
+func (rs *Ruleset) Normalized() string {
+	var b strings.Builder
+	for _, l := range rs.lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// AllRules returns every rule, descending into inline anchors, in order.
+func (rs *Ruleset) AllRules() []*Rule {
+	var out []*Rule
+	var walk func([]*Rule)
+	walk = func(rs []*Rule) {
+		for _, r := range rs {
+			out = append(out, r)
+			walk(r.Anchor)
+		}
+	}
+	walk(rs.Rules)
+	return out
+}
+
+// strerror gives a read error the C library's wording pfctl prints.
+func strerror(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "No such file or directory"
+	case errors.Is(err, fs.ErrPermission):
+		return "Permission denied"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

@@ -1,0 +1,135 @@
+package pf
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// corpusDir finds FreeBSD's pfctl regression files: $RIGGER_PFCTL_CORPUS,
+// else the checkout's ../shared/corpus/pfctl.
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("RIGGER_PFCTL_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus", "pfctl")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("pfctl corpus not found at %s (set RIGGER_PFCTL_CORPUS): %v", dir, err)
+	}
+	return dir
+}
+
+// corpusReader reads include and table files the way the FreeBSD harness
+// sees them: relative to the corpus folder; /dev/null is empty.
+func corpusReader(dir string) func(string) ([]byte, error) {
+	return func(name string) ([]byte, error) {
+		if name == "/dev/null" {
+			return nil, nil
+		}
+		if filepath.IsAbs(name) {
+			return nil, os.ErrNotExist
+		}
+		return os.ReadFile(filepath.Join(dir, name))
+	}
+}
+
+var failPos = regexp.MustCompile(`^(\S+):(\d+): (.*)$`)
+
+func TestCorpus(t *testing.T) {
+	dir := corpusDir(t)
+	ins, err := filepath.Glob(filepath.Join(dir, "pf*.in"))
+	if err != nil || len(ins) == 0 {
+		t.Fatalf("no .in files in %s: %v", dir, err)
+	}
+	sort.Strings(ins)
+	var accepted, acceptWant, rejected, rejectWant, identical, compared int
+	var differ []string
+	for _, in := range ins {
+		base := strings.TrimSuffix(filepath.Base(in), ".in")
+		src, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := base + ".in"
+		rs, perr := Parse(name, src, Options{ReadFile: corpusReader(dir)})
+		okText, okErr := os.ReadFile(filepath.Join(dir, base+".ok"))
+		failText, failErr := os.ReadFile(filepath.Join(dir, base+".fail"))
+		switch {
+		case failErr == nil:
+			rejectWant++
+			if perr == nil {
+				t.Errorf("%s: accepted, want rejected with %q", name, strings.TrimSpace(string(failText)))
+				continue
+			}
+			if err := matchFail(perr, name, strings.TrimSpace(string(failText))); err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			rejected++
+		case okErr == nil:
+			acceptWant++
+			if perr != nil {
+				t.Errorf("%s: rejected, want accepted:\n%v", name, perr)
+				continue
+			}
+			accepted++
+			compared++
+			if rs.Normalized() == string(okText) {
+				identical++
+			} else {
+				differ = append(differ, base)
+			}
+		}
+	}
+	t.Logf("corpus: accepted %d/%d .ok inputs, rejected %d/%d .fail inputs at the right place", accepted, acceptWant, rejected, rejectWant)
+	t.Logf("corpus: normalized output byte-identical for %d/%d accepted .ok inputs", identical, compared)
+	if testing.Verbose() {
+		t.Logf("differ: %s", strings.Join(differ, " "))
+	}
+}
+
+// matchFail checks a parse error against a .fail file: a FILE:LINE: text
+// must match exactly; a bare message (a grep pattern) must match one
+// error's message, and that error must be in the .in file.
+func matchFail(err error, name, want string) error {
+	var el ErrorList
+	if !errors.As(err, &el) {
+		return err
+	}
+	if m := failPos.FindStringSubmatch(want); m != nil {
+		line, _ := strconv.Atoi(m[2])
+		for _, e := range el {
+			if e.File == m[1] && e.Line == line && strings.Contains(e.Msg, m[3]) {
+				return nil
+			}
+		}
+		return errors.New("no error " + want + " in:\n" + el.Error())
+	}
+	re, rerr := regexp.Compile(want)
+	for _, e := range el {
+		if e.File != name {
+			continue
+		}
+		if rerr == nil && re.MatchString(e.Msg) || strings.Contains(e.Msg, want) {
+			return nil
+		}
+	}
+	return errors.New("no error matching " + strconv.Quote(want) + " in:\n" + el.Error())
+}
+
+func TestCorpusNoCrash(t *testing.T) {
+	dir := corpusDir(t)
+	for _, b := range []string{"0008", "0052", "0055", "0065", "0070", "0095", "1001", "1035", "1036"} {
+		src, err := os.ReadFile(filepath.Join(dir, "pf"+b+".in"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		Parse("pf"+b+".in", src, Options{ReadFile: corpusReader(dir)}) //nolint:errcheck // only must not crash
+	}
+}

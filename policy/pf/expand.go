@@ -1,0 +1,539 @@
+package pf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+var anyHost = hostItem{text: "any", kind: "any"}
+
+// withLocalhost replaces localhost by its two addresses, as the resolver
+// would, so that the address family picks one.
+func withLocalhost(l []hostItem) []hostItem {
+	var out []hostItem
+	for _, h := range l {
+		if h.kind == "localhost" {
+			a, b := h, h
+			a.kind, a.text, a.af = "addr", "127.0.0.1", "inet"
+			b.kind, b.text, b.af = "addr", "::1", "inet6"
+			if h.mask >= 0 {
+				a.text = maskText(a.text, h.mask)
+				b.text = maskText(b.text, h.mask)
+			}
+			out = append(out, a, b)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// expand turns r into one Rule per combination of its lists, in pfctl's
+// order (interface, protocol, source, source port, destination,
+// destination port), and records their printed form.
+func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
+	ifaces := r.ifaces
+	if len(ifaces) == 0 {
+		ifaces = []ifSpec{{}}
+	}
+	protos := r.protos
+	if len(protos) == 0 {
+		protos = []string{""}
+	}
+	from, to := withLocalhost(r.from), withLocalhost(r.to)
+	if len(from) == 0 {
+		from = []hostItem{anyHost}
+	}
+	if len(to) == 0 {
+		to = []hostItem{anyHost}
+	}
+	fps, tps := r.fromPorts, r.toPorts
+	if len(fps) == 0 {
+		fps = []portItem{{}}
+	}
+	if len(tps) == 0 {
+		tps = []portItem{{}}
+	}
+	if len(r.fromPorts)+len(r.toPorts) > 0 {
+		for _, pr := range protos {
+			if pr != "tcp" && pr != "udp" && pr != "sctp" {
+				p.fail("port only applies to tcp/udp/sctp")
+			}
+		}
+	}
+	if len(r.icmp) > 0 {
+		for _, pr := range protos {
+			if r.icmpKind == "icmp-type" && pr != "icmp" || r.icmpKind == "icmp6-type" && pr != "ipv6-icmp" {
+				p.fail("%s only applies to %s", r.icmpKind, map[string]string{"icmp-type": "icmp", "icmp6-type": "icmp6"}[r.icmpKind])
+			}
+		}
+	}
+	var made []*Rule
+	routeMismatch := false
+	for _, ifc := range ifaces {
+		for _, pr := range protos {
+			for _, src := range from {
+				for _, sp := range fps {
+					for _, dst := range to {
+						for _, dp := range tps {
+							af := r.af
+							ok := true
+							for _, h := range []hostItem{src, dst} {
+								if h.af == "" {
+									continue
+								}
+								if af == "" {
+									af = h.af
+								} else if af != h.af {
+									ok = false
+								}
+							}
+							if pr == "icmp" && af == "inet6" || pr == "ipv6-icmp" && af == "inet" {
+								ok = false
+							}
+							if r.redir != nil && ok {
+								for _, h := range r.redir.hosts {
+									if h.af != "" && af == "" {
+										af = h.af
+									}
+								}
+							}
+							if !ok {
+								continue
+							}
+							if len(r.routeHosts) > 0 && af != "" && r.afTo == "" && !p.routeAFOK(r, af) {
+								routeMismatch = true
+								continue
+							}
+							c := combo{r: r, ifc: ifc, proto: pr, src: src, dst: dst, sp: sp, dp: dp, af: af}
+							rule := p.makeRule(c, depth)
+							made = append(made, rule)
+							p.emit(rule, out, depth)
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(made) == 0 {
+		if routeMismatch {
+			p.fail("no routing address with matching address family found.")
+		}
+		p.fail("rule expands to no valid combination")
+	}
+	return made
+}
+
+func (p *parser) routeAFOK(r *ruleSpec, af string) bool {
+	for _, rh := range r.routeHosts {
+		if rh.addr.kind == "" || rh.addr.af == "" || rh.addr.af == af {
+			return true
+		}
+		if af == "inet" && rh.addr.af == "inet6" {
+			for _, o := range r.routeOpts {
+				if o == "prefer-ipv6-nexthop" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+type combo struct {
+	r        *ruleSpec
+	ifc      ifSpec
+	proto    string
+	src, dst hostItem
+	sp, dp   portItem
+	af       string
+}
+
+func endpoint(h hostItem, pi portItem) Endpoint {
+	e := Endpoint{Addr: h.text, Not: h.not, Op: pi.op, Lo: pi.lo, Hi: pi.hi}
+	if pi.op == "" {
+		e.Op = ""
+	}
+	return e
+}
+
+func (p *parser) makeRule(c combo, depth int) *Rule {
+	r := c.r
+	rule := &Rule{
+		Kind:  r.action,
+		File:  p.file,
+		Line:  r.line,
+		Quick: r.quick,
+		Dir:   r.dir,
+		AF:    c.af,
+		Proto: c.proto,
+		From:  endpoint(c.src, c.sp),
+		To:    endpoint(c.dst, c.dp),
+		NoNat: r.no,
+	}
+	if c.ifc.name != "" {
+		rule.Iface = c.ifc.name
+		if c.ifc.not {
+			rule.Iface = "!" + c.ifc.name
+		}
+	}
+	rule.Catchall = (r.action == "pass" || r.action == "block") && !r.antispoof &&
+		c.ifc.name == "" && r.af == "" && c.proto == "" && c.src.kind == "any" && !c.src.not &&
+		c.dst.kind == "any" && !c.dst.not && c.sp.op == "" && c.dp.op == "" && r.os == "" &&
+		r.user == nil && r.group == nil && r.icmp == nil && r.tos == "" && r.tagged == "" &&
+		r.prob == "" && r.receivedOn == "" && len(r.extra) == 0 && !r.fragment &&
+		r.maxPktRate == "" && r.maxPktSize == "" && r.rtable == "" && r.route == "" && r.flags == "" && !r.once
+	switch r.action {
+	case "nat", "rdr", "binat", "nat-anchor", "rdr-anchor", "binat-anchor":
+		rule.Text = p.natText(c)
+	default:
+		rule.Text = p.filterText(c)
+		if r.action != "scrub" {
+			p.nr++
+		}
+	}
+	indent := strings.Repeat("  ", depth)
+	if r.anchorBody {
+		p.addLine(depth, indent+rule.Text+" {")
+	} else {
+		p.addLine(depth, indent+rule.Text)
+	}
+	return rule
+}
+
+func (p *parser) addLine(depth int, s string) {
+	p.rs.lines = append(p.rs.lines, s)
+}
+
+func hostText(h hostItem, af string) string {
+	return h.String()
+}
+
+func portText(pi portItem, proto string) string {
+	switch pi.op {
+	case "":
+		return ""
+	case "=", "!=":
+		return fmt.Sprintf(" port %s %s", pi.op, serviceName(pi.lo, proto))
+	case ":":
+		if pi.lo == pi.hi {
+			return fmt.Sprintf(" port = %s", serviceName(pi.lo, proto))
+		}
+		return fmt.Sprintf(" port %d:%d", pi.lo, pi.hi)
+	case "><", "<>":
+		return fmt.Sprintf(" port %d %s %d", pi.lo, pi.op, pi.hi)
+	}
+	return fmt.Sprintf(" port %s %d", pi.op, pi.lo)
+}
+
+func fromToText(c combo, os string) string {
+	if c.src.kind == "any" && !c.src.not && c.dst.kind == "any" && !c.dst.not && c.sp.op == "" && c.dp.op == "" && os == "" {
+		return " all"
+	}
+	s := " from " + hostText(c.src, c.af) + portText(c.sp, c.proto)
+	if os != "" {
+		s += " os \"" + os + "\""
+	}
+	return s + " to " + hostText(c.dst, c.af) + portText(c.dp, c.proto)
+}
+
+// labelExpand replaces pfctl's label macros for one expanded rule.
+func (p *parser) labelExpand(s string, c combo) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	ifn := "any"
+	if c.ifc.name != "" {
+		ifn = c.ifc.name
+	}
+	port := func(pi portItem) string {
+		switch pi.op {
+		case "":
+			return ""
+		case "=":
+			return strconv.Itoa(pi.lo)
+		case ":":
+			return fmt.Sprintf("%d:%d", pi.lo, pi.hi)
+		}
+		return fmt.Sprintf("%s%d", pi.op, pi.lo)
+	}
+	r := strings.NewReplacer(
+		"$nr", strconv.Itoa(p.nr),
+		"$if", ifn,
+		"$proto", c.proto,
+		"$srcaddr", c.src.String(),
+		"$srcport", port(c.sp),
+		"$dstaddr", c.dst.String(),
+		"$dstport", port(c.dp),
+	)
+	return r.Replace(s)
+}
+
+func (p *parser) filterText(c combo) string {
+	r := c.r
+	var b strings.Builder
+	switch r.action {
+	case "block":
+		rs := r.returnSpec
+		if rs == "" {
+			rs = p.blockPolicy
+		}
+		b.WriteString("block " + rs)
+	case "anchor":
+		b.WriteString("anchor")
+		if r.anchorName != "" {
+			name := r.anchorName
+			if i := strings.LastIndexByte(name, '/'); i >= 0 {
+				name = name[i:] // pfctl prints the last path component only
+			}
+			b.WriteString(" \"" + name + "\"")
+		}
+	default:
+		b.WriteString(r.action)
+	}
+	if r.dir != "" {
+		b.WriteString(" " + r.dir)
+	}
+	if r.log {
+		b.WriteString(" log")
+		if len(r.logOpts) > 0 {
+			b.WriteString(" (" + strings.Join(r.logOpts, ", ") + ")")
+		}
+	}
+	if r.quick {
+		b.WriteString(" quick")
+	}
+	if c.ifc.name != "" {
+		if c.ifc.not {
+			b.WriteString(" on ! " + c.ifc.name)
+		} else {
+			b.WriteString(" on " + c.ifc.name)
+		}
+	}
+	if r.route != "" {
+		b.WriteString(" " + r.route)
+		var hs []string
+		for _, rh := range r.routeHosts {
+			if !rh.hasIf {
+				hs = append(hs, rh.ifname)
+				continue
+			}
+			a := rh.addr
+			if a.kind == "localhost" {
+				if c.af == "inet6" {
+					a.text = "::1"
+				} else {
+					a.text = "127.0.0.1"
+				}
+			}
+			if a.kind == "" {
+				hs = append(hs, "("+rh.ifname+")")
+			} else {
+				hs = append(hs, "("+rh.ifname+" "+a.String()+")")
+			}
+		}
+		if len(hs) > 1 {
+			b.WriteString(" { " + strings.Join(hs, ", ") + " }")
+		} else if len(hs) == 1 {
+			b.WriteString(" " + hs[0])
+		}
+		for _, o := range r.routeOpts {
+			b.WriteString(" " + o)
+		}
+	}
+	if c.af != "" {
+		b.WriteString(" " + c.af)
+	}
+	if c.proto != "" {
+		b.WriteString(" proto " + c.proto)
+	}
+	b.WriteString(fromToText(c, r.os))
+	if r.receivedOn != "" {
+		b.WriteString(" received-on " + r.receivedOn)
+	}
+	for _, u := range r.user {
+		b.WriteString(" user " + u)
+	}
+	for _, g := range r.group {
+		b.WriteString(" group " + g)
+	}
+	tcpish := c.proto == "" || c.proto == "tcp"
+	state := r.state
+	if state == "" && r.action == "pass" {
+		state = "keep"
+	}
+	if (state == "modulate" || state == "synproxy") && !tcpish {
+		state = "keep"
+	}
+	switch {
+	case r.flags == "any":
+		if r.action == "pass" && tcpish && state != "no" {
+			b.WriteString(" flags any")
+		}
+	case r.flags != "":
+		if tcpish {
+			b.WriteString(" flags " + r.flags)
+		}
+	case r.action == "pass" && state != "no" && tcpish && !r.fragment:
+		b.WriteString(" flags S/SA")
+	}
+	for i, t := range r.icmp {
+		if i == 0 {
+			b.WriteString(" " + r.icmpKind + " " + t)
+		}
+	}
+	if r.tos != "" {
+		b.WriteString(" tos " + r.tos)
+	}
+	for _, e := range r.extra {
+		if strings.HasPrefix(e, "prio") || strings.HasPrefix(e, "set ") {
+			b.WriteString(" " + e)
+		}
+	}
+	if r.maxPktRate != "" {
+		b.WriteString(" max-pkt-rate " + r.maxPktRate)
+	}
+	if r.maxPktSize != "" {
+		b.WriteString(" max-pkt-size " + r.maxPktSize)
+	}
+	switch {
+	case state == "no" && r.action == "pass":
+		b.WriteString(" no state")
+	case state == "keep" || state == "modulate" || state == "synproxy":
+		if r.action != "anchor" {
+			b.WriteString(" " + state + " state")
+		}
+	}
+	if r.prob != "" {
+		b.WriteString(" probability " + r.prob)
+	}
+	if r.stateOpts != "" {
+		b.WriteString(" " + r.stateOpts)
+	}
+	if r.action == "scrub" {
+		for _, e := range r.extra {
+			if !strings.HasPrefix(e, "prio") && !strings.HasPrefix(e, "set ") {
+				b.WriteString(" " + e)
+			}
+		}
+		for _, s := range r.scrub {
+			b.WriteString(" " + s)
+		}
+	} else {
+		for _, e := range r.extra {
+			if !strings.HasPrefix(e, "prio") && !strings.HasPrefix(e, "set ") {
+				b.WriteString(" " + e)
+			}
+		}
+		if r.fragment {
+			b.WriteString(" fragment")
+		}
+	}
+	if r.allowOpts {
+		b.WriteString(" allow-opts")
+	}
+	for _, l := range r.labels {
+		b.WriteString(" label \"" + p.labelExpand(l, c) + "\"")
+	}
+	if r.ridentif != "" {
+		b.WriteString(" ridentifier " + r.ridentif)
+	}
+	if r.queue != "" {
+		b.WriteString(" queue" + r.queue)
+	}
+	if r.tag != "" {
+		b.WriteString(" tag " + p.labelExpand(r.tag, c))
+	}
+	if r.tagged != "" {
+		if r.taggedNot {
+			b.WriteString(" !")
+		}
+		b.WriteString(" tagged " + p.labelExpand(r.tagged, c))
+	}
+	if r.rtable != "" {
+		b.WriteString(" rtable " + r.rtable)
+	}
+	if r.divert != "" {
+		b.WriteString(" " + r.divert)
+	}
+	if r.natTo != "" {
+		b.WriteString(" " + r.natTo)
+	}
+	if r.rdrTo != "" {
+		b.WriteString(" " + r.rdrTo)
+	}
+	if r.afTo != "" {
+		b.WriteString(" " + r.afTo)
+	}
+	if r.once {
+		b.WriteString(" once")
+	}
+	for _, l := range r.limiters {
+		b.WriteString(" " + l)
+	}
+	return b.String()
+}
+
+func (p *parser) natText(c combo) string {
+	r := c.r
+	var b strings.Builder
+	if r.no {
+		b.WriteString("no ")
+	}
+	b.WriteString(r.action)
+	if strings.HasSuffix(r.action, "-anchor") {
+		b.WriteString(" \"" + r.anchorName + "\"")
+	}
+	if r.natPass {
+		b.WriteString(" pass")
+	}
+	if r.log {
+		b.WriteString(" log")
+		if len(r.logOpts) > 0 {
+			b.WriteString(" (" + strings.Join(r.logOpts, ", ") + ")")
+		}
+	}
+	if r.dir != "" {
+		b.WriteString(" " + r.dir)
+	}
+	if c.ifc.name != "" {
+		if c.ifc.not {
+			b.WriteString(" on ! " + c.ifc.name)
+		} else {
+			b.WriteString(" on " + c.ifc.name)
+		}
+	}
+	if c.af != "" {
+		b.WriteString(" " + c.af)
+	}
+	if c.proto != "" {
+		b.WriteString(" proto " + c.proto)
+	}
+	b.WriteString(fromToText(c, r.os))
+	if r.tag != "" {
+		b.WriteString(" tag " + r.tag)
+	}
+	if r.tagged != "" {
+		if r.taggedNot {
+			b.WriteString(" !")
+		}
+		b.WriteString(" tagged " + r.tagged)
+	}
+	if r.rtable != "" {
+		b.WriteString(" rtable " + r.rtable)
+	}
+	if r.redir != nil {
+		pl := *r.redir
+		if pl.port != nil && pl.port.star {
+			pt := *pl.port
+			pt.hi = pt.lo + (c.dp.hi - c.dp.lo)
+			if c.dp.op != ":" {
+				pt.hi = pt.lo
+			}
+			pl.port = &pt
+		}
+		b.WriteString(" -> " + pl.text())
+	}
+	return b.String()
+}

@@ -1,0 +1,257 @@
+package pf
+
+import (
+	"strings"
+)
+
+// Token kinds. Like pfctl's yylex, keywords are plain words here; the
+// parser compares unquoted words, so a quoted "pass" is never a keyword.
+type tokKind int
+
+const (
+	tkEOF tokKind = iota
+	tkNL
+	tkWord   // unquoted string or number
+	tkString // quoted string
+	tkPunct  // { } ( ) , / ! < > = - and the two-byte -> != <= >= <> ><
+	tkError  // a lexer error already reported; the parser skips the line
+)
+
+type token struct {
+	kind tokKind
+	s    string
+	line int
+}
+
+func (t token) is(s string) bool { return (t.kind == tkWord || t.kind == tkPunct) && t.s == s }
+
+func (t token) String() string {
+	switch t.kind {
+	case tkEOF:
+		return "end of file"
+	case tkNL:
+		return "end of line"
+	}
+	return t.s
+}
+
+// lexer reads one file. Macro values are pushed back in front of the
+// input, as pfctl does, so "$m" may expand to several tokens, to the start
+// of a comment, or glue onto the following characters.
+type lexer struct {
+	src      []byte
+	pos      int
+	push     []byte // expanded macro text still to read, read before src
+	line     int
+	file     string
+	macros   map[string]string
+	used     map[string]int // macro name -> expansions, for lints (shared)
+	errf     func(line int, msg string)
+	peeked   []token
+	fromPush bool // the last byte read came from a macro expansion
+}
+
+func (l *lexer) getc() int {
+	if len(l.push) > 0 {
+		c := l.push[0]
+		l.push = l.push[1:]
+		l.fromPush = true
+		return int(c)
+	}
+	l.fromPush = false
+	for l.pos < len(l.src) {
+		c := l.src[l.pos]
+		l.pos++
+		if c == '\\' && l.pos < len(l.src) && l.src[l.pos] == '\n' {
+			// line continuation: pfctl turns it into a blank
+			l.pos++
+			l.line++
+			return ' '
+		}
+		return int(c)
+	}
+	return -1
+}
+
+func (l *lexer) ungetc(c int) {
+	if c < 0 {
+		return
+	}
+	if l.fromPush || len(l.push) > 0 {
+		l.push = append([]byte{byte(c)}, l.push...)
+		return
+	}
+	if c == ' ' && l.pos >= 2 && l.src[l.pos-1] == '\n' && l.src[l.pos-2] == '\\' {
+		l.pos -= 2
+		l.line--
+		return
+	}
+	l.pos--
+}
+
+func (l *lexer) peekc() int {
+	c := l.getc()
+	l.ungetc(c)
+	return c
+}
+
+// allowedInString is pfctl's allowed_in_string.
+func allowedInString(c int) bool {
+	if c < 0 || c >= 0x7f || c <= ' ' {
+		return false
+	}
+	switch c {
+	case '(', ')', '{', '}', '<', '>', '!', '=', '/', '#', ',', '\'', '"':
+		return false
+	}
+	return true
+}
+
+func isAlnum(c int) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// peek returns the next token without consuming it.
+func (l *lexer) peek() token {
+	if len(l.peeked) == 0 {
+		l.peeked = append(l.peeked, l.lex())
+	}
+	return l.peeked[0]
+}
+
+func (l *lexer) next() token {
+	if len(l.peeked) > 0 {
+		t := l.peeked[0]
+		l.peeked = l.peeked[1:]
+		return t
+	}
+	return l.lex()
+}
+
+func (l *lexer) lex() token {
+top:
+	c := l.getc()
+	for c == ' ' || c == '\t' || c == '\r' {
+		c = l.getc()
+	}
+	line := l.line
+	if c == '#' {
+		for c != '\n' && c != -1 {
+			c = l.getc()
+		}
+	}
+	if c == '$' && len(l.push) == 0 && !l.fromPush {
+		var name strings.Builder
+		for {
+			c = l.getc()
+			if !isAlnum(c) && c != '_' {
+				l.ungetc(c)
+				break
+			}
+			name.WriteByte(byte(c))
+		}
+		if name.Len() == 0 {
+			l.errf(line, "macro '' not defined")
+			l.skipLine()
+			return token{kind: tkError, line: line}
+		}
+		v, ok := l.macros[name.String()]
+		if !ok {
+			l.errf(line, "macro '"+name.String()+"' not defined")
+			l.skipLine()
+			return token{kind: tkError, line: line}
+		}
+		l.used[name.String()]++
+		l.push = append([]byte(v), l.push...)
+		goto top
+	}
+	switch c {
+	case -1:
+		return token{kind: tkEOF, line: line}
+	case '\n':
+		l.line++
+		return token{kind: tkNL, line: line}
+	case '"', '\'':
+		return l.quoted(c, line)
+	case '!':
+		if l.peekc() == '=' {
+			l.getc()
+			return token{kind: tkPunct, s: "!=", line: line}
+		}
+	case '<':
+		switch l.peekc() {
+		case '>':
+			l.getc()
+			return token{kind: tkPunct, s: "<>", line: line}
+		case '=':
+			l.getc()
+			return token{kind: tkPunct, s: "<=", line: line}
+		}
+	case '>':
+		switch l.peekc() {
+		case '<':
+			l.getc()
+			return token{kind: tkPunct, s: "><", line: line}
+		case '=':
+			l.getc()
+			return token{kind: tkPunct, s: ">=", line: line}
+		}
+	case '-':
+		if l.peekc() == '>' {
+			l.getc()
+			return token{kind: tkPunct, s: "->", line: line}
+		}
+	}
+	if isAlnum(c) || c == ':' || c == '_' || c == '*' || c == '.' && isAlnum(l.peekc()) {
+		var b strings.Builder
+		for allowedInString(c) {
+			b.WriteByte(byte(c))
+			c = l.getc()
+		}
+		l.ungetc(c)
+		return token{kind: tkWord, s: b.String(), line: line}
+	}
+	if c < 0x20 && c != '\t' || c >= 0x7f {
+		l.errf(line, "syntax error")
+		l.skipLine()
+		return token{kind: tkError, line: line}
+	}
+	return token{kind: tkPunct, s: string(rune(c)), line: line}
+}
+
+func (l *lexer) quoted(q int, line int) token {
+	var b strings.Builder
+	for {
+		c := l.getc()
+		switch {
+		case c == -1:
+			l.errf(line, "reached end of file while parsing quoted string")
+			return token{kind: tkError, line: line}
+		case c == q:
+			return token{kind: tkString, s: b.String(), line: line}
+		case c == '\n':
+			l.line++
+			continue
+		case c == '\\':
+			n := l.getc()
+			if n == q || n == ' ' || n == '\t' {
+				c = n
+			} else {
+				l.ungetc(n)
+			}
+		}
+		b.WriteByte(byte(c))
+	}
+}
+
+// skipLine drops input up to (not including) the next newline.
+func (l *lexer) skipLine() {
+	l.push = nil
+	for {
+		c := l.getc()
+		if c == '\n' || c == -1 {
+			l.ungetc(c)
+			return
+		}
+	}
+}

@@ -1,0 +1,1127 @@
+package pf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Section order pfctl enforces (set require-order yes, the default).
+const (
+	stateOption = iota
+	stateEther
+	stateScrub
+	stateQueue
+	stateNat
+	stateFilter
+)
+
+const orderMsg = "Rules must be in order: options, ethernet, normalization, queueing, translation, filtering"
+
+const maxIncludeDepth = 16
+
+// skipLine unwinds a statement after its error was reported.
+type skipLine struct{}
+
+type parser struct {
+	opts         Options
+	rs           *Ruleset
+	errs         ErrorList
+	macros       map[string]string
+	macroList    []*Macro
+	macroUses    map[string]int
+	tables       map[string]*Table
+	rulestate    int
+	requireOrder bool
+	blockPolicy  string // "drop" or "return"
+	nr           int    // rule number for label macros
+	lx           *lexer
+	file         string
+	tok          token
+	depth        int
+}
+
+func newParser(opts Options) *parser {
+	return &parser{
+		opts:         opts,
+		rs:           &Ruleset{TableRefs: map[string]int{}},
+		macros:       map[string]string{},
+		macroUses:    map[string]int{},
+		tables:       map[string]*Table{},
+		requireOrder: true,
+		blockPolicy:  "drop",
+	}
+}
+
+func (p *parser) errAt(line int, msg string) {
+	if len(p.errs) < 1000 {
+		p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: msg})
+	}
+}
+
+// fail reports msg at the current token's line and abandons the statement.
+func (p *parser) fail(format string, a ...any) {
+	p.errAt(p.tok.line, fmt.Sprintf(format, a...))
+	panic(skipLine{})
+}
+
+func (p *parser) syntax() { p.fail("syntax error") }
+
+func (p *parser) next() token {
+	t := p.tok
+	p.tok = p.lx.next()
+	if p.tok.kind == tkError {
+		panic(skipLine{}) // the lexer reported it
+	}
+	return t
+}
+
+func (p *parser) isWord(s string) bool { return p.tok.kind == tkWord && p.tok.s == s }
+func (p *parser) isP(s string) bool    { return p.tok.kind == tkPunct && p.tok.s == s }
+
+func (p *parser) accept(s string) bool {
+	if p.isWord(s) || p.isP(s) {
+		p.next()
+		return true
+	}
+	return false
+}
+
+func (p *parser) expect(s string) {
+	if !p.accept(s) {
+		p.syntax()
+	}
+}
+
+// str reads a word or quoted string.
+func (p *parser) str() string {
+	if p.tok.kind != tkWord && p.tok.kind != tkString {
+		p.syntax()
+	}
+	return p.next().s
+}
+
+func (p *parser) number(min, max int64, what string) int64 {
+	if p.tok.kind != tkWord {
+		p.syntax()
+	}
+	n, err := strconv.ParseInt(p.tok.s, 0, 64)
+	if err != nil {
+		p.syntax()
+	}
+	if n < min || n > max {
+		p.fail("%s out of range", what)
+	}
+	p.next()
+	return n
+}
+
+func (p *parser) skipNL() {
+	for p.tok.kind == tkNL {
+		p.next()
+	}
+}
+
+func (p *parser) emit(r *Rule, out *[]*Rule, depth int) {
+	*out = append(*out, r)
+	if depth == 0 {
+		p.rs.Rules = append(p.rs.Rules, r)
+	}
+}
+
+// parseFile parses one file's statements into out (nil: top level).
+func (p *parser) parseFile(name string, src []byte, out *[]*Rule, depth int) {
+	saveLx, saveFile, saveTok := p.lx, p.file, p.tok
+	p.lx = &lexer{src: src, line: 1, file: name, macros: p.macros, used: p.macroUses,
+		errf: func(line int, msg string) { p.errAt(line, msg) }}
+	p.file = name
+	p.tok = token{kind: tkNL}
+	var rules []*Rule
+	if out == nil {
+		out = &rules
+	}
+	p.advanceSafe()
+	p.stmts(out, depth, false)
+	p.lx, p.file, p.tok = saveLx, saveFile, saveTok
+}
+
+// advanceSafe moves to the next usable token, skipping lexer errors.
+func (p *parser) advanceSafe() {
+	for {
+		p.tok = p.lx.next()
+		if p.tok.kind != tkError {
+			return
+		}
+	}
+}
+
+// stmts parses statements until EOF, or '}' inside an inline anchor.
+func (p *parser) stmts(out *[]*Rule, depth int, inAnchor bool) {
+	for {
+		switch {
+		case p.tok.kind == tkEOF:
+			return
+		case p.tok.kind == tkNL:
+			p.advanceSafe()
+			continue
+		case inAnchor && p.isP("}"):
+			return
+		}
+		if !p.statement(out, depth, inAnchor) {
+			// skip to the end of the line, as pfctl's "error '\n'" rule does
+			for p.tok.kind != tkNL && p.tok.kind != tkEOF {
+				p.advanceSafe()
+			}
+		}
+	}
+}
+
+// statement parses one statement; false after an error.
+func (p *parser) statement(out *[]*Rule, depth int, inAnchor bool) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, skip := r.(skipLine); !skip {
+				panic(r)
+			}
+			ok = false
+		}
+	}()
+	t := p.tok
+	if t.kind == tkWord {
+		if nt := p.lx.peek(); nt.kind == tkPunct && nt.s == "=" && !keywords[t.s] {
+			p.macroDef()
+			p.endStmt(inAnchor)
+			return true
+		}
+	}
+	if t.kind != tkWord {
+		p.syntax()
+	}
+	switch t.s {
+	case "include":
+		p.next()
+		name := p.str()
+		p.endStmt(inAnchor)
+		p.include(name, out, depth)
+		return true
+	case "table":
+		p.tableDef()
+	case "set":
+		p.order(stateOption)
+		p.setOption(out, depth)
+	case "scrub":
+		p.order(stateScrub)
+		p.scrubRule(out, depth)
+	case "altq":
+		p.order(stateQueue)
+		p.altq(out, depth)
+	case "queue":
+		p.order(stateQueue)
+		p.queue(out, depth)
+	case "nat", "rdr", "binat", "no", "nat-anchor", "rdr-anchor", "binat-anchor":
+		p.order(stateNat)
+		p.natRule(out, depth)
+	case "pass", "block", "match":
+		if t.s == "match" && p.lx.peek().is("scrub") {
+			p.order(stateScrub)
+		} else {
+			p.order(stateFilter)
+		}
+		p.filterRule(out, depth)
+	case "anchor":
+		p.order(stateFilter)
+		p.filterRule(out, depth)
+		return true // the anchor consumed its own end
+	case "antispoof":
+		p.order(stateFilter)
+		p.antispoof(out, depth)
+	case "load":
+		p.loadAnchor()
+	case "ether":
+		p.order(stateEther)
+		p.etherRule(out, depth)
+	case "state", "source":
+		p.limiter(out, depth)
+	default:
+		p.syntax()
+	}
+	p.endStmt(inAnchor)
+	return true
+}
+
+func (p *parser) endStmt(inAnchor bool) {
+	switch {
+	case p.tok.kind == tkNL:
+		p.advanceSafe()
+	case p.tok.kind == tkEOF:
+	case inAnchor && p.isP("}"):
+	default:
+		p.syntax()
+	}
+}
+
+func (p *parser) order(state int) {
+	if p.requireOrder && p.rulestate > state {
+		p.fail(orderMsg)
+	}
+	p.rulestate = state
+}
+
+var keywords = map[string]bool{}
+
+func init() {
+	for _, k := range strings.Fields(`all allow-opts altq anchor antispoof any bandwidth binat binat-anchor bitmask block
+	block-policy buckets cbq code codelq debug divert-packet divert-reply divert-to drop drop-ovl dup-to
+	ether fairq fastroute file fingerprints flags floating flush for fragment from global group hfsc
+	hogs hostid icmp-type icmp6-type if-bound in include inet inet6 keep label limit linkshare load log
+	loginterface map-e-portset match max max-mss max-src-conn max-src-conn-rate max-src-nodes
+	max-src-states min-ttl modulate nat nat-anchor no no-df no-route no-sync on optimization os out
+	overload pass port prio priq probability proto qlimit queue quick random random-id rdr rdr-anchor
+	realtime reassemble reply-to require-order return return-icmp return-icmp6 return-rst ridentifier
+	round-robin route route-to rtable rule ruleset-optimization scrub set skip sloppy source-hash
+	source-track state state-defaults state-policy static-port sticky-address synproxy table tag tagged
+	tbrsize timeout to tos ttl upperlimit urpf-failed user`) {
+		keywords[k] = true
+	}
+}
+
+// macroDef parses name = value value..., joined by blanks.
+func (p *parser) macroDef() {
+	name := p.next()
+	p.next() // '='
+	var parts []string
+	for p.tok.kind == tkWord || p.tok.kind == tkString {
+		parts = append(parts, p.next().s)
+	}
+	if len(parts) == 0 {
+		p.syntax()
+	}
+	if p.tok.kind != tkNL && p.tok.kind != tkEOF {
+		p.syntax()
+	}
+	v := strings.Join(parts, " ")
+	for _, c := range name.s {
+		if c != '_' && !isAlnum(int(c)) {
+			p.errAt(name.line, fmt.Sprintf("macro name cannot contain '%c'", c))
+			panic(skipLine{})
+		}
+	}
+	p.macros[name.s] = v
+	p.macroList = append(p.macroList, &Macro{Name: name.s, Value: v, File: p.file, Line: name.line})
+	p.rs.lines = append(p.rs.lines, fmt.Sprintf("%s = \"%s\"", name.s, v))
+}
+
+func (p *parser) include(name string, out *[]*Rule, depth int) {
+	if p.depth >= maxIncludeDepth {
+		p.errAt(p.tok.line, "include nested too deep")
+		return
+	}
+	src, err := p.opts.ReadFile(name)
+	if err != nil {
+		p.errAt(p.tok.line-1, fmt.Sprintf("cannot open include file %s: %s", name, strerror(err)))
+		return
+	}
+	p.depth++
+	p.parseFile(name, src, out, depth)
+	p.depth--
+}
+
+// loadAnchor parses load anchor NAME from "FILE": pfctl reads and parses
+// the file after the main ruleset.
+func (p *parser) loadAnchor() {
+	p.next()
+	p.expect("anchor")
+	name := p.str()
+	p.expect("from")
+	file := p.str()
+	if name == "" {
+		p.fail("anchor name empty")
+	}
+	if p.depth >= maxIncludeDepth {
+		p.fail("load anchor nested too deep")
+	}
+	src, err := p.opts.ReadFile(file)
+	if err != nil {
+		p.fail("cannot load anchor %s from %s: %s", name, file, strerror(err))
+	}
+	sub := newParser(p.opts)
+	sub.depth = p.depth + 1
+	sub.macros = p.macros
+	sub.parseFile(file, src, nil, 0)
+	p.errs = append(p.errs, sub.errs...)
+}
+
+// ---- tables ----
+
+func (p *parser) tableName() string {
+	p.expect("<")
+	name := p.str()
+	p.expect(">")
+	if len(name) >= 32 {
+		p.fail("table name too long")
+	}
+	return name
+}
+
+func (p *parser) tableDef() {
+	line := p.tok.line
+	p.next()
+	t := &Table{File: p.file, Line: line}
+	t.Name = p.tableName()
+	var parts []string
+	var pending []string
+	flush := func() {
+		if len(pending) > 0 {
+			parts = append(parts, "{ "+strings.Join(pending, " ")+" }")
+			pending = nil
+		}
+	}
+	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
+		switch {
+		case p.accept("const"):
+			t.Const = true
+		case p.accept("persist"):
+			t.Persist = true
+		case p.accept("counters"):
+			t.Counters = true
+		case p.accept("file"):
+			f := p.str()
+			t.Files = append(t.Files, f)
+			p.tableFile(f)
+			flush()
+			parts = append(parts, fmt.Sprintf("file \"%s\"", f))
+		case p.isP("{"):
+			p.next()
+			for {
+				p.skipNL()
+				if p.accept("}") {
+					break
+				}
+				p.accept(",")
+				p.skipNL()
+				if p.isP("}") {
+					continue
+				}
+				a := p.tableAddr()
+				t.Addrs = append(t.Addrs, a)
+				pending = append(pending, a)
+			}
+		default:
+			p.syntax()
+		}
+	}
+	flush()
+	if prev, dup := p.tables[t.Name]; dup && prev.File == t.File {
+		p.errAt(line, fmt.Sprintf("table <%s> already defined", t.Name))
+		panic(skipLine{})
+	}
+	p.tables[t.Name] = t
+	p.rs.Tables = append(p.rs.Tables, t)
+	head := fmt.Sprintf("table <%s>", t.Name)
+	if t.Const {
+		head += " const"
+	}
+	if t.Persist {
+		head += " persist"
+	}
+	if t.Counters {
+		head += " counters"
+	}
+	t.text = strings.Join(append([]string{head}, parts...), " ")
+	p.rs.lines = append(p.rs.lines, t.text)
+}
+
+// tableAddr reads one table entry: [!]addr[/mask], an interface, a host.
+func (p *parser) tableAddr() string {
+	neg := p.accept("!")
+	h := p.hostWord(true)
+	if neg {
+		return "!" + h.text
+	}
+	return h.text
+}
+
+// tableFile reads a table file now, as pfctl does even with -n.
+func (p *parser) tableFile(name string) {
+	src, err := p.opts.ReadFile(name)
+	if err != nil {
+		p.fail("cannot load \"%s\": %s", name, strerror(err))
+	}
+	for i, line := range strings.Split(string(src), "\n") {
+		if j := strings.IndexAny(line, "#;"); j >= 0 {
+			line = line[:j]
+		}
+		for _, f := range strings.Fields(line) {
+			a := strings.TrimPrefix(f, "!")
+			if !plausibleHost(a) {
+				p.fail("cannot load \"%s\": Invalid argument (line %d: %q)", name, i+1, f)
+			}
+		}
+	}
+}
+
+// ---- options ----
+
+var timeoutNames = map[string]bool{}
+
+func init() {
+	for _, k := range strings.Fields(`tcp.first tcp.opening tcp.established tcp.closing tcp.finwait tcp.closed
+	tcp.tsdiff udp.first udp.single udp.multiple icmp.first icmp.error other.first other.single other.multiple
+	sctp.first sctp.opening sctp.established sctp.closing sctp.closed
+	frag interval src.track adaptive.start adaptive.end`) {
+		timeoutNames[k] = true
+	}
+}
+
+var limitNames = map[string]bool{"states": true, "frags": true, "src-nodes": true, "tables": true,
+	"table-entries": true, "anchors": true, "eth-anchors": true}
+
+func (p *parser) setOption(out *[]*Rule, depth int) {
+	line := p.tok.line
+	p.next()
+	opt := p.str()
+	var text string
+	switch opt {
+	case "block-policy":
+		v := p.str()
+		if v != "drop" && v != "return" {
+			p.syntax()
+		}
+		p.blockPolicy = v
+		text = "set block-policy " + v
+	case "optimization":
+		v := p.str()
+		switch v {
+		case "default", "normal", "high-latency", "satellite", "aggressive", "conservative":
+		default:
+			p.fail("unknown optimization %s", v)
+		}
+		text = "set optimization " + v
+	case "ruleset-optimization":
+		v := p.str()
+		if v != "none" && v != "basic" && v != "profile" {
+			p.fail("unknown ruleset-optimization %s", v)
+		}
+		text = "set ruleset-optimization " + v
+	case "timeout", "limit":
+		names := timeoutNames
+		if opt == "limit" {
+			names = limitNames
+		}
+		item := func() string {
+			k := p.str()
+			if !names[k] {
+				p.fail("unknown %s %s", opt, k)
+			}
+			return fmt.Sprintf("%s %d", k, p.number(0, 1<<32-1, opt+" value"))
+		}
+		var items []string
+		if p.accept("{") {
+			for {
+				p.skipNL()
+				if p.accept("}") {
+					break
+				}
+				p.accept(",")
+				p.skipNL()
+				if p.isP("}") {
+					continue
+				}
+				items = append(items, item())
+			}
+		} else {
+			items = append(items, item())
+		}
+		text = "set " + opt + " { " + strings.Join(items, ", ") + " }"
+	case "loginterface", "state-policy", "debug", "hostid", "fingerprints", "keepcounters", "syncookies":
+		var v []string
+		switch opt {
+		case "keepcounters":
+		case "syncookies":
+			v = append(v, p.str())
+			if p.accept("(") {
+				for !p.accept(")") {
+					p.accept(",")
+					v = append(v, p.str())
+				}
+			}
+		case "state-policy":
+			s := p.str()
+			if s != "if-bound" && s != "floating" {
+				p.syntax()
+			}
+			v = append(v, s)
+		case "fingerprints":
+			f := p.str()
+			v = append(v, fmt.Sprintf("\"%s\"", f))
+		default:
+			v = append(v, p.str())
+		}
+		text = strings.TrimSpace("set " + opt + " " + strings.Join(v, " "))
+	case "require-order":
+		v := p.str()
+		if v != "yes" && v != "no" {
+			p.syntax()
+		}
+		p.requireOrder = v == "yes"
+		text = "set require-order " + v
+	case "reassemble":
+		v := p.str()
+		if v != "yes" && v != "no" {
+			p.syntax()
+		}
+		text = "set reassemble " + v
+		if p.accept("no-df") {
+			text += " no-df"
+		}
+	case "skip":
+		p.expect("on")
+		ifs := p.ifList()
+		text = "set skip on " + strings.Join(ifNames(ifs), " ")
+	case "state-defaults":
+		text = "set state-defaults " + p.stateOpts()
+	case "prio", "block-policy-return":
+		p.syntax()
+	default:
+		p.syntax()
+	}
+	p.emit(&Rule{Kind: "option", File: p.file, Line: line, Text: text}, out, depth)
+}
+
+// ---- scrub, queues, ether, limiters ----
+
+func (p *parser) scrubRule(out *[]*Rule, depth int) {
+	line := p.tok.line
+	p.next()
+	r := &ruleSpec{action: "scrub", line: line}
+	p.ruleHead(r, false)
+	p.filterOpts(r)
+	if !r.scrubSet {
+		r.scrub = append(r.scrub, "fragment reassemble")
+	}
+	p.expand(r, out, depth)
+}
+
+func (p *parser) bandwidth() string {
+	bw := p.str()
+	if strings.HasSuffix(bw, "%") {
+		n, err := strconv.Atoi(strings.TrimSuffix(bw, "%"))
+		if err != nil || n < 0 || n > 100 {
+			p.fail("bandwidth percentage out of range")
+		}
+		return bw
+	}
+	num := strings.TrimRight(bw, "bKMG")
+	if _, err := strconv.ParseFloat(num, 64); err != nil || num == "" {
+		p.fail("unknown unit \"%s\"", strings.TrimPrefix(bw, num))
+	}
+	return bw
+}
+
+func (p *parser) schedOpts() string {
+	kind := ""
+	if p.tok.kind == tkWord {
+		switch p.tok.s {
+		case "cbq", "priq", "hfsc", "fairq", "codelq":
+			kind = p.next().s
+		}
+	}
+	if kind == "" || !p.isP("(") {
+		return kind
+	}
+	p.next()
+	var opts []string
+	depth := 1
+	for depth > 0 {
+		switch {
+		case p.isP("("):
+			depth++
+		case p.isP(")"):
+			depth--
+		case p.tok.kind == tkNL || p.tok.kind == tkEOF:
+			p.syntax()
+		}
+		t := p.next()
+		if depth > 0 && t.s != "," {
+			opts = append(opts, t.s)
+		}
+	}
+	return kind + "( " + strings.Join(opts, " ") + " )"
+}
+
+func (p *parser) altq(out *[]*Rule, depth int) {
+	line := p.tok.line
+	p.next()
+	p.expect("on")
+	ifn := p.str()
+	text := "altq on " + ifn
+	if s := p.schedOpts(); s != "" {
+		text += " " + s
+	}
+	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
+		switch {
+		case p.accept("bandwidth"):
+			text += " bandwidth " + p.bandwidth()
+		case p.accept("qlimit"):
+			text += fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
+		case p.accept("tbrsize"):
+			text += fmt.Sprintf(" tbrsize %d", p.number(0, 1<<31, "tbrsize"))
+		case p.accept("queue"):
+			text += " queue { " + strings.Join(p.nameList(), ", ") + " }"
+		default:
+			p.syntax()
+		}
+	}
+	p.emit(&Rule{Kind: "altq", File: p.file, Line: line, Text: text}, out, depth)
+}
+
+func (p *parser) nameList() []string {
+	if !p.accept("{") {
+		return []string{p.str()}
+	}
+	var l []string
+	for {
+		p.skipNL()
+		if p.accept("}") {
+			return l
+		}
+		p.accept(",")
+		p.skipNL()
+		if p.isP("}") {
+			continue
+		}
+		l = append(l, p.str())
+	}
+}
+
+func (p *parser) queue(out *[]*Rule, depth int) {
+	line := p.tok.line
+	p.next()
+	name := p.str()
+	text := "queue " + name
+	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
+		switch {
+		case p.accept("on"):
+			text += " on " + p.str()
+		case p.accept("bandwidth"):
+			text += " bandwidth " + p.bandwidth()
+		case p.accept("priority"):
+			text += fmt.Sprintf(" priority %d", p.number(0, 255, "priority"))
+		case p.accept("qlimit"):
+			text += fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
+		case p.isP("{"):
+			text += " { " + strings.Join(p.nameList(), " ") + " }"
+		case p.tok.kind == tkWord && (p.tok.s == "cbq" || p.tok.s == "priq" || p.tok.s == "hfsc" || p.tok.s == "fairq" || p.tok.s == "codelq"):
+			text += " " + p.schedOpts()
+		default:
+			p.syntax()
+		}
+	}
+	p.emit(&Rule{Kind: "queue", File: p.file, Line: line, Text: text}, out, depth)
+}
+
+// etherRule accepts FreeBSD's layer-2 rules: ether pass|block [in|out]
+// [quick] [on if] [proto N] [from mac] [to mac] [options].
+func (p *parser) etherRule(out *[]*Rule, depth int) {
+	line := p.tok.line
+	p.next()
+	act := p.str()
+	if act != "pass" && act != "block" {
+		p.syntax()
+	}
+	var words []string
+	words = append(words, "ether", act)
+	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
+		t := p.next()
+		if t.kind == tkString {
+			words = append(words, "\""+t.s+"\"")
+		} else {
+			words = append(words, t.s)
+		}
+	}
+	p.emit(&Rule{Kind: "ether", File: p.file, Line: line, Text: strings.Join(words, " ")}, out, depth)
+}
+
+// limiter parses FreeBSD 15's state limiter / source limiter definitions.
+func (p *parser) limiter(out *[]*Rule, depth int) {
+	line := p.tok.line
+	kind := p.next().s
+	p.expect("limiter")
+	name := p.str()
+	text := kind + " limiter " + name
+	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
+		t := p.next()
+		text += " " + t.s
+	}
+	p.emit(&Rule{Kind: "limiter", File: p.file, Line: line, Text: text}, out, depth)
+}
+
+// ---- antispoof ----
+
+func (p *parser) antispoof(out *[]*Rule, depth int) {
+	line := p.tok.line
+	p.next()
+	r := &ruleSpec{action: "block", line: line, returnSpec: "drop", antispoof: true}
+	for {
+		if p.accept("log") {
+			r.log = true
+			if p.isP("(") {
+				r.logOpts = p.logOpts()
+			}
+			continue
+		}
+		if p.accept("quick") {
+			r.quick = true
+			continue
+		}
+		break
+	}
+	p.expect("for")
+	ifs := p.ifList()
+	if p.isWord("inet") || p.isWord("inet6") {
+		r.af = p.next().s
+	}
+	p.filterOpts(r)
+	for _, ifc := range ifs {
+		// block in on ! if from if:network to any (the printed form pfctl
+		// gives needs the interface's addresses, which only the host knows)
+		rr := *r
+		rr.dir = "in"
+		rr.ifaces = []ifSpec{{name: ifc.name, not: true}}
+		rr.from = []hostItem{{text: ifc.name + ":network", kind: "if"}}
+		p.expand(&rr, out, depth)
+	}
+}
+
+// ---- interfaces ----
+
+type ifSpec struct {
+	name string
+	not  bool
+}
+
+func ifNames(l []ifSpec) []string {
+	var s []string
+	for _, i := range l {
+		s = append(s, i.name)
+	}
+	return s
+}
+
+func (p *parser) ifItem() ifSpec {
+	not := p.accept("!")
+	name := p.str()
+	if !validIfName(name) {
+		p.fail("invalid interface name %s", name)
+	}
+	return ifSpec{name: name, not: not}
+}
+
+func validIfName(s string) bool {
+	if s == "" || len(s) >= 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(int(c)) && c != '_' && c != '.' && c != '-' && c != ':' && c != '*' {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) ifList() []ifSpec {
+	if !p.accept("{") {
+		return []ifSpec{p.ifItem()}
+	}
+	var l []ifSpec
+	for {
+		p.skipNL()
+		if p.accept("}") {
+			if len(l) == 0 {
+				p.syntax()
+			}
+			return l
+		}
+		p.accept(",")
+		p.skipNL()
+		if p.isP("}") {
+			continue
+		}
+		l = append(l, p.ifItem())
+	}
+}
+
+func (p *parser) logOpts() []string {
+	p.expect("(")
+	var opts []string
+	for {
+		switch {
+		case p.accept("all"):
+			opts = append(opts, "all")
+		case p.accept("matches"):
+			opts = append(opts, "matches")
+		case p.accept("user"):
+			opts = append(opts, "user")
+		case p.accept("to"):
+			ifn := p.str()
+			if !strings.HasPrefix(ifn, "pflog") {
+				p.fail("%s: not a pflog interface", ifn)
+			}
+			opts = append(opts, "to "+ifn)
+		default:
+			p.syntax()
+		}
+		if p.accept(")") {
+			break
+		}
+		p.expect(",")
+	}
+	// pfctl prints them in a fixed order
+	order := map[string]int{"all": 0, "matches": 1, "user": 2}
+	sorted := make([]string, 0, len(opts))
+	for k := 0; k < 3; k++ {
+		for _, o := range opts {
+			if order[o] == k && !strings.HasPrefix(o, "to ") {
+				sorted = append(sorted, o)
+			}
+		}
+	}
+	for _, o := range opts {
+		if strings.HasPrefix(o, "to ") {
+			sorted = append(sorted, o)
+		}
+	}
+	return sorted
+}
+
+// ---- hosts ----
+
+type hostItem struct {
+	text  string // printed without negation
+	af    string
+	not   bool
+	table string
+	kind  string // any addr range table dyn if name noroute urpf self localhost
+	mask  int
+}
+
+func (h hostItem) String() string {
+	if h.not {
+		return "! " + h.text
+	}
+	return h.text
+}
+
+// hostWord reads an address, a range, an interface or host name, with an
+// optional /mask, from the current token on.
+func (p *parser) hostWord(table bool) hostItem {
+	w := p.str()
+	mask := -1
+	if p.isP("/") {
+		p.next()
+		mask = int(p.number(0, 128, "netmask"))
+	}
+	h, ok := parseAddr(w, mask)
+	if !ok {
+		p.fail("could not parse host specification")
+	}
+	if !table && h.kind == "addr" && p.isP("-") {
+		p.next()
+		w2 := p.str()
+		h2, ok := parseAddr(w2, -1)
+		if !ok || h2.kind != "addr" || h2.af != h.af || mask >= 0 {
+			p.fail("could not parse host specification")
+		}
+		h = hostItem{text: h.text + " - " + h2.text, af: h.af, kind: "range"}
+	}
+	return h
+}
+
+func (p *parser) hostItem() hostItem {
+	not := p.accept("!")
+	var h hostItem
+	switch {
+	case p.isP("<"):
+		name := p.tableName()
+		p.rs.TableRefs[name]++
+		h = hostItem{text: "<" + name + ">", table: name, kind: "table"}
+	case p.isP("("):
+		p.next()
+		ifn := p.str()
+		p.expect(")")
+		base, mod, _ := strings.Cut(ifn, ":")
+		if !validIfName(base) || (mod != "" && mod != "network" && mod != "broadcast" && mod != "peer" && mod != "0") {
+			p.fail("invalid interface %s", ifn)
+		}
+		h = hostItem{text: "(" + ifn + ")", kind: "dyn"}
+		if p.accept("/") {
+			h.text += fmt.Sprintf("/%d", p.number(0, 128, "netmask"))
+		}
+	case p.accept("no-route"):
+		h = hostItem{text: "no-route", kind: "noroute"}
+	case p.accept("urpf-failed"):
+		h = hostItem{text: "urpf-failed", kind: "urpf"}
+	case p.accept("any"):
+		h = hostItem{text: "any", kind: "any"}
+	case p.isWord("self"):
+		p.next()
+		h = hostItem{text: "self", kind: "self"}
+	default:
+		h = p.hostWord(false)
+	}
+	h.not = not
+	return h
+}
+
+func (p *parser) hostList() []hostItem {
+	if !p.accept("{") {
+		return []hostItem{p.hostItem()}
+	}
+	var l []hostItem
+	for {
+		p.skipNL()
+		if p.accept("}") {
+			if len(l) == 0 {
+				p.syntax()
+			}
+			return l
+		}
+		p.accept(",")
+		p.skipNL()
+		if p.isP("}") {
+			continue
+		}
+		if p.isP("{") { // nested list (from a macro)
+			l = append(l, p.hostList()...)
+			continue
+		}
+		l = append(l, p.hostItem())
+	}
+}
+
+// ---- ports ----
+
+type portItem struct {
+	op     string // = != < <= > >= : >< <>
+	lo, hi int
+	star   bool // "port 3004:*" in rdr
+}
+
+func (p *parser) portNum(s string, proto string) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 || n > 65535 {
+			p.fail("illegal port value %d", n)
+		}
+		return n
+	}
+	if n, ok := serviceByName[s]; ok {
+		return n
+	}
+	p.fail("unknown port %s", s)
+	return 0
+}
+
+func (p *parser) portItem(allowStar bool) portItem {
+	if p.tok.kind == tkPunct {
+		switch p.tok.s {
+		case "=", "!=", "<", "<=", ">", ">=":
+			op := p.next().s
+			return portItem{op: op, lo: p.portNum(p.str(), "")}
+		}
+	}
+	w := p.str()
+	if lo, hi, ok := strings.Cut(w, ":"); ok && lo != "" && hi != "" {
+		it := portItem{op: ":", lo: p.portNum(lo, "")}
+		if hi == "*" && allowStar {
+			it.star = true
+			it.hi = it.lo
+		} else {
+			it.hi = p.portNum(hi, "")
+		}
+		if it.lo > it.hi {
+			p.fail("invalid port range")
+		}
+		return it
+	}
+	lo := p.portNum(w, "")
+	if p.tok.kind == tkPunct && (p.tok.s == "><" || p.tok.s == "<>") || p.isWord(":") {
+		op := p.next().s
+		hi := p.portNum(p.str(), "")
+		if op == ":" && lo > hi {
+			p.fail("invalid port range")
+		}
+		return portItem{op: op, lo: lo, hi: hi}
+	}
+	return portItem{op: "=", lo: lo}
+}
+
+func (p *parser) portList() []portItem {
+	if !p.accept("{") {
+		return []portItem{p.portItem(false)}
+	}
+	var l []portItem
+	for {
+		p.skipNL()
+		if p.accept("}") {
+			if len(l) == 0 {
+				p.syntax()
+			}
+			return l
+		}
+		p.accept(",")
+		p.skipNL()
+		if p.isP("}") {
+			continue
+		}
+		if p.isP("{") {
+			l = append(l, p.portList()...)
+			continue
+		}
+		l = append(l, p.portItem(false))
+	}
+}
+
+// ---- protocols ----
+
+func (p *parser) protoItem() string {
+	w := p.str()
+	if n, err := strconv.Atoi(w); err == nil {
+		if n < 0 || n > 255 {
+			p.fail("protocol outside range")
+		}
+		if name, ok := protoByNum[n]; ok {
+			return name
+		}
+		return w
+	}
+	if w == "icmp6" {
+		return "ipv6-icmp"
+	}
+	if _, ok := protoByName[w]; !ok {
+		p.fail("unknown protocol %s", w)
+	}
+	return w
+}
+
+func (p *parser) protoList() []string {
+	if !p.accept("{") {
+		return []string{p.protoItem()}
+	}
+	var l []string
+	for {
+		p.skipNL()
+		if p.accept("}") {
+			if len(l) == 0 {
+				p.syntax()
+			}
+			return l
+		}
+		p.accept(",")
+		p.skipNL()
+		if p.isP("}") {
+			continue
+		}
+		l = append(l, p.protoItem())
+	}
+}

@@ -1,0 +1,1028 @@
+package pf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ruleSpec is one filter, scrub, anchor or translation rule as written,
+// before its lists are expanded.
+type ruleSpec struct {
+	action     string // pass block match scrub anchor nat rdr binat
+	line       int
+	returnSpec string
+	dir        string
+	log        bool
+	logOpts    []string
+	quick      bool
+	ifaces     []ifSpec
+	route      string // route-to reply-to dup-to
+	routeHosts []routeHost
+	routeOpts  []string
+	af         string
+	protos     []string
+	all        bool
+	from, to   []hostItem
+	fromPorts  []portItem
+	toPorts    []portItem
+	os         string
+	user       []string
+	group      []string
+	flags      string
+	icmp       []string
+	icmpKind   string
+	tos        string
+	state      string // "", no, keep, modulate, synproxy
+	stateOpts  string
+	prob       string
+	fragment   bool
+	allowOpts  bool
+	labels     []string
+	tag        string
+	tagged     string
+	taggedNot  bool
+	queue      string
+	rtable     string
+	divert     string
+	natTo      string
+	rdrTo      string
+	afTo       string
+	once       bool
+	maxPktRate string
+	maxPktSize string
+	receivedOn string
+	ridentif   string
+	limiters   []string
+	scrub      []string
+	scrubSet   bool
+	extra      []string
+	anchorName string
+	anchorBody bool
+	antispoof  bool
+	natPass    bool
+	no         bool // no nat / no rdr / no binat
+	redir      *pool
+}
+
+type routeHost struct {
+	ifname string
+	addr   hostItem
+	hasIf  bool
+}
+
+// pool is a translation target: -> addresses [port p] [options].
+type pool struct {
+	hosts []hostItem
+	port  *portItem
+	opts  []string
+	list  bool
+}
+
+func (p *parser) ruleHead(r *ruleSpec, allowDir bool) {
+	if p.isWord("in") || p.isWord("out") {
+		r.dir = p.next().s
+	}
+	for {
+		switch {
+		case p.isWord("log"):
+			p.next()
+			r.log = true
+			if p.isP("(") {
+				r.logOpts = p.logOpts()
+			}
+			continue
+		case p.isWord("quick"):
+			p.next()
+			r.quick = true
+			continue
+		}
+		break
+	}
+	if p.accept("on") {
+		r.ifaces = p.ifList()
+	}
+	p.routeSpec(r)
+	if p.isWord("inet") || p.isWord("inet6") {
+		r.af = p.next().s
+	}
+	if p.accept("proto") {
+		r.protos = p.protoList()
+	}
+	p.fromTo(r)
+}
+
+func (p *parser) fromTo(r *ruleSpec) {
+	if p.accept("all") {
+		r.all = true
+		return
+	}
+	if p.accept("from") {
+		r.from, r.fromPorts = p.ipPortSpec()
+	}
+	if p.accept("os") {
+		r.os = p.osSpec()
+	}
+	if p.accept("to") {
+		r.to, r.toPorts = p.ipPortSpec()
+	}
+}
+
+func (p *parser) osSpec() string {
+	if p.isP("{") {
+		return strings.Join(p.nameList(), ", ")
+	}
+	return p.str()
+}
+
+func (p *parser) ipPortSpec() ([]hostItem, []portItem) {
+	var hosts []hostItem
+	if !p.isWord("port") {
+		hosts = p.hostList()
+	}
+	var ports []portItem
+	if p.accept("port") {
+		ports = p.portList()
+	}
+	if hosts == nil && ports == nil {
+		p.syntax()
+	}
+	return hosts, ports
+}
+
+func (p *parser) routeSpec(r *ruleSpec) {
+	if !(p.isWord("route-to") || p.isWord("reply-to") || p.isWord("dup-to") || p.isWord("fastroute")) {
+		return
+	}
+	if r.route != "" {
+		p.fail("route-to, reply-to, dup-to or fastroute given twice")
+	}
+	r.route = p.next().s
+	if r.route == "fastroute" {
+		return
+	}
+	one := func() routeHost {
+		if p.accept("(") {
+			ifn := p.str()
+			rh := routeHost{ifname: ifn, hasIf: true}
+			if !p.isP(")") {
+				rh.addr = p.hostItem()
+			}
+			p.expect(")")
+			return rh
+		}
+		ifn := p.str()
+		return routeHost{ifname: ifn}
+	}
+	if p.accept("{") {
+		for {
+			p.skipNL()
+			if p.accept("}") {
+				break
+			}
+			p.accept(",")
+			p.skipNL()
+			if p.isP("}") {
+				continue
+			}
+			r.routeHosts = append(r.routeHosts, one())
+		}
+	} else {
+		r.routeHosts = append(r.routeHosts, one())
+	}
+	r.routeOpts = p.poolOpts()
+}
+
+func (p *parser) poolOpts() []string {
+	var opts []string
+	for {
+		switch {
+		case p.isWord("bitmask"), p.isWord("random"), p.isWord("round-robin"), p.isWord("sticky-address"),
+			p.isWord("static-port"), p.isWord("endpoint-independent"), p.isWord("prefer-ipv6-nexthop"):
+			opts = append(opts, p.next().s)
+		case p.isWord("source-hash"):
+			p.next()
+			o := "source-hash"
+			if p.tok.kind == tkWord && (strings.HasPrefix(p.tok.s, "0x") || len(p.tok.s) > 0 && !keywords[p.tok.s] && p.tok.s != "sticky-address") {
+				k := p.next().s
+				if strings.HasPrefix(k, "0x") && len(k) != 34 {
+					p.fail("hex key must be 128 bits (32 hex digits) long")
+				}
+				o += " " + k
+			}
+			opts = append(opts, o)
+		case p.isWord("map-e-portset"):
+			p.next()
+			var nums []string
+			for i := 0; i < 3; i++ {
+				if i > 0 {
+					p.expect("/")
+				}
+				v := p.str()
+				n, err := strconv.ParseInt(v, 0, 32)
+				if err != nil || n < 0 {
+					p.fail("map-e-portset: bad value %s", v)
+				}
+				nums = append(nums, strconv.FormatInt(n, 10))
+			}
+			opts = append(opts, "map-e-portset "+strings.Join(nums, "/"))
+		default:
+			return opts
+		}
+	}
+}
+
+// filterRule parses pass, block, match and anchor rules.
+func (p *parser) filterRule(out *[]*Rule, depth int) {
+	r := &ruleSpec{line: p.tok.line}
+	r.action = p.next().s
+	if r.action == "block" {
+		r.returnSpec = p.blockReturn()
+	}
+	if r.action == "anchor" {
+		if p.tok.kind == tkString || p.tok.kind == tkWord && !keywords[p.tok.s] {
+			r.anchorName = p.next().s
+			if strings.HasPrefix(r.anchorName, "_") {
+				p.fail("anchor names beginning with '_' are reserved for internal use")
+			}
+		}
+	}
+	p.ruleHead(r, true)
+	p.filterOpts(r)
+	if r.action == "block" && r.route != "" {
+		p.fail("route-to, reply-to and dup-to are not supported on block rules")
+	}
+	if r.action != "anchor" {
+		p.expand(r, out, depth)
+		return
+	}
+	// anchor: an optional inline body
+	p.skipNLBeforeBrace()
+	if !p.isP("{") {
+		p.expand(r, out, depth)
+		p.endStmt(depth > 0)
+		return
+	}
+	if strings.Contains(r.anchorName, "*") {
+		p.fail("wildcard anchor name not allowed with inline rules")
+	}
+	p.next()
+	r.anchorBody = true
+	rules := p.expand(r, out, depth)
+	var body []*Rule
+	saveState := p.rulestate
+	p.rulestate = stateFilter
+	p.stmts(&body, depth+1, true)
+	p.rulestate = saveState
+	if !p.isP("}") {
+		p.errAt(p.tok.line, "syntax error")
+		panic(skipLine{})
+	}
+	p.next()
+	for _, rr := range rules {
+		rr.Anchor = body
+	}
+	p.endStmt(depth > 0)
+}
+
+// skipNLBeforeBrace allows "anchor foo\n{" like pfctl's optnl.
+func (p *parser) skipNLBeforeBrace() {
+	if p.tok.kind == tkNL && p.lx.peek().is("{") {
+		p.next()
+	}
+}
+
+func (p *parser) blockReturn() string {
+	switch {
+	case p.accept("drop"):
+		return "drop"
+	case p.accept("return"):
+		return "return"
+	case p.isWord("return-rst"):
+		p.next()
+		if p.accept("(") {
+			p.expect("ttl")
+			n := p.number(0, 255, "ttl")
+			p.expect(")")
+			return fmt.Sprintf("return-rst(ttl %d)", n)
+		}
+		return "return-rst"
+	case p.isWord("return-icmp"), p.isWord("return-icmp6"):
+		kw := p.next().s
+		if !p.accept("(") {
+			if kw == "return-icmp" {
+				return "return-icmp(port-unr, port-unr)"
+			}
+			return "return-icmp6(port-unr)"
+		}
+		var codes []string
+		for {
+			c := p.str()
+			name, ok := icmpCodeName(c, kw == "return-icmp6" || len(codes) == 1)
+			if !ok {
+				p.fail("unknown icmp code %s", c)
+			}
+			codes = append(codes, name)
+			if p.accept(")") {
+				break
+			}
+			p.expect(",")
+		}
+		if len(codes) > 2 || kw == "return-icmp6" && len(codes) > 1 {
+			p.syntax()
+		}
+		if kw == "return-icmp" && len(codes) == 1 {
+			return "return-icmp(" + codes[0] + ")"
+		}
+		return kw + "(" + strings.Join(codes, ", ") + ")"
+	}
+	return ""
+}
+
+func (p *parser) stateOpts() string {
+	p.expect("(")
+	var maxS, srcTrack, srcStates, srcConn, srcRate, srcNodes, overload string
+	var flags, timeouts []string
+	trackKind := ""
+	for {
+		switch {
+		case p.accept("max"):
+			maxS = fmt.Sprintf("max %d", p.number(0, 1<<32-1, "max"))
+		case p.accept("no-sync"):
+			flags = append(flags, "no-sync")
+		case p.accept("source-track"):
+			srcTrack = "source-track"
+			if p.isWord("rule") || p.isWord("global") {
+				trackKind = p.next().s
+			}
+		case p.accept("max-src-states"):
+			srcStates = fmt.Sprintf("max-src-states %d", p.number(0, 1<<32-1, "max-src-states"))
+		case p.accept("max-src-conn"):
+			srcConn = fmt.Sprintf("max-src-conn %d", p.number(0, 1<<32-1, "max-src-conn"))
+		case p.accept("max-src-nodes"):
+			srcNodes = fmt.Sprintf("max-src-nodes %d", p.number(0, 1<<32-1, "max-src-nodes"))
+			if trackKind == "" {
+				trackKind = "rule"
+			}
+		case p.accept("max-src-conn-rate"):
+			v := p.str()
+			a, b, ok := strings.Cut(v, "/")
+			if !ok {
+				if !p.accept("/") {
+					p.syntax()
+				}
+				b = p.str()
+				a = v
+			}
+			if _, err := strconv.Atoi(a); err != nil {
+				p.syntax()
+			}
+			if _, err := strconv.Atoi(b); err != nil {
+				p.syntax()
+			}
+			srcRate = "max-src-conn-rate " + a + "/" + b
+		case p.accept("overload"):
+			name := p.tableName()
+			p.rs.TableRefs[name]++
+			overload = "overload <" + name + ">"
+			if p.accept("flush") {
+				overload += " flush"
+				if p.accept("global") {
+					overload += " global"
+				}
+			}
+		case p.isWord("if-bound"), p.isWord("floating"), p.isWord("sloppy"), p.isWord("pflow"), p.isWord("allow-related"):
+			flags = append(flags, p.next().s)
+		case p.tok.kind == tkWord && timeoutNames[p.tok.s]:
+			k := p.next().s
+			timeouts = append(timeouts, fmt.Sprintf("%s %d", k, p.number(0, 1<<32-1, "timeout")))
+		default:
+			p.syntax()
+		}
+		if p.accept(")") {
+			break
+		}
+		p.expect(",")
+		p.skipNL()
+	}
+	var parts []string
+	add := func(s string) {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	add(maxS)
+	for _, f := range flags {
+		if f == "no-sync" {
+			add(f)
+		}
+	}
+	if srcTrack != "" {
+		if trackKind == "" {
+			trackKind = "global"
+		}
+		add(srcTrack + " " + trackKind)
+	}
+	add(srcStates)
+	add(srcConn)
+	add(srcRate)
+	add(srcNodes)
+	add(overload)
+	for _, f := range flags {
+		if f != "no-sync" {
+			add(f)
+		}
+	}
+	for _, t := range timeouts {
+		add(t)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// filterOpts parses the options after from/to, in any order.
+func (p *parser) filterOpts(r *ruleSpec) {
+	for p.tok.kind == tkWord || p.isP("!") {
+		switch p.tok.s {
+		case "user", "group":
+			kw := p.next().s
+			items := p.ugidList(kw)
+			if kw == "user" {
+				r.user = items
+			} else {
+				r.group = items
+			}
+		case "flags":
+			p.next()
+			if p.accept("any") {
+				r.flags = "any"
+				continue
+			}
+			var a, b string
+			if !p.isP("/") {
+				a = p.str()
+			}
+			if p.accept("/") {
+				b = p.str()
+			}
+			if a == "" && b == "" {
+				p.syntax()
+			}
+			for _, c := range a + b {
+				if !strings.ContainsRune("FSRPAUEW", c) {
+					p.fail("bad flags %s", a+"/"+b)
+				}
+			}
+			r.flags = a + "/" + b
+		case "icmp-type", "icmp6-type":
+			r.icmpKind = p.next().s
+			r.icmp = p.icmpList(r.icmpKind == "icmp6-type")
+		case "tos":
+			p.next()
+			r.tos = p.tosValue()
+		case "keep", "modulate", "synproxy":
+			r.state = p.next().s
+			p.expect("state")
+			if p.isP("(") {
+				r.stateOpts = p.stateOpts()
+			}
+		case "no":
+			p.next()
+			p.expect("state")
+			r.state = "no"
+		case "fragment":
+			p.next()
+			r.fragment = true
+			if r.action == "scrub" {
+				r.scrubSet = true
+				switch {
+				case p.accept("reassemble"):
+					r.scrub = append(r.scrub, "fragment reassemble")
+				case p.accept("crop"):
+					r.scrub = append(r.scrub, "fragment crop")
+				case p.accept("drop-ovl"):
+					r.scrub = append(r.scrub, "fragment drop-ovl")
+				case p.accept("no"):
+					p.expect("reassemble")
+					r.scrub = append(r.scrub, "fragment no reassemble")
+				default:
+					r.scrub = append(r.scrub, "fragment reassemble")
+				}
+			}
+		case "no-df", "random-id":
+			r.extra = append(r.extra, p.next().s)
+		case "min-ttl", "max-mss":
+			kw := p.next().s
+			r.extra = append(r.extra, fmt.Sprintf("%s %d", kw, p.number(0, 65535, kw)))
+		case "set-tos":
+			p.next()
+			r.extra = append(r.extra, "set-tos "+p.tosValue())
+		case "reassemble":
+			p.next()
+			p.expect("tcp")
+			r.extra = append(r.extra, "reassemble tcp")
+		case "scrub":
+			p.next()
+			p.expect("(")
+			var so []string
+			for !p.accept(")") {
+				p.accept(",")
+				t := p.next()
+				if t.kind == tkNL || t.kind == tkEOF {
+					p.syntax()
+				}
+				so = append(so, t.s)
+			}
+			r.extra = append(r.extra, "scrub ("+strings.Join(so, " ")+")")
+		case "allow-opts":
+			p.next()
+			r.allowOpts = true
+		case "label":
+			p.next()
+			l := p.str()
+			if len(l) >= 64 {
+				p.fail("rule label too long (max 63 chars)")
+			}
+			r.labels = append(r.labels, l)
+		case "ridentifier":
+			p.next()
+			r.ridentif = strconv.FormatInt(p.number(0, 1<<32-1, "ridentifier"), 10)
+		case "tag":
+			p.next()
+			r.tag = p.str()
+		case "tagged":
+			p.next()
+			r.tagged = p.str()
+		case "!":
+			p.next()
+			p.expect("tagged")
+			r.taggedNot = true
+			r.tagged = p.str()
+		case "queue":
+			p.next()
+			if p.accept("(") {
+				a := p.str()
+				p.accept(",")
+				b := p.str()
+				p.expect(")")
+				r.queue = "(" + a + ", " + b + ")"
+			} else {
+				r.queue = " " + p.str()
+			}
+		case "rtable":
+			p.next()
+			r.rtable = strconv.FormatInt(p.number(0, 65535, "rtable"), 10)
+		case "probability":
+			p.next()
+			r.prob = p.probability()
+		case "os":
+			p.next()
+			r.os = p.osSpec()
+		case "divert-to":
+			p.next()
+			h := p.hostItem()
+			p.expect("port")
+			pi := p.portItem(false)
+			_ = h
+			r.divert = fmt.Sprintf("divert-to %d", pi.lo)
+		case "divert-reply":
+			p.next()
+			r.divert = "divert-reply"
+		case "divert-packet":
+			p.next()
+			p.expect("port")
+			pi := p.portItem(false)
+			r.divert = fmt.Sprintf("divert-packet port %d", pi.lo)
+		case "prio":
+			p.next()
+			r.extra = append(r.extra, fmt.Sprintf("prio %d", p.number(0, 7, "prio")))
+		case "set":
+			p.next()
+			r.extra = append(r.extra, p.setAction())
+		case "max-pkt-rate":
+			p.next()
+			v := p.str()
+			if a, b, ok := strings.Cut(v, "/"); !ok || !isDigits(a) || !isDigits(b) {
+				if ok || !p.accept("/") {
+					p.syntax()
+				}
+				v += "/" + p.str()
+			}
+			r.maxPktRate = v
+		case "max-pkt-size":
+			p.next()
+			r.maxPktSize = strconv.FormatInt(p.number(0, 65535, "max-pkt-size"), 10)
+		case "once":
+			p.next()
+			r.once = true
+		case "received-on":
+			p.next()
+			r.receivedOn = p.ifItem().name
+		case "route-to", "reply-to", "dup-to", "fastroute":
+			p.routeSpec(r)
+		case "af-to":
+			p.next()
+			af := p.str()
+			if af != "inet" && af != "inet6" {
+				p.syntax()
+			}
+			p.expect("from")
+			s := "af-to " + af + " from " + p.poolText(false)
+			if p.accept("to") {
+				s += " to " + p.poolText(false)
+			}
+			r.afTo = s
+		case "nat-to":
+			p.next()
+			r.natTo = "nat-to " + p.poolText(true)
+		case "rdr-to":
+			p.next()
+			r.rdrTo = "rdr-to " + p.poolText(true)
+		case "binat-to":
+			p.next()
+			r.natTo = "binat-to " + p.poolText(true)
+		case "state", "source":
+			kw := p.next().s
+			p.expect("limiter")
+			s := kw + " limiter " + p.str()
+			if p.accept("(") {
+				s += " (" + p.str() + ")"
+				p.expect(")")
+			}
+			r.limiters = append(r.limiters, s)
+		case "dnpipe", "dnqueue":
+			kw := p.next().s
+			if p.accept("(") {
+				a := p.number(0, 65535, kw)
+				p.accept(",")
+				b := p.number(0, 65535, kw)
+				p.expect(")")
+				r.extra = append(r.extra, fmt.Sprintf("%s(%d, %d)", kw, a, b))
+			} else {
+				r.extra = append(r.extra, fmt.Sprintf("%s %d", kw, p.number(0, 65535, kw)))
+			}
+		case "l3", "l2":
+			r.extra = append(r.extra, p.next().s)
+		default:
+			return
+		}
+	}
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) setAction() string {
+	switch {
+	case p.accept("prio"):
+		if p.accept("(") {
+			a := p.number(0, 7, "prio")
+			p.accept(",")
+			b := p.number(0, 7, "prio")
+			p.expect(")")
+			return fmt.Sprintf("set prio(%d, %d)", a, b)
+		}
+		return fmt.Sprintf("set prio %d", p.number(0, 7, "prio"))
+	case p.accept("tos"):
+		return "set tos " + p.tosValue()
+	case p.accept("queue"):
+		if p.accept("(") {
+			a := p.str()
+			p.accept(",")
+			b := p.str()
+			p.expect(")")
+			return "set queue(" + a + ", " + b + ")"
+		}
+		return "set queue " + p.str()
+	}
+	p.syntax()
+	return ""
+}
+
+func (p *parser) tosValue() string {
+	w := p.str()
+	switch w {
+	case "lowdelay":
+		return "0x10"
+	case "throughput":
+		return "0x08"
+	case "reliability":
+		return "0x04"
+	}
+	n, err := strconv.ParseInt(w, 0, 32)
+	if err != nil || n < 0 || n > 255 {
+		p.fail("illegal tos value %s", w)
+	}
+	return fmt.Sprintf("0x%2.2x", n)
+}
+
+func (p *parser) probability() string {
+	w := p.str()
+	pct := strings.HasSuffix(w, "%")
+	v, err := strconv.ParseFloat(strings.TrimSuffix(w, "%"), 64)
+	if err != nil {
+		p.syntax()
+	}
+	if !pct {
+		v *= 100
+	}
+	if v < 0 || v > 100 {
+		p.fail("invalid probability: %s", w)
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64) + "%"
+}
+
+func (p *parser) ugidList(kw string) []string {
+	item := func() string {
+		if p.tok.kind == tkPunct {
+			switch p.tok.s {
+			case "=", "!=", "<", "<=", ">", ">=":
+				op := p.next().s
+				return op + " " + p.ugid(kw)
+			}
+		}
+		a := p.ugid(kw)
+		if p.tok.kind == tkPunct && (p.tok.s == "><" || p.tok.s == "<>") {
+			op := p.next().s
+			return a + " " + op + " " + p.ugid(kw)
+		}
+		return "= " + a
+	}
+	if !p.accept("{") {
+		return []string{item()}
+	}
+	var l []string
+	for {
+		p.skipNL()
+		if p.accept("}") {
+			return l
+		}
+		p.accept(",")
+		p.skipNL()
+		if p.isP("}") {
+			continue
+		}
+		l = append(l, item())
+	}
+}
+
+func (p *parser) ugid(kw string) string {
+	w := p.str()
+	if w == "unknown" {
+		return w
+	}
+	if isDigits(w) {
+		return w
+	}
+	ids := userIDs
+	if kw == "group" {
+		ids = groupIDs
+	}
+	if n, ok := ids[w]; ok {
+		return strconv.Itoa(n)
+	}
+	// The host's passwd is not known offline: keep the name.
+	return w
+}
+
+func (p *parser) icmpList(v6 bool) []string {
+	item := func() string {
+		w := p.str()
+		name, ok := icmpTypeName(w, v6)
+		if !ok {
+			p.fail("unknown icmp-type %s", w)
+		}
+		if p.accept("code") {
+			c := p.str()
+			cn, ok := icmpCodeName(c, v6)
+			if !ok {
+				p.fail("unknown icmp-code %s", c)
+			}
+			name += " code " + cn
+		}
+		return name
+	}
+	if !p.accept("{") {
+		return []string{item()}
+	}
+	var l []string
+	for {
+		p.skipNL()
+		if p.accept("}") {
+			return l
+		}
+		p.accept(",")
+		p.skipNL()
+		if p.isP("}") {
+			continue
+		}
+		l = append(l, item())
+	}
+}
+
+// poolText reads a translation target for nat-to / rdr-to / af-to.
+func (p *parser) poolText(withPort bool) string {
+	pl := p.redirPool(withPort)
+	return pl.text()
+}
+
+func (pl *pool) text() string {
+	var hs []string
+	for _, h := range pl.hosts {
+		hs = append(hs, h.String())
+	}
+	s := strings.Join(hs, ", ")
+	if len(hs) > 1 || pl.list && len(hs) > 1 {
+		s = "{ " + s + " }"
+	}
+	if pl.port != nil {
+		if pl.port.op == ":" {
+			s += fmt.Sprintf(" port %d:%d", pl.port.lo, pl.port.hi)
+		} else {
+			s += fmt.Sprintf(" port %d", pl.port.lo)
+		}
+	}
+	opts := pl.opts
+	needRR := len(pl.hosts) > 1
+	for _, h := range pl.hosts {
+		if h.kind == "table" || h.kind == "dyn" {
+			needRR = true
+		}
+	}
+	hasType := false
+	for _, o := range opts {
+		if o == "bitmask" || o == "random" || o == "round-robin" || strings.HasPrefix(o, "source-hash") {
+			hasType = true
+		}
+	}
+	if needRR && !hasType {
+		opts = append([]string{"round-robin"}, opts...)
+	}
+	if len(opts) > 0 {
+		s += " " + strings.Join(opts, " ")
+	}
+	return s
+}
+
+func (p *parser) redirPool(withPort bool) *pool {
+	pl := &pool{}
+	if p.isP("{") {
+		pl.list = true
+	}
+	pl.hosts = p.hostList()
+	if withPort && p.accept("port") {
+		it := p.portItem(true)
+		if it.op != "=" && it.op != ":" {
+			p.syntax()
+		}
+		if it.star {
+			it.hi = 0
+		}
+		pl.port = &it
+	}
+	pl.opts = p.poolOpts()
+	return pl
+}
+
+// natRule parses nat, rdr, binat (and their "no" and "-anchor" forms).
+func (p *parser) natRule(out *[]*Rule, depth int) {
+	r := &ruleSpec{line: p.tok.line}
+	kw := p.next().s
+	if kw == "no" {
+		r.no = true
+		kw = p.str()
+		if kw != "nat" && kw != "rdr" && kw != "binat" {
+			p.syntax()
+		}
+	}
+	if strings.HasSuffix(kw, "-anchor") {
+		r.action = kw
+		r.anchorName = p.str()
+		p.ruleHead(r, true)
+		p.expand(r, out, depth)
+		return
+	}
+	r.action = kw
+	if p.accept("pass") {
+		r.natPass = true
+		if p.accept("log") {
+			r.log = true
+			if p.isP("(") {
+				r.logOpts = p.logOpts()
+			}
+		}
+	}
+	if p.isWord("log") && !r.log {
+		p.next()
+		r.log = true
+		if p.isP("(") {
+			r.logOpts = p.logOpts()
+		}
+	}
+	if p.isWord("in") || p.isWord("out") {
+		if kw != "binat" && kw != "nat" && kw != "rdr" {
+			p.syntax()
+		}
+		r.dir = p.next().s
+	}
+	if p.accept("on") {
+		r.ifaces = p.ifList()
+	}
+	if p.isWord("inet") || p.isWord("inet6") {
+		r.af = p.next().s
+	}
+	if p.accept("proto") {
+		r.protos = p.protoList()
+	}
+	p.fromTo(r)
+	for {
+		switch {
+		case p.accept("tag"):
+			r.tag = p.str()
+			continue
+		case p.accept("tagged"):
+			r.tagged = p.str()
+			continue
+		case p.isP("!") && p.lx.peek().is("tagged"):
+			p.next()
+			p.next()
+			r.taggedNot = true
+			r.tagged = p.str()
+			continue
+		case p.accept("rtable"):
+			r.rtable = strconv.FormatInt(p.number(0, 65535, "rtable"), 10)
+			continue
+		}
+		break
+	}
+	if p.isP("->") {
+		if r.no {
+			p.fail("%s rules cannot have a translation address when negated", kw)
+		}
+		p.next()
+		r.redir = p.redirPool(kw != "binat")
+		p.checkPool(kw, r.redir)
+	} else if !r.no {
+		p.syntax()
+	}
+	p.expand(r, out, depth)
+}
+
+func (p *parser) checkPool(kw string, pl *pool) {
+	has := func(o string) bool {
+		for _, x := range pl.opts {
+			if x == o || strings.HasPrefix(x, o+" ") {
+				return true
+			}
+		}
+		return false
+	}
+	if has("static-port") && kw != "nat" {
+		p.fail("the 'static-port' option is only valid with nat rules")
+	}
+	if has("map-e-portset") && kw != "nat" {
+		p.fail("the 'map-e-portset' option is only valid with nat rules")
+	}
+	if has("static-port") && pl.port != nil {
+		p.fail("the 'static-port' option can't be used when specifying a port range")
+	}
+	if has("map-e-portset") && has("static-port") {
+		p.fail("the 'map-e-portset' option can't be used 'static-port'")
+	}
+	if has("map-e-portset") && pl.port != nil {
+		p.fail("the 'map-e-portset' option can't be used when specifying a port range")
+	}
+	if kw == "rdr" && pl.port != nil && pl.port.op == ":" && !pl.port.star && pl.port.hi < pl.port.lo {
+		p.fail("invalid port range")
+	}
+	nTypes := 0
+	for _, o := range []string{"bitmask", "random", "round-robin", "source-hash"} {
+		if has(o) {
+			nTypes++
+		}
+	}
+	if nTypes > 1 {
+		p.fail("pool type specified twice")
+	}
+	if has("bitmask") || has("random") || has("source-hash") {
+		for _, h := range pl.hosts {
+			if h.kind == "table" && has("bitmask") {
+				p.fail("tables are not supported by pool type")
+			}
+			if h.kind == "dyn" && has("bitmask") {
+				p.fail("interface %s is not supported by pool type", h.text)
+			}
+		}
+		if len(pl.hosts) > 1 {
+			p.fail("only round-robin valid for multiple redirection addresses")
+		}
+	}
+}
