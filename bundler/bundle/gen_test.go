@@ -1,0 +1,140 @@
+package bundle
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// genFleet is the uirig example grown to n hosts: the same role, hosts
+// paired as peers, each with its own addresses and a rollout wave.
+func genFleet(t testing.TB, n int) *topology.Repo {
+	t.Helper()
+	repo, err := topology.LoadFS(genFleetFS(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo
+}
+
+func genFleetFS(t testing.TB, n int) fs.FS {
+	t.Helper()
+	src := os.DirFS("../../testdata/infra/uirig")
+	fsys := fstest.MapFS{}
+	err := fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(src, p)
+		fsys[p] = &fstest.MapFile{Data: b, Mode: 0o644}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := string(fsys[topology.TopologyFile].Data)
+	cut := strings.Index(top, "\nhosts:\n")
+	if cut < 0 {
+		t.Fatal("uirig topology has no hosts section")
+	}
+	var b strings.Builder
+	b.WriteString(top[:cut])
+	b.WriteString("\nhosts:\n")
+	for i := range n {
+		peer := i ^ 1
+		fmt.Fprintf(&b, `  h%04d:
+    role: uirig
+    peer: h%04d
+    wave: %dm
+    nics:
+      xnic: {driver: igb0}
+      inic: {driver: igb1}
+    addrs:
+      xnic: 203.0.%d.%d/16
+      inic: 10.%d.%d.10/16
+      inode_b: 10.%d.%d.30/16
+      ipg_b: 10.%d.%d.40/16
+`, i, peer, i%10, 113+i/250, 2+i%250, 56+i/250, i%250, 56+i/250, i%250, 56+i/250, i%250)
+	}
+	fsys[topology.TopologyFile] = &fstest.MapFile{Data: []byte(b.String()), Mode: 0o644}
+	return fsys
+}
+
+func TestGenFleet(t *testing.T) {
+	repo := genFleet(t, 4)
+	if got := len(repo.Hosts()); got != 4 {
+		t.Fatalf("%d hosts", got)
+	}
+}
+
+// BenchmarkBuildSignFleet1000 loads and renders a generated 1,000-host
+// topology, then builds, signs (ECDSA) and writes every host's bundle:
+// the whole of "bundler build --all" but the CLI (target >= 500 hosts/s).
+func BenchmarkBuildSignFleet1000(b *testing.B) {
+	fsys := genFleetFS(b, 1000)
+	s, err := GenerateSigner(ECDSA)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := b.TempDir()
+	for b.Loop() {
+		repo, err := topology.LoadFS(fsys)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, h := range repo.Hosts() {
+			r, err := repo.Render(h)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bb, err := Build(r, Meta{Serial: 1, Created: now})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := bb.Sign(s); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bb.Write(out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "hosts/s")
+}
+
+// BenchmarkVerifyServerA verifies the real uirig serverA bundle as the
+// agent does (target <= 2 ms) and reports its size.
+func BenchmarkVerifyServerA(b *testing.B) {
+	repo, err := topology.Load("../../testdata/infra/uirig")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := repo.Render("serverA")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := GenerateSigner(ECDSA)
+	bb, err := Build(r, Meta{Serial: 2, Created: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := bb.Sign(s); err != nil {
+		b.Fatal(err)
+	}
+	o := opts("serverA", s)
+	o.LastSerial = 1
+	b.ReportMetric(float64(len(bb.Archive)), "archive-bytes")
+	b.ReportMetric(float64(len(bb.Envelope)), "manifest-bytes")
+	for b.Loop() {
+		if _, err := verify.Verify(bb.Envelope, bytes.NewReader(bb.Archive), o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
