@@ -30,7 +30,18 @@ func decodeFile(name string, data []byte) (*File, *positions, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, yamlErrors(name, err)
+		err := yamlErrors(name, err)
+		var ps Problems
+		if errors.As(err, &ps) {
+			for i, p := range ps {
+				if strings.HasPrefix(p.Msg, "cannot unmarshal") {
+					if k := keyAtLine(&root, p.Line); k != "" {
+						ps[i].Msg = k + ": " + p.Msg
+					}
+				}
+			}
+		}
+		return nil, nil, err
 	}
 	pos := &positions{file: name, nodes: map[any]*yaml.Node{}, keys: map[mapKey]int{}}
 	doc := &root
@@ -39,6 +50,24 @@ func decodeFile(name string, data []byte) (*File, *positions, error) {
 	}
 	pos.annotate(reflect.ValueOf(&f), doc)
 	return &f, pos, nil
+}
+
+// keyAtLine finds the mapping key whose value starts on line (to name the
+// field of a type error).
+func keyAtLine(n *yaml.Node, line int) string {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i+1].Line == line {
+				return n.Content[i].Value
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if k := keyAtLine(c, line); k != "" {
+			return k
+		}
+	}
+	return ""
 }
 
 func yamlErrors(name string, err error) error {

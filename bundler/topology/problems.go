@@ -110,14 +110,24 @@ func yamlProblem(file, msg string) Problem {
 	return Problem{File: file, Msg: cleanYAMLMsg(strings.TrimPrefix(msg, "yaml: "))}
 }
 
-var typeNameRE = regexp.MustCompile(`in type topology\.(\w+)`)
+var typeNameRE = regexp.MustCompile(`not found in type topology\.(\w+)`)
+
+// yamlTypes names the decoded types the way topology.yaml users know them.
+var yamlTypes = map[string]string{
+	"File": "the top level", "Spec": "a host or role", "NIC": "a nic", "Lagg": "a lagg", "Vlan": "a vlan",
+	"Bridge": "a bridge", "JailParams": "jail parameters", "Jail": "a jail", "Pipe": "a pipe",
+	"WG": "a wireguard interface", "WGPeer": "a wireguard peer", "PF": "pf", "PFTable": "a pf table",
+	"FileSpec": "a file", "CheckSpec": "a check", "PolicySpec": "policy",
+}
 
 func cleanYAMLMsg(s string) string {
-	s = strings.Replace(s, "field ", "unknown key ", 1)
-	s = typeNameRE.ReplaceAllStringFunc(s, func(m string) string {
-		return "in " + strings.ToLower(typeNameRE.FindStringSubmatch(m)[1])
-	})
-	s = strings.Replace(s, " not found in ", " ", 1)
+	if m := typeNameRE.FindStringSubmatch(s); m != nil && strings.HasPrefix(s, "field ") {
+		what := yamlTypes[m[1]]
+		if what == "" {
+			what = strings.ToLower(m[1])
+		}
+		return "unknown key " + strings.TrimSpace(strings.TrimPrefix(s[:len(s)-len(m[0])], "field ")) + " in " + what
+	}
 	return s
 }
 

@@ -1,0 +1,203 @@
+package topology
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// baseTopology is a small valid repo; each broken case edits it.
+const baseTopology = `domain: test.lan
+roles:
+  r:
+    bridges:
+      - name: br0
+        members: [e0_a]
+    epairs:
+      - [e0_a, e0_b]
+      - [e1_a, e1_b]
+    addrs:
+      br0: 10.1.0.1/24
+      e0_b: 10.1.0.10/24
+      e1_a: 10.2.0.1/30
+      e1_b: 10.2.0.2/30
+    jails:
+      - name: db_j
+        interfaces: [e0_b]
+        gateway: br0
+        pipes:
+          - {name: IN, mode: decrypt, source: "e0_b:6000", target: "e0_b:5432"}
+          - {name: OUT, mode: encrypt, source: "e0_b:6001", target: "peer/e0_b:6000", probe: pg-ssl}
+      - name: app_j
+        interfaces: [e1_b]
+    pf:
+      template: pf.tmpl
+      tables:
+        peers: {entries: [peer/e0_b]}
+    files:
+      - {target: /etc/motd, source: motd, unit: none}
+hosts:
+  a:
+    role: r
+    peer: b
+  b:
+    role: r
+    peer: a
+    wave: 5m
+`
+
+const basePF = "table <peers> file \"{{ .Table \"peers\" }}\"\npass in from <peers> to {{ .Addr \"e0_b\" }}\n"
+
+func baseFS() fstest.MapFS {
+	return fstest.MapFS{
+		"topology.yaml": {Data: []byte(baseTopology)},
+		"pf.tmpl":       {Data: []byte(basePF)},
+		"motd":          {Data: []byte("hello\n")},
+	}
+}
+
+func TestBaseTopologyLoads(t *testing.T) {
+	r, err := LoadFS(baseFS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := r.Render("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hr.Files) == 0 || hr.Wave != 0 {
+		t.Fatalf("render a: %d files, wave %v", len(hr.Files), hr.Wave)
+	}
+}
+
+// TestBrokenRepos: each broken repo fails Load with exactly these problems.
+func TestBrokenRepos(t *testing.T) {
+	type edit struct{ old, new string }
+	cases := []struct {
+		name  string
+		edits []edit
+		files map[string]string // replaced or added repo files
+		want  string
+	}{
+		{name: "unknown key", edits: []edit{{"    peer: b\n", "    peer: b\n    colour: red\n"}},
+			want: "topology.yaml:34: unknown key colour in a host or role"},
+		{name: "wrong type", edits: []edit{{"wave: 5m", "wave: [5m]"}},
+			want: "topology.yaml:37: wave: cannot unmarshal !!seq into string"},
+		{name: "duplicate host", edits: []edit{{"  b:\n    role: r\n", "  a:\n    role: r\n"}},
+			want: `topology.yaml:34: mapping key "a" already defined at line 31`},
+		{name: "duplicate jail", edits: []edit{{"- name: app_j", "- name: db_j"}},
+			want: "topology.yaml:22: host a: jail db_j defined twice (also line 16)\n" +
+				"topology.yaml:22: host b: jail db_j defined twice (also line 16)"},
+		{name: "interface in two jails", edits: []edit{{"interfaces: [e1_b]", "interfaces: [e1_b, e0_b]"}},
+			want: "topology.yaml:23: host a: interface e0_b claimed by both jail db_j and jail app_j\n" +
+				"topology.yaml:23: host b: interface e0_b claimed by both jail db_j and jail app_j"},
+		{name: "interface in bridge and jail", edits: []edit{{"members: [e0_a]", "members: [e0_a, e0_b]"}},
+			want: "topology.yaml:17: host a: interface e0_b claimed by both bridge br0 and jail db_j\n" +
+				"topology.yaml:17: host b: interface e0_b claimed by both bridge br0 and jail db_j\n" +
+				"topology.yaml:20: host a: jail db_j: pipe IN: source: 10.1.0.10 is not an address of jail db_j\n" +
+				"topology.yaml:20: host b: jail db_j: pipe IN: source: 10.1.0.10 is not an address of jail db_j\n" +
+				"topology.yaml:21: host a: jail db_j: pipe OUT: source: 10.1.0.10 is not an address of jail db_j\n" +
+				"topology.yaml:21: host b: jail db_j: pipe OUT: source: 10.1.0.10 is not an address of jail db_j"},
+		{name: "epair end never used", edits: []edit{{"      e1_a: 10.2.0.1/30\n", ""}},
+			want: "topology.yaml:9: host a: epair end e1_a is never used (no bridge, jail or address)\n" +
+				"topology.yaml:9: host b: epair end e1_a is never used (no bridge, jail or address)"},
+		{name: "vnet interface never created", edits: []edit{{"interfaces: [e1_b]", "interfaces: [e1_b, e9_b]"}},
+			want: "topology.yaml:23: host a: jail app_j: vnet interface e9_b is never created by the host\n" +
+				"topology.yaml:23: host b: jail app_j: vnet interface e9_b is never created by the host"},
+		{name: "duplicate address", edits: []edit{{"e1_b: 10.2.0.2/30", "e1_b: 10.1.0.1/30"}},
+			want: "topology.yaml:14: host a: addrs: e1_b: address 10.1.0.1 already used by br0\n" +
+				"topology.yaml:14: host b: addrs: e1_b: address 10.1.0.1 already used by br0"},
+		{name: "pipe without listener", edits: []edit{{`"peer/e0_b:6000"`, `"peer/e0_b:6009"`}},
+			want: "topology.yaml:21: host a: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6009 on host b\n" +
+				"topology.yaml:21: host b: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6009 on host a"},
+		{name: "unknown peer host", edits: []edit{{"    peer: b\n", "    peer: c\n"}},
+			want: "topology.yaml:21: host a: jail db_j: pipe OUT: target: endpoint \"peer/e0_b\": unknown host c\n" +
+				"topology.yaml:27: host a: pf table peers: entry \"peer/e0_b\": unknown host c\n" +
+				"topology.yaml:33: host a: unknown peer host \"c\""},
+		{name: "unknown jail in unit", edits: []edit{{"unit: none}", "unit: \"jail:web_j\"}"}},
+			want: "topology.yaml:29: host a: file /etc/motd: unit \"jail:web_j\": unknown jail web_j\n" +
+				"topology.yaml:29: host b: file /etc/motd: unit \"jail:web_j\": unknown jail web_j"},
+		{name: "unknown bridge member", edits: []edit{{"members: [e0_a]", "members: [e0_a, nope]"}},
+			want: "topology.yaml:6: host a: bridge br0: unknown interface nope\n" +
+				"topology.yaml:6: host b: bridge br0: unknown interface nope"},
+		{name: "template parse error", files: map[string]string{"pf.tmpl": "pass\n{{ .Addr }\n"},
+			want: `pf.tmpl:2: unexpected "}" in operand`},
+		{name: "template exec error", files: map[string]string{"pf.tmpl": "pass\npass in to {{ .Addr \"nope\" }}\n"},
+			want: "pf.tmpl:2: host a: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"nope\": host a has no interface nope\n" +
+				"pf.tmpl:2: host b: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"nope\": host b has no interface nope"},
+		{name: "target outside roots", edits: []edit{{"target: /etc/motd", "target: /usr/bin/motd"}},
+			want: "topology.yaml:29: host a: target path \"/usr/bin/motd\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc\n" +
+				"topology.yaml:29: host b: target path \"/usr/bin/motd\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
+		{name: "bad unit", edits: []edit{{"unit: none}", "unit: restart}"}},
+			want: "topology.yaml:29: host a: file /etc/motd: unit \"restart\": unknown kind \"restart\"\n" +
+				"topology.yaml:29: host b: file /etc/motd: unit \"restart\": unknown kind \"restart\""},
+		{name: "bad pipe mode", edits: []edit{{"mode: decrypt", "mode: both"}},
+			want: "topology.yaml:20: host a: jail db_j: pipe IN: mode \"both\": want encrypt or decrypt\n" +
+				"topology.yaml:20: host b: jail db_j: pipe IN: mode \"both\": want encrypt or decrypt\n" +
+				"topology.yaml:21: host a: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host b\n" +
+				"topology.yaml:21: host b: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host a"},
+		{name: "encrypt pipe without probe", edits: []edit{{", probe: pg-ssl}", "}"}},
+			want: "topology.yaml:21: host a: jail db_j: pipe OUT: encrypt pipe needs a probe (pg-ssl, send-expect, banner or none)\n" +
+				"topology.yaml:21: host b: jail db_j: pipe OUT: encrypt pipe needs a probe (pg-ssl, send-expect, banner or none)"},
+		{name: "bad address", edits: []edit{{"e0_b: 10.1.0.10/24", "e0_b: 10.1.0.300/24"}},
+			want: "pf.tmpl:2: host a: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"e0_b\": interface e0_b on host a has no address\n" +
+				"pf.tmpl:2: host b: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"e0_b\": interface e0_b on host b has no address\n" +
+				"topology.yaml:12: host a: addrs: e0_b: address \"10.1.0.300/24\": want ADDR/PREFIXLEN\n" +
+				"topology.yaml:12: host b: addrs: e0_b: address \"10.1.0.300/24\": want ADDR/PREFIXLEN\n" +
+				"topology.yaml:20: host a: jail db_j: pipe IN: source: endpoint \"e0_b\": interface e0_b on host a has no address\n" +
+				"topology.yaml:20: host b: jail db_j: pipe IN: source: endpoint \"e0_b\": interface e0_b on host b has no address\n" +
+				"topology.yaml:21: host a: jail db_j: pipe OUT: source: endpoint \"e0_b\": interface e0_b on host a has no address\n" +
+				"topology.yaml:21: host b: jail db_j: pipe OUT: source: endpoint \"e0_b\": interface e0_b on host b has no address\n" +
+				"topology.yaml:27: host a: pf table peers: entry \"peer/e0_b\": interface e0_b on host b has no address\n" +
+				"topology.yaml:27: host b: pf table peers: entry \"peer/e0_b\": interface e0_b on host a has no address"},
+		{name: "unknown role", edits: []edit{{"  b:\n    role: r\n", "  b:\n    role: x\n"}},
+			want: "topology.yaml:21: host a: jail db_j: pipe OUT: target: endpoint \"peer/e0_b\": host b has no interface e0_b\n" +
+				"topology.yaml:27: host a: pf table peers: entry \"peer/e0_b\": host b has no interface e0_b\n" +
+				"topology.yaml:35: host b: unknown role \"x\""},
+		{name: "missing source file", edits: []edit{{"source: motd", "source: motd.txt"}},
+			want: "topology.yaml:29: host a: file /etc/motd: source \"motd.txt\": open motd.txt: file does not exist\n" +
+				"topology.yaml:29: host b: file /etc/motd: source \"motd.txt\": open motd.txt: file does not exist"},
+		{name: "target rendered twice", edits: []edit{{"target: /etc/motd", "target: /etc/pf.conf"}},
+			want: "topology.yaml:29: host a: target /etc/pf.conf rendered twice\n" +
+				"topology.yaml:29: host b: target /etc/pf.conf rendered twice"},
+		{name: "pipe source not the jail's", edits: []edit{{`source: "e0_b:6000"`, `source: "e1_b:6000"`}},
+			want: "topology.yaml:20: host a: jail db_j: pipe IN: source: 10.2.0.2 is not an address of jail db_j\n" +
+				"topology.yaml:20: host b: jail db_j: pipe IN: source: 10.2.0.2 is not an address of jail db_j\n" +
+				"topology.yaml:21: host a: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host b\n" +
+				"topology.yaml:21: host b: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host a"},
+		{name: "unknown gateway interface", edits: []edit{{"gateway: br0", "gateway: br9"}},
+			want: "topology.yaml:18: host a: jail db_j: gateway: \"br9\": host a has no interface br9\n" +
+				"topology.yaml:18: host b: jail db_j: gateway: \"br9\": host b has no interface br9"},
+		{name: "unknown table in unit", edits: []edit{{"unit: none}", "unit: \"pf-table:nope\"}"}},
+			want: "topology.yaml:29: host a: file /etc/motd: unit \"pf-table:nope\": unknown pf table nope\n" +
+				"topology.yaml:29: host b: file /etc/motd: unit \"pf-table:nope\": unknown pf table nope"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fsys := baseFS()
+			topo := baseTopology
+			for _, e := range c.edits {
+				if !strings.Contains(topo, e.old) {
+					t.Fatalf("edit %q: not in the base topology", e.old)
+				}
+				topo = strings.Replace(topo, e.old, e.new, 1)
+			}
+			fsys["topology.yaml"] = &fstest.MapFile{Data: []byte(topo)}
+			for name, data := range c.files {
+				fsys[name] = &fstest.MapFile{Data: []byte(data)}
+			}
+			_, err := LoadFS(fsys)
+			if err == nil {
+				t.Fatal("Load succeeded; want problems")
+			}
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("error %T is not Problems: %v", err, err)
+			}
+			if got := err.Error(); got != c.want {
+				t.Errorf("problems:\n%s\nwant:\n%s", got, c.want)
+			}
+		})
+	}
+}
