@@ -93,6 +93,9 @@ func printBundle(w io.Writer, b *verify.Bundle, keyNames map[string]string) {
 	m := b.Manifest
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	commit := m.Source.Commit
+	if commit == "" {
+		commit = "unknown"
+	}
 	if m.Source.Dirty {
 		commit += " (dirty)"
 	}
@@ -121,9 +124,9 @@ func printBundle(w io.Writer, b *verify.Bundle, keyNames map[string]string) {
 	fmt.Fprintf(tw, "signers\t%s\n", strings.Join(signers, ", "))
 	fmt.Fprintf(tw, "files\t%d\n", len(m.Files))
 	tw.Flush()
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, f := range m.Files {
-		fmt.Fprintf(tw, "  %04o\t%s:%s\t%d\t  %s\t  %s\t\n", uint32(f.Mode), f.Owner, f.Group, f.Size, f.Path, f.Unit)
+		fmt.Fprintf(tw, "  %04o\t%s:%s\t%7d\t%s\t%s\n", uint32(f.Mode), f.Owner, f.Group, f.Size, f.Path, f.Unit)
 	}
 	tw.Flush()
 	for _, c := range m.Health {
