@@ -31,6 +31,7 @@ type parser struct {
 	macroList    []*Macro
 	macroUses    map[string]int
 	tables       map[string]*Table
+	limiterIDs   map[string]string
 	rulestate    int
 	requireOrder bool
 	blockPolicy  string // "drop" or "return"
@@ -48,6 +49,7 @@ func newParser(opts Options) *parser {
 		macros:       map[string]string{},
 		macroUses:    map[string]int{},
 		tables:       map[string]*Table{},
+		limiterIDs:   map[string]string{},
 		requireOrder: true,
 		blockPolicy:  "drop",
 	}
@@ -124,6 +126,10 @@ func (p *parser) skipNL() {
 
 func (p *parser) emit(r *Rule, out *[]*Rule, depth int) {
 	*out = append(*out, r)
+	switch r.Kind {
+	case "option", "altq", "queue", "ether", "limiter":
+		p.addLine(depth, strings.Repeat("  ", depth)+r.Text)
+	}
 	if depth == 0 {
 		p.rs.Rules = append(p.rs.Rules, r)
 	}
@@ -698,24 +704,30 @@ func (p *parser) queue(out *[]*Rule, depth int) {
 	line := p.tok.line
 	p.next()
 	name := p.str()
-	text := "queue " + name
+	var on, bw, prio, qlimit, sched, children string
 	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
 		switch {
 		case p.accept("on"):
-			text += " on " + p.str()
+			on = " on " + p.str()
 		case p.accept("bandwidth"):
-			text += " bandwidth " + p.bandwidth()
+			bw = " bandwidth " + p.bandwidth()
 		case p.accept("priority"):
-			text += fmt.Sprintf(" priority %d", p.number(0, 255, "priority"))
+			if n := p.number(0, 255, "priority"); n != 1 {
+				prio = fmt.Sprintf(" priority %d", n)
+			}
 		case p.accept("qlimit"):
-			text += fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
+			qlimit = fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
 		case p.isP("{"):
-			text += " { " + strings.Join(p.nameList(), " ") + " }"
+			children = " { " + strings.Join(p.nameList(), " ") + " }"
 		case p.tok.kind == tkWord && (p.tok.s == "cbq" || p.tok.s == "priq" || p.tok.s == "hfsc" || p.tok.s == "fairq" || p.tok.s == "codelq"):
-			text += " " + p.schedOpts()
+			sched = " " + p.schedOpts()
 		default:
 			p.syntax()
 		}
+	}
+	text := "queue " + name + on + bw + prio + qlimit + sched + children
+	if children == "" {
+		text += " " // pfctl ends leaf queues with a blank
 	}
 	p.emit(&Rule{Kind: "queue", File: p.file, Line: line, Text: text}, out, depth)
 }
@@ -729,17 +741,63 @@ func (p *parser) etherRule(out *[]*Rule, depth int) {
 	if act != "pass" && act != "block" {
 		p.syntax()
 	}
-	var words []string
-	words = append(words, "ether", act)
-	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
-		t := p.next()
-		if t.kind == tkString {
-			words = append(words, "\""+t.s+"\"")
-		} else {
-			words = append(words, t.s)
+	text := "ether " + act
+	if p.isWord("in") || p.isWord("out") {
+		text += " " + p.next().s
+	}
+	if p.accept("quick") {
+		text += " quick"
+	}
+	if p.accept("on") {
+		text += " on " + strings.Join(ifNames(p.ifList()), " ")
+	}
+	if p.accept("bridge-to") {
+		text += " bridge-to " + p.str()
+	}
+	if p.accept("proto") {
+		text += " proto " + p.str()
+	}
+	mac := func() string {
+		m := p.str()
+		if p.accept("/") {
+			m += fmt.Sprintf("/%d", p.number(0, 48, "mask"))
+		}
+		return m
+	}
+	if p.accept("from") {
+		text += " from " + mac()
+	}
+	if p.accept("to") {
+		text += " to " + mac()
+	}
+	l3 := " l3 all"
+	var opts []string
+	for p.tok.kind == tkWord {
+		switch {
+		case p.accept("l3"):
+			r := &ruleSpec{}
+			p.fromTo(r)
+		case p.accept("label"):
+			opts = append(opts, "label \""+p.str()+"\"")
+		case p.accept("ridentifier"):
+			opts = append(opts, fmt.Sprintf("ridentifier %d", p.number(0, 1<<32-1, "ridentifier")))
+		case p.accept("tag"):
+			opts = append(opts, "tag "+p.str())
+		case p.accept("tagged"):
+			opts = append(opts, "tagged "+p.str())
+		case p.accept("queue"):
+			opts = append(opts, "queue "+p.str())
+		case p.accept("dnpipe"), p.accept("dnqueue"):
+			opts = append(opts, fmt.Sprintf("dnpipe %d", p.number(0, 65535, "dnpipe")))
+		default:
+			p.syntax()
 		}
 	}
-	p.emit(&Rule{Kind: "ether", File: p.file, Line: line, Text: strings.Join(words, " ")}, out, depth)
+	text += l3
+	if len(opts) > 0 {
+		text += " " + strings.Join(opts, " ")
+	}
+	p.emit(&Rule{Kind: "ether", File: p.file, Line: line, Text: text}, out, depth)
 }
 
 // limiter parses FreeBSD 15's state limiter / source limiter definitions.
@@ -751,7 +809,16 @@ func (p *parser) limiter(out *[]*Rule, depth int) {
 	text := kind + " limiter " + name
 	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
 		t := p.next()
-		text += " " + t.s
+		switch {
+		case t.s == "id" && p.tok.kind == tkWord:
+			id := p.next().s
+			p.limiterIDs[kind+" "+name] = id
+			text += " id " + id
+		case t.kind == tkPunct && t.s == "/":
+			text += "/" + p.str()
+		default:
+			text += " " + t.s
+		}
 	}
 	p.emit(&Rule{Kind: "limiter", File: p.file, Line: line, Text: text}, out, depth)
 }

@@ -279,6 +279,7 @@ func (p *parser) filterRule(out *[]*Rule, depth int) {
 		panic(skipLine{})
 	}
 	p.next()
+	p.addLine(depth, strings.Repeat("  ", depth)+"}")
 	for _, rr := range rules {
 		rr.Anchor = body
 	}
@@ -643,7 +644,11 @@ func (p *parser) filterOpts(r *ruleSpec) {
 		case "state", "source":
 			kw := p.next().s
 			p.expect("limiter")
-			s := kw + " limiter " + p.str()
+			lname := p.str()
+			s := kw + " limiter " + lname
+			if id, ok := p.limiterIDs[kw+" "+lname]; ok {
+				s = kw + " limiter id " + id
+			}
 			if p.accept("(") {
 				s += " (" + p.str() + ")"
 				p.expect(")")
@@ -802,11 +807,10 @@ func (p *parser) icmpList(v6 bool) []string {
 		}
 		if p.accept("code") {
 			c := p.str()
-			cn, ok := icmpCodeName(c, v6)
-			if !ok {
+			if _, ok := icmpCodeName(c, v6); !ok {
 				p.fail("unknown icmp-code %s", c)
 			}
-			name += " code " + cn
+			name += " code " + c
 		}
 		return name
 	}
