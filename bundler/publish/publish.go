@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,7 +110,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	case errors.Is(err, transport.ErrEmptyRemoteRepository), errors.As(err, &noRef):
 		err = nil
 	default:
-		return nil, fmt.Errorf("publish: fetch %s from %s: %w", o.Branch, o.URL, err)
+		return nil, fmt.Errorf("publish: fetch %s from %s: %w", o.Branch, redact(o.URL), err)
 	}
 
 	var parent *object.Commit
@@ -189,7 +190,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		Auth:       o.Auth,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("publish: push %s to %s: %w", o.Branch, o.URL, err)
+		return nil, fmt.Errorf("publish: push %s to %s: %w", o.Branch, redact(o.URL), err)
 	}
 	res.Commit, res.Pushed = commit.String(), true
 	return res, nil
@@ -354,6 +355,16 @@ func message(hosts []Host) string {
 	}
 	slices.Sort(cs)
 	return fmt.Sprintf("Publish %d bundle(s) from %s\n\n%s\n", len(lines), strings.Join(cs, ", "), strings.Join(lines, "\n"))
+}
+
+// redact drops a password or token from a remote URL before it is printed.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
 }
 
 func orNone(s string) string {

@@ -159,3 +159,12 @@ func TestPublishRefusesBrokenBundles(t *testing.T) {
 		t.Fatal("empty folder published")
 	}
 }
+
+func TestRedact(t *testing.T) {
+	if got := redact("https://ci:s3cret@git.example.org/infra.git"); strings.Contains(got, "s3cret") || !strings.Contains(got, "ci@git.example.org") {
+		t.Errorf("redact = %q", got)
+	}
+	if got := redact("/srv/git/bundles.git"); got != "/srv/git/bundles.git" {
+		t.Errorf("redact of a path = %q", got)
+	}
+}
