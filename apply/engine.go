@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/rigger-bsd/rigger/verify"
@@ -227,6 +228,7 @@ func (e *Engine) Drift() ([]string, error) {
 	for _, c := range p.Changes {
 		out = append(out, c.Path)
 	}
+	sort.Strings(out)
 	return out, nil
 }
 

@@ -269,6 +269,31 @@ func (rs *roots) remove(target string, dirs dirSet) error {
 	return nil
 }
 
+// exists reports whether the directory or file p exists (not following a
+// final symlink).
+func (rs *roots) exists(p string) bool {
+	r, rel, err := rs.resolve(p, false)
+	if err != nil {
+		return false
+	}
+	_, err = r.Lstat(rel)
+	return err == nil
+}
+
+// removeDir removes an empty directory the transaction created.
+func (rs *roots) removeDir(p string, dirs dirSet) {
+	r, rel, err := rs.resolve(p, false)
+	if err != nil {
+		return
+	}
+	if fi, err := r.Lstat(rel); err != nil || !fi.IsDir() {
+		return
+	}
+	if r.Remove(rel) == nil {
+		dirs.add(r, path.Dir(rel))
+	}
+}
+
 // removeTemps deletes temp files a killed install left beside target.
 func (rs *roots) removeTemps(target string) {
 	r, rel, err := rs.resolve(target, false)

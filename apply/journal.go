@@ -38,7 +38,9 @@ type journal struct {
 	NewGeneration bool          `json:"new_generation"`
 	Units         []string      `json:"units"`
 	Files         []journalFile `json:"files"`
-	Started       time.Time     `json:"started"`
+	// Dirs are the directories the install creates (absent before).
+	Dirs    []string  `json:"dirs,omitempty"`
+	Started time.Time `json:"started"`
 }
 
 // journalFile is one target of the transaction and what it was before.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -195,7 +198,15 @@ func (e *Engine) backup(rs *roots, chs []change, j *journal) (map[string][]byte,
 			paths = append(paths, c.Path)
 		}
 		j.Files = append(j.Files, jf)
+		if c.Op != OpRemove {
+			for _, d := range missingDirs(rs, c.Path) {
+				if !slices.Contains(j.Dirs, d) {
+					j.Dirs = append(j.Dirs, d)
+				}
+			}
+		}
 	}
+	sort.Strings(j.Dirs)
 	err := writeTar(e.backupPath(), paths, saved, func(i int) error { return e.at(hookBackup, i+1) })
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
@@ -283,6 +294,10 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 			errs = append(errs, err)
 		}
 	}
+	// Directories the install created go too, deepest first, if empty.
+	for i := len(j.Dirs) - 1; i >= 0; i-- {
+		rs.removeDir(j.Dirs[i], dirs)
+	}
 	if err := dirs.sync(); err != nil {
 		errs = append(errs, err)
 	}
@@ -341,4 +356,17 @@ func (e *Engine) restoreFile(rs *roots, f journalFile, backup map[string][]byte,
 		return nil
 	}
 	return rs.write(f.Path, data, f.Mode, f.UID, f.GID, dirs, nil)
+}
+
+// missingDirs lists the ancestors of target that do not exist yet, so a
+// rollback can remove the directories the install creates.
+func missingDirs(rs *roots, target string) []string {
+	var out []string
+	for d := path.Dir(target); d != "/"; d = path.Dir(d) {
+		if rs.exists(d) {
+			break
+		}
+		out = append(out, d)
+	}
+	return out
 }

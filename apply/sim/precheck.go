@@ -1,0 +1,92 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"strings"
+
+	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
+	"github.com/rigger-bsd/rigger/policy/jailconf"
+	"github.com/rigger-bsd/rigger/policy/rcconf"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// Precheck checks the staged tree as the freebsd driver does, with our
+// own parsers: pf.conf with the staged table files and includes (staged
+// paths win, others come from the sandbox, as on a host), each jail.conf
+// and every jail it defines, rc.conf files, rc.d scripts (sh -n) and table
+// files. Errors name host paths and lines.
+func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File) error {
+	staged := map[string]bool{}
+	for _, f := range files {
+		staged[path.Clean(f.Path)] = true
+	}
+	read := d.pfReader(stage, staged)
+	var errs []error
+	if staged[layout.PFConf] {
+		if _, _, err := checkPF(read); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, f := range files {
+		p := path.Clean(f.Path)
+		src, err := os.ReadFile(hostPath(stage, p))
+		if err != nil {
+			errs = append(errs, &layout.FileError{File: p, Msg: err.Error()})
+			continue
+		}
+		if u, err := verify.ParseUnit(f.Unit); err == nil && u.Kind == verify.UnitPFTable {
+			if _, err := layout.ParseTableFile(p, src); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		switch {
+		case layout.IsJailConf(p):
+			errs = append(errs, checkJailConf(p, src, read)...)
+		case layout.IsRCConf(p):
+			errs = append(errs, rcconf.Check(p, src)...)
+		case layout.IsRCFile(p):
+			if err := shCheck(ctx, p, hostPath(stage, p)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkJailConf is jail -f CONF -e: parse, then resolve every jail.
+func checkJailConf(p string, src []byte, read func(string) ([]byte, error)) []error {
+	cfg, err := jailconf.ParseOptions(p, src, jailconf.Options{ReadFile: read})
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, n := range cfg.Names() {
+		if _, err := cfg.Resolve(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// shCheck runs sh -n (dash on Debian, ash-derived like FreeBSD's sh) on an
+// rc.d script and maps its "FILE: LINE: msg" to the host path.
+func shCheck(ctx context.Context, hostP, stagedP string) error {
+	out, err := exec.CommandContext(ctx, "sh", "-n", stagedP).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("sh -n %s: %w", hostP, err)
+	}
+	errs := layout.ParseToolErrors(out, hostP, func(s string) string { return strings.ReplaceAll(s, stagedP, hostP) })
+	if len(errs) == 0 {
+		return &layout.FileError{File: hostP, Msg: "sh -n failed"}
+	}
+	return errors.Join(errs...)
+}

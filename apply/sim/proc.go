@@ -1,0 +1,65 @@
+package sim
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// alive reports whether p still runs: the pid exists, is not a zombie
+// and, where /proc exists, still runs the binary we started (pids are
+// reused).
+func alive(p Proc) bool {
+	if p.PID <= 0 {
+		return false
+	}
+	if err := syscall.Kill(p.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	dir := "/proc/" + strconv.Itoa(p.PID)
+	if stat, err := os.ReadFile(dir + "/stat"); err == nil {
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return false
+		}
+	}
+	if cmd, err := os.ReadFile(dir + "/cmdline"); err == nil && len(p.Argv) > 0 {
+		argv0, _, _ := strings.Cut(string(cmd), "\x00")
+		if argv0 != p.Argv[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// terminate stops p and its process group: SIGTERM, then SIGKILL. spiped
+// exits on SIGTERM only once idle, so the wait is short.
+func terminate(p Proc) error {
+	if !alive(p) {
+		return nil
+	}
+	syscall.Kill(-p.PID, syscall.SIGTERM)
+	syscall.Kill(p.PID, syscall.SIGTERM)
+	if waitGone(p, time.Second) {
+		return nil
+	}
+	syscall.Kill(-p.PID, syscall.SIGKILL)
+	syscall.Kill(p.PID, syscall.SIGKILL)
+	if waitGone(p, 2*time.Second) {
+		return nil
+	}
+	return errors.New("process " + strconv.Itoa(p.PID) + " (" + p.Service + " " + p.Name + ") did not exit")
+}
+
+func waitGone(p Proc, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if !alive(p) {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return !alive(p)
+}
