@@ -146,3 +146,28 @@ func TestKeygenNeedsPassword(t *testing.T) {
 		t.Errorf("--type rsa: exit %d, want 2", code)
 	}
 }
+
+// Command-line mistakes exit 2, failures 1.
+func TestBundleCommandsExitCodes(t *testing.T) {
+	t.Setenv(envKeyPassword, "pw")
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"build", "--repo", "r", "--key", "k", "--out", "o"}, 2},
+		{[]string{"build", "--repo", "r", "--all", "--host", "a", "--key", "k", "--out", "o", "--serial", "1"}, 2},
+		{[]string{"build", "--repo", "r", "--all", "--key", "k", "--out", "o", "--serial", "1", "--previous", "p"}, 2},
+		{[]string{"build", "--repo", "r", "--all", "--key", "k", "--out", "o", "--serial", "1", "--expires", "-1h"}, 2},
+		{[]string{"build", "--repo", t.TempDir(), "--all", "--key", "k", "--out", "o", "--serial", "1"}, 1},
+		{[]string{"sign", "--key", "k"}, 2},
+		{[]string{"sign", "dir"}, 2},
+		{[]string{"publish", "--out", "o"}, 2},
+		{[]string{"publish", "--out", t.TempDir(), "--url", t.TempDir()}, 1},
+		{[]string{"diff", "--repo", "r"}, 2},
+		{[]string{"keygen", "--out", "x", "extra"}, 2},
+	} {
+		if code, _, errs := runMain(t, tc.args...); code != tc.code {
+			t.Errorf("%v: exit %d (%s), want %d", tc.args, code, strings.TrimSpace(errs), tc.code)
+		}
+	}
+}
