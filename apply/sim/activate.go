@@ -176,14 +176,9 @@ func (d *Driver) stopJail(s *State, name string) error {
 	if j == nil {
 		return nil
 	}
-	var errs []error
-	for _, p := range j.Procs {
-		if err := terminate(p); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	err := terminateAll(j.Procs)
 	delete(s.Jails, name)
-	return errors.Join(errs...)
+	return err
 }
 
 // startJail is service jail start NAME plus the jail's /etc/rc: it fails
@@ -238,15 +233,16 @@ func (d *Driver) restartService(owner string, j *JailState, root string, v *rcVa
 	if err != nil {
 		return err
 	}
-	var keep []Proc
+	var keep, stop []Proc
 	for _, p := range j.Procs {
-		if p.Service != svc {
+		if p.Service == svc {
+			stop = append(stop, p)
+		} else {
 			keep = append(keep, p)
-			continue
 		}
-		if err := terminate(p); err != nil {
-			return err
-		}
+	}
+	if err := terminateAll(stop); err != nil {
+		return err
 	}
 	j.Procs = keep
 	if len(specs) == 0 {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -35,14 +36,15 @@ func alive(p Proc) bool {
 }
 
 // terminate stops p and its process group: SIGTERM, then SIGKILL. spiped
-// exits on SIGTERM only once idle, so the wait is short.
+// exits on SIGTERM only once its connections are idle, and it holds no
+// state worth a clean exit, so the grace is short.
 func terminate(p Proc) error {
 	if !alive(p) {
 		return nil
 	}
 	syscall.Kill(-p.PID, syscall.SIGTERM)
 	syscall.Kill(p.PID, syscall.SIGTERM)
-	if waitGone(p, time.Second) {
+	if waitGone(p, 150*time.Millisecond) {
 		return nil
 	}
 	syscall.Kill(-p.PID, syscall.SIGKILL)
@@ -62,4 +64,19 @@ func waitGone(p Proc, d time.Duration) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return !alive(p)
+}
+
+// terminateAll stops ps concurrently.
+func terminateAll(ps []Proc) error {
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = terminate(p)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -19,20 +19,16 @@ func Shutdown(root string) error {
 		return err
 	}
 	var errs []error
-	for name, j := range s.Jails {
-		for _, p := range j.Procs {
-			if err := terminate(p); err != nil {
-				errs = append(errs, fmt.Errorf("jail %s: %w", name, err))
-			}
-		}
+	var procs []Proc
+	for _, j := range s.Jails {
+		procs = append(procs, j.Procs...)
 	}
 	if s.Host != nil {
-		for _, p := range s.Host.Procs {
-			if err := terminate(p); err != nil {
-				errs = append(errs, fmt.Errorf("host: %w", err))
-			}
-		}
+		procs = append(procs, s.Host.Procs...)
 		s.Host = nil
+	}
+	if err := terminateAll(procs); err != nil {
+		errs = append(errs, fmt.Errorf("sim shutdown: %w", err))
 	}
 	s.Jails = map[string]*JailState{}
 	if err := writeState(root, s); err != nil {
