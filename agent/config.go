@@ -190,13 +190,15 @@ func LoadConfig(path string, fs *pflag.FlagSet, environ []string) (*Config, erro
 		if strings.HasPrefix(k.name, "trust.") {
 			continue
 		}
-		if val, ok := env[EnvName(k.name)]; ok {
+		if val, ok := env[EnvName(k.name)]; ok && val != "" { // empty = unset
 			v.Set(k.name, val)
 		}
 	}
 	if fs != nil {
-		fs.Visit(func(f *pflag.Flag) {
-			if key, ok := flagKeys[f.Name]; ok {
+		// VisitAll + Changed: cobra parses persistent flags through the
+		// subcommand's set, so fs itself never records them as actual.
+		fs.VisitAll(func(f *pflag.Flag) {
+			if key, ok := flagKeys[f.Name]; ok && f.Changed {
 				v.Set(key, f.Value.String())
 			}
 		})

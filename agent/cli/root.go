@@ -17,6 +17,9 @@ import (
 
 	"github.com/rigger-bsd/rigger/agent"
 	"github.com/rigger-bsd/rigger/verify"
+
+	// The host drivers register themselves with package apply.
+	_ "github.com/rigger-bsd/rigger/apply/freebsd"
 )
 
 // Exit codes of the agent (documented in the root command's help).

@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/rigger-bsd/rigger/agent"
+	"github.com/rigger-bsd/rigger/agent/gittest"
+	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/apply/applytest"
+	"github.com/rigger-bsd/rigger/bundler/bundle"
+	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+var update = flag.Bool("update", false, "update testscript files in testdata/script")
+
+// envMain makes the test binary behave as the agent (for tests that need
+// a real process they can signal with SIGTERM).
+const envMain = "RIGGER_TEST_AGENT_MAIN"
+
+func TestMain(m *testing.M) {
+	// Scripts run the agent against a fake host: the scriptable applytest
+	// driver stands in for "sim", steered by RIGGER_TEST_* variables.
+	apply.RegisterDriver("sim", func(apply.DriverOptions) (apply.Driver, error) { return fakeHost(), nil })
+	if os.Getenv(envMain) == "1" {
+		os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	testscript.Main(m, map[string]func(){
+		"agent": func() { os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+	})
+}
+
+// fakeHost is the applytest driver with knobs from the environment:
+// RIGGER_TEST_FAIL_UNIT=U fails the first activation of unit U (the
+// restore then succeeds), RIGGER_TEST_SLOW=D makes every activation take D,
+// RIGGER_TEST_PRECHECK=msg fails every pre-check.
+func fakeHost() *applytest.Driver {
+	d := applytest.New()
+	failUnit := os.Getenv("RIGGER_TEST_FAIL_UNIT")
+	slow, _ := time.ParseDuration(os.Getenv("RIGGER_TEST_SLOW"))
+	var once sync.Once
+	d.OnActivate = func(u verify.Unit) error {
+		time.Sleep(slow)
+		var err error
+		if u.String() == failUnit {
+			once.Do(func() { err = fmt.Errorf("%s: failed to come up", u) })
+		}
+		return err
+	}
+	if msg := os.Getenv("RIGGER_TEST_PRECHECK"); msg != "" {
+		d.OnPrecheck = func(string, []verify.File) error {
+			return &apply.PrecheckError{Path: "/etc/pf.conf", Err: errors.New(msg)}
+		}
+	}
+	return d
+}
+
+// TestScript runs the CLI scripts in testdata/script. Each script gets a
+// loopback git server with an empty bundles branch, a CI key pinned in
+// $WORK/agent.yaml (state in $WORK/state, sandbox root $WORK/root) and
+// the commands documented on scriptCmds.
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:           "testdata/script",
+		UpdateScripts: *update,
+		Setup:         setupScript,
+		Cmds:          scriptCmds,
+	})
+}
+
+type scriptWorld struct {
+	srv     *gittest.Server
+	repo    string
+	signer  *bundle.Signer
+	tree    map[string]*bundle.Built // folder → bundle, as last published
+	commits []string
+}
+
+func setupScript(env *testscript.Env) error {
+	srv, err := gittest.Serve(filepath.Join(env.WorkDir, ".git-server"))
+	if err != nil {
+		return err
+	}
+	env.Defer(func() { srv.Close() })
+	repo, err := srv.Init("infra.git")
+	if err != nil {
+		return err
+	}
+	signer, err := bundle.GenerateSigner(bundle.Ed25519)
+	if err != nil {
+		return err
+	}
+	pub, err := signer.PublicPEM()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(env.WorkDir, "ci.pub"), pub, 0o644); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(env.WorkDir, "root", "etc"), 0o755); err != nil {
+		return err
+	}
+	conf := fmt.Sprintf(`host: serverA
+source: {url: %q, branch: bundles, timeout: 5s}
+trust: {keys: [%q], threshold: 1}
+interval: 60s
+root: %q
+state_dir: %q
+driver: sim
+drift: report
+`, srv.URL("infra.git"), filepath.Join(env.WorkDir, "ci.pub"), filepath.Join(env.WorkDir, "root"), filepath.Join(env.WorkDir, "state"))
+	if err := os.WriteFile(filepath.Join(env.WorkDir, "agent.yaml"), []byte(conf), 0o600); err != nil {
+		return err
+	}
+	env.Setenv("CONF", filepath.Join(env.WorkDir, "agent.yaml"))
+	env.Setenv("GITURL", srv.URL("infra.git"))
+	env.Setenv("KEYID", signer.KeyID())
+	env.Values["world"] = &scriptWorld{srv: srv, repo: repo, signer: signer, tree: map[string]*bundle.Built{}}
+	return nil
+}
+
+func world(ts *testscript.TestScript) *scriptWorld { return ts.Value("world").(*scriptWorld) }
+
+// scriptCmds are the scripts' own commands:
+//
+//	publish [-wave D] [-as DIR] HOST SERIAL   sign HOST's bundle and commit it (under DIR) with the other folders
+//	forcepush N                               move the branch back to the N-th published commit
+//	gitserver down|up|slow D                  stop, start or slow down the git server
+//	gitcounts                                 print "info_refs=N upload_pack=M" and reset the counters
+//	exitcode N PROG ARGS...                   run like exec and require exit status N
+//	waitfor FILE REGEXP                       wait up to 10 s until FILE matches
+//	sleep D                                   wait D
+//	sigterm                                   send SIGTERM to the agent holding $WORK/state/lock
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"publish": func(ts *testscript.TestScript, neg bool, args []string) {
+		w := world(ts)
+		var wave time.Duration
+		as := ""
+		for len(args) > 2 && strings.HasPrefix(args[0], "-") {
+			switch args[0] {
+			case "-wave":
+				d, err := time.ParseDuration(args[1])
+				ts.Check(err)
+				wave = d
+			case "-as":
+				as = args[1]
+			default:
+				ts.Fatalf("publish: unknown flag %s", args[0])
+			}
+			args = args[2:]
+		}
+		if len(args) != 2 {
+			ts.Fatalf("usage: publish [-wave D] [-as DIR] HOST SERIAL")
+		}
+		host := args[0]
+		serial, err := strconv.ParseUint(args[1], 10, 64)
+		ts.Check(err)
+		if as == "" {
+			as = host
+		}
+		r := &topology.HostRender{Host: host, Wave: wave, Files: []topology.RenderedFile{
+			{Path: "/etc/rc.conf", Unit: "none", Content: fmt.Appendf(nil, "hostname=%q\n# serial %d\n", host, serial)},
+			{Path: "/etc/pf.conf", Unit: "pf", Content: fmt.Appendf(nil, "pass all # serial %d\n", serial)},
+		}}
+		b, err := bundle.Build(r, bundle.Meta{Serial: serial, Created: time.Now().Add(-time.Second),
+			Source: verify.Source{Repo: "https://git.example.org/infra.git", Commit: strings.Repeat(strconv.FormatUint(serial, 16), 40)[:40]}})
+		ts.Check(err)
+		ts.Check(b.Sign(w.signer))
+		w.tree[as] = b
+		files := map[string][]byte{}
+		for dir, b := range w.tree {
+			files[dir+"/manifest.json"] = b.Envelope
+			files[dir+"/files.tar.zst"] = b.Archive
+		}
+		c, err := gittest.Commit(w.repo, "bundles", files)
+		ts.Check(err)
+		w.commits = append(w.commits, c)
+	},
+	"forcepush": func(ts *testscript.TestScript, neg bool, args []string) {
+		w := world(ts)
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > len(w.commits) {
+			ts.Fatalf("forcepush: want 1..%d", len(w.commits))
+		}
+		ts.Check(gittest.SetBranch(w.repo, "bundles", w.commits[n-1]))
+	},
+	"gitserver": func(ts *testscript.TestScript, neg bool, args []string) {
+		w := world(ts)
+		switch args[0] {
+		case "down":
+			ts.Check(w.srv.Stop())
+		case "up":
+			ts.Check(w.srv.Start())
+		case "slow":
+			d, err := time.ParseDuration(args[1])
+			ts.Check(err)
+			w.srv.SetDelay(d)
+		default:
+			ts.Fatalf("usage: gitserver down|up|slow D")
+		}
+	},
+	"gitcounts": func(ts *testscript.TestScript, neg bool, args []string) {
+		w := world(ts)
+		c := w.srv.Counts()
+		fmt.Fprintf(ts.Stdout(), "info_refs=%d upload_pack=%d\n", c.InfoRefs, c.UploadPack)
+		w.srv.ResetCounts()
+	},
+	"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
+		want, err := strconv.Atoi(args[0])
+		ts.Check(err)
+		err = ts.Exec(args[1], args[2:]...)
+		got := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			got = ee.ExitCode()
+		} else if err != nil {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		if got != want {
+			ts.Fatalf("exit status %d, want %d", got, want)
+		}
+	},
+	"waitfor": func(ts *testscript.TestScript, neg bool, args []string) {
+		re := regexp.MustCompile(args[1])
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(ts.MkAbs(args[0]))
+			if re.Match(b) {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("waitfor: %s never matched %q; last content:\n%s", args[0], args[1], b)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	},
+	"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
+		d, err := time.ParseDuration(args[0])
+		ts.Check(err)
+		time.Sleep(d)
+	},
+	"sigterm": func(ts *testscript.TestScript, neg bool, args []string) {
+		pid := agent.Store{Dir: ts.MkAbs("state")}.LockPID()
+		if pid <= 0 {
+			ts.Fatalf("sigterm: no agent pid in state/lock")
+		}
+		ts.Check(syscall.Kill(pid, syscall.SIGTERM))
+	},
+}
