@@ -119,7 +119,6 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 			failure = fmt.Errorf("install %s: %w", c.Path, err)
 			break
 		}
-		installed = i + 1
 		if c.Op == OpRemove {
 			err = rs.remove(c.Path, dirs)
 		} else {
@@ -127,9 +126,12 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 				func() error { return e.at(hookInstallTemp, i) })
 		}
 		if err != nil {
+			// write and remove fail before the target changes, so the
+			// failed file is not restored: its path may now escape.
 			failure = fmt.Errorf("install: %w", err)
 			break
 		}
+		installed = i + 1
 	}
 	if failure == nil {
 		if err := dirs.sync(); err != nil {
