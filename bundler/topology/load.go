@@ -213,14 +213,36 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 		r.pos.nodes[&n] = r.pos.nodes[v]
 		m.NICs[k] = &n
 	}
-	m.Laggs = append(append([]*Lagg{}, role.Laggs...), own.Laggs...)
-	m.Vlans = append(append([]*Vlan{}, role.Vlans...), own.Vlans...)
-	m.Bridges = append(append([]*Bridge{}, role.Bridges...), own.Bridges...)
-	m.Epairs = append(append([]*Pair{}, role.Epairs...), own.Epairs...)
-	m.Jails = append(append([]*Jail{}, role.Jails...), own.Jails...)
-	m.WireGuard = append(append([]*WG{}, role.WireGuard...), own.WireGuard...)
-	m.Files = append(append([]*FileSpec{}, role.Files...), own.Files...)
-	m.Checks = append(append([]*CheckSpec{}, role.Checks...), own.Checks...)
+	m.Laggs = joinItems(r, pl, h, "lagg", role.Laggs, own.Laggs)
+	m.Vlans = joinItems(r, pl, h, "vlan", role.Vlans, own.Vlans)
+	m.Bridges = joinItems(r, pl, h, "bridge", role.Bridges, own.Bridges)
+	m.Epairs = joinItems(r, pl, h, "epair", role.Epairs, own.Epairs)
+	m.Jails = joinItems(r, pl, h, "jail", role.Jails, own.Jails)
+	m.WireGuard = joinItems(r, pl, h, "wireguard interface", role.WireGuard, own.WireGuard)
+	m.Files = joinItems(r, pl, h, "file", role.Files, own.Files)
+	m.Checks = joinItems(r, pl, h, "check", role.Checks, own.Checks)
+	for _, j := range m.Jails {
+		var ps []*Pipe
+		for _, p := range j.Pipes {
+			if p != nil {
+				ps = append(ps, p)
+			} else {
+				pl.add(r.pos.at(j, "pipes"), h.where+": jail "+j.Name, "empty pipe")
+			}
+		}
+		j.Pipes = ps
+	}
+	for _, w := range m.WireGuard {
+		var ps []*WGPeer
+		for _, p := range w.Peers {
+			if p != nil {
+				ps = append(ps, p)
+			} else {
+				pl.add(r.pos.at(w, "peers"), h.where+": wireguard "+w.Name, "empty peer")
+			}
+		}
+		w.Peers = ps
+	}
 	m.JailsDef = mergeJailParams(role.JailsDef, own.JailsDef)
 	switch {
 	case own.PF == nil:
@@ -238,8 +260,27 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 		r.pos.nodes[pf] = r.pos.nodes[own.PF]
 		m.PF = pf
 	}
-	_ = pl
 	return m
+}
+
+// joinItems concatenates a role's and a host's list, dropping empty items
+// (and epairs that are not pairs) with a problem each.
+func joinItems[T any](r *Repo, pl *problemList, h *host, what string, lists ...[]*T) []*T {
+	var out []*T
+	for _, l := range lists {
+		for _, it := range l {
+			if it == nil {
+				pl.add(r.pos.at(h.own, ""), h.where, "empty %s", what)
+				continue
+			}
+			if p, ok := any(it).(*Pair); ok && len(*p) != 2 {
+				pl.add(r.pos.at(it, ""), h.where, "epair: want [a-end, b-end]")
+				continue
+			}
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 func pick(vals ...string) string {
@@ -332,10 +373,6 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 		add(b.Name, "bridge", r.pos.at(b, "name"))
 	}
 	for _, e := range s.Epairs {
-		if e == nil || len(*e) != 2 {
-			pl.add(r.pos.at(e, ""), h.where, "epair: want [a-end, b-end]")
-			continue
-		}
 		add((*e)[0], "epair", r.pos.at(e, ""))
 		add((*e)[1], "epair", r.pos.at(e, ""))
 	}
@@ -400,9 +437,6 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 		}
 	}
 	for _, e := range s.Epairs {
-		if e == nil || len(*e) != 2 {
-			continue
-		}
 		for _, end := range *e {
 			if i := h.ifaces[end]; i != nil && i.claim == "" && len(s.Addrs[end]) == 0 {
 				pl.add(r.pos.at(e, ""), h.where, "epair end %s is never used (no bridge, jail or address)", end)
