@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,13 @@ func readArchive(m *Manifest, r io.Reader, lim Limits) (map[string][]byte, error
 	}
 	if len(m.Files) > lim.MaxFiles {
 		return nil, reject(ErrTooLarge, "%d files over the limit %d", len(m.Files), lim.MaxFiles)
+	}
+	var total int64
+	for _, f := range m.Files {
+		total += f.Size
+		if f.Size > lim.DecodedSize || total > lim.DecodedSize {
+			return nil, reject(ErrTooLarge, "files add up to more than the decoded limit %d bytes", lim.DecodedSize)
+		}
 	}
 	// One byte more than announced tells a longer archive from an exact one.
 	buf := make([]byte, m.Archive.Size+1)
@@ -62,7 +70,11 @@ func decodedLimit(m *Manifest, lim Limits) int64 {
 	for _, f := range m.Files {
 		n += 4096 + (f.Size+511)/512*512
 	}
-	return min(n, lim.DecodedSize, int64(lim.MaxMemory))
+	mem := int64(math.MaxInt64)
+	if lim.MaxMemory < math.MaxInt64 {
+		mem = int64(lim.MaxMemory)
+	}
+	return min(n, lim.DecodedSize, mem)
 }
 
 // decompress decodes a whole zstd archive with every limit set: window,
@@ -176,6 +188,12 @@ func entrySafe(h *tar.Header) error {
 	}
 	if h.Size < 0 {
 		return reject(ErrUnsafeEntry, "tar entry %q: negative size", h.Name)
+	}
+	// PAX sparse files expand to more bytes than the archive holds.
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return reject(ErrUnsafeEntry, "tar entry %q: sparse file", h.Name)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -74,6 +75,7 @@ type entry struct {
 	gname    string
 	body     []byte
 	linkname string
+	pax      map[string]string
 }
 
 func makeTar(t testing.TB, entries []entry) []byte {
@@ -86,9 +88,13 @@ func makeTar(t testing.TB, entries []entry) []byte {
 			typ = tar.TypeReg
 		}
 		h := &tar.Header{Name: e.name, Typeflag: typ, Mode: e.mode, Uname: e.uname, Gname: e.gname,
-			Linkname: e.linkname, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+			Linkname: e.linkname, ModTime: time.Unix(0, 0), Format: tar.FormatPAX, PAXRecords: e.pax}
 		if typ == tar.TypeReg {
 			h.Size = int64(len(e.body))
+		}
+		if e.pax != nil {
+			writeRawPAX(t, tw, &buf, e.pax)
+			h.PAXRecords = nil
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
@@ -204,4 +210,45 @@ func pemPublic(t testing.TB, k *testKey) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// writeRawPAX writes a PAX extended header with records that archive/tar
+// would refuse or drop (GNU sparse keys): a regular entry holding the
+// records, retyped to 'x' with its checksum redone.
+func writeRawPAX(t testing.TB, tw *tar.Writer, buf *bytes.Buffer, recs map[string]string) {
+	t.Helper()
+	var body []byte
+	for _, k := range []string{"GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.name", "GNU.sparse.realsize"} {
+		v, ok := recs[k]
+		if !ok {
+			continue
+		}
+		rec := " " + k + "=" + v + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n = len(fmt.Sprint(n)) + len(rec)
+		}
+		body = append(body, fmt.Sprint(n)+rec...)
+	}
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := buf.Len()
+	if err := tw.WriteHeader(&tar.Header{Name: "PaxHeader", Typeflag: tar.TypeReg, Size: int64(len(body)), Mode: 0o644, ModTime: time.Unix(0, 0), Format: tar.FormatUSTAR}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	hdr := buf.Bytes()[start : start+512]
+	hdr[156] = tar.TypeXHeader
+	copy(hdr[148:156], "        ")
+	sum := 0
+	for _, c := range hdr {
+		sum += int(c)
+	}
+	copy(hdr[148:156], fmt.Sprintf("%06o\x00 ", sum))
 }

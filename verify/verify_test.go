@@ -318,6 +318,20 @@ func TestAttacks(t *testing.T) {
 			e[0].uname = "www"
 			return e
 		}), ErrMismatch},
+		{"sparse tar entry", withTar(func(f *fixture) []entry {
+			e := f.entries
+			// PAX sparse 1.0: a block with the map (one data region of
+			// 9 bytes at 0), then the data. archive/tar would expand it.
+			e[0].pax = map[string]string{"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": e[0].name, "GNU.sparse.realsize": "9"}
+			sparseMap := make([]byte, 512)
+			copy(sparseMap, "1\n0\n9\n")
+			e[0].body = append(sparseMap, e[0].body...)
+			return e
+		}), ErrUnsafeEntry},
+		{"files larger than the decoded limit", func(t *testing.T, f *fixture) input {
+			f.m.Files[0].Size = 1 << 40
+			return valid(t, f)
+		}, ErrTooLarge},
 		{"2 MiB manifest", func(t *testing.T, f *fixture) input {
 			f.m.Secrets = []string{"/" + strings.Repeat("a", 2<<20)}
 			return valid(t, f)
