@@ -1,0 +1,109 @@
+package topotest
+
+import (
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rigger-bsd/rigger/bundler/topology"
+)
+
+var spipedRE = regexp.MustCompile(`spiped_pipe_(\w+)_(source|target)="\[([^\]]+)\]:(\d+)"`)
+var ifconfigRE = regexp.MustCompile(`ifconfig_\w+="inet ([0-9.]+)/`)
+
+// TestLoopbackUIRig: the loopback copy of uirig loads, every address a
+// pipe binds or dials is on 127/8, and no two pipes anywhere in the fleet
+// bind the same address and port.
+func TestLoopbackUIRig(t *testing.T) {
+	dst := t.TempDir()
+	m, err := Loopback("../../../testdata/infra/uirig", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["10.0.56.40"] == "" || m["10.0.56.40"] == m["10.0.56.41"] {
+		t.Fatalf("mapping: %v", m)
+	}
+	// Same /24, same new /24, last octet kept.
+	a, b := netip.MustParseAddr(m["10.0.56.40"]), netip.MustParseAddr(m["10.0.56.41"])
+	if a.As4()[1] != b.As4()[1] || a.As4()[2] != b.As4()[2] || a.As4()[3] != 40 {
+		t.Errorf("10.0.56.40 → %s, 10.0.56.41 → %s: /24 not kept", a, b)
+	}
+	r, err := topology.Load(dst)
+	if err != nil {
+		t.Fatalf("Load(loopback copy):\n%v", err)
+	}
+	bound := map[string]string{}
+	pipes := 0
+	for _, h := range r.Hosts() {
+		hr, err := r.Render(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range hr.Files {
+			if !strings.HasSuffix(f.Path, "/rc.conf") {
+				continue
+			}
+			for _, sm := range spipedRE.FindAllStringSubmatch(string(f.Content), -1) {
+				ad := netip.MustParseAddr(sm[3])
+				if !ad.IsLoopback() {
+					t.Errorf("%s %s: pipe %s %s %s not on loopback", h, f.Path, sm[1], sm[2], ad)
+				}
+				if sm[2] == "source" {
+					pipes++
+					key := sm[3] + ":" + sm[4]
+					if other, dup := bound[key]; dup {
+						t.Errorf("%s %s pipe %s binds %s, already bound by %s", h, f.Path, sm[1], key, other)
+					}
+					bound[key] = h + " " + f.Path + " " + sm[1]
+				}
+			}
+			if strings.HasPrefix(f.Path, "/jails/") {
+				for _, im := range ifconfigRE.FindAllStringSubmatch(string(f.Content), -1) {
+					if !netip.MustParseAddr(im[1]).IsLoopback() {
+						t.Errorf("%s %s: jail address %s not on loopback", h, f.Path, im[1])
+					}
+				}
+			}
+		}
+		for _, c := range hr.Health {
+			if c.Addr != "" && !strings.HasPrefix(c.Addr, "127.") {
+				t.Errorf("%s: check %s addr %s not on loopback", h, c.Name, c.Addr)
+			}
+		}
+	}
+	if pipes != 8 {
+		t.Errorf("%d pipes, want 8 (4 per host)", pipes)
+	}
+}
+
+// TestLoopbackExamples: every example still loads after the rewrite.
+func TestLoopbackExamples(t *testing.T) {
+	for _, ex := range []string{"routed", "lagg"} {
+		dst := t.TempDir()
+		if _, err := Loopback(filepath.Join("../../../testdata/infra", ex), dst); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := topology.Load(dst); err != nil {
+			t.Errorf("%s: Load(loopback copy):\n%v", ex, err)
+		}
+	}
+}
+
+func TestLoopbackRewrite(t *testing.T) {
+	dir, dst := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.txt"), "x 10.0.2.1/24 10.0.2.9 10.0.0.0/8 0.0.0.0/0 127.0.0.1 1.2.3.4.5 10.0.3.1\n")
+	m, err := Loopback(dir, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readFile(t, filepath.Join(dst, "a.txt"))
+	want := "x 127.0.16.1/24 127.0.16.9 10.0.0.0/8 0.0.0.0/0 127.0.0.1 1.2.3.4.5 127.0.17.1\n"
+	if got != want {
+		t.Errorf("rewrite:\n got %q\nwant %q", got, want)
+	}
+	if m["10.0.2.9"] != "127.0.16.9" || len(m) != 3 {
+		t.Errorf("map = %v", m)
+	}
+}
