@@ -266,6 +266,11 @@ func (a *Agent) Poll(ctx context.Context) (Outcome, error) {
 		a.checkDrift(ctx)
 	}
 	dur := a.now().Sub(start)
+	if out == OutcomeError && ctx.Err() != nil {
+		// Stopped (SIGTERM) between steps: not a failure of the source.
+		a.log.Info("poll interrupted", "duration", dur.Round(time.Microsecond))
+		return out, ctx.Err()
+	}
 	a.st.LastPoll = &PollInfo{At: start.UTC(), Outcome: out, DurationMS: dur.Milliseconds(), Commit: commit, Serial: serial}
 	if out == OutcomeError {
 		a.st.Failures++
@@ -290,7 +295,11 @@ func (a *Agent) Poll(ctx context.Context) (Outcome, error) {
 	default:
 		a.log.Info("poll", attrs...)
 	}
-	if werr := a.writeStatus(); werr != nil && err == nil {
+	write := a.writeStatus
+	if out == OutcomeUnchanged && (a.st.Drift == nil || len(a.st.Drift.Files) == 0) {
+		write = a.writeStatusFast
+	}
+	if werr := write(); werr != nil && err == nil {
 		return OutcomeError, werr
 	}
 	return out, err
@@ -548,6 +557,13 @@ func (a *Agent) writeStatus() error {
 	a.st.normalize()
 	a.st.State = a.st.computeState(a.now())
 	return a.store.SetStatus(a.st)
+}
+
+func (a *Agent) writeStatusFast() error {
+	a.st.Updated = a.now().UTC()
+	a.st.normalize()
+	a.st.State = a.st.computeState(a.now())
+	return a.store.SetStatusFast(a.st)
 }
 
 // Status returns a copy of the in-memory status.

@@ -104,7 +104,7 @@ func (f *fakeEngine) appliedSerials() []uint64 {
 // world is one test's fleet: a git server with the bundles branch, a CI
 // signing key, and an agent for serverA.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *gittest.Server
 	repo   string
 	signer *bundle.Signer
@@ -115,7 +115,7 @@ type world struct {
 	clock  time.Time
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{t: t, engine: &fakeEngine{}, clock: time.Now()}
 	var err error

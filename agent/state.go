@@ -214,8 +214,36 @@ func (s Store) Status() (*Status, error) {
 	return &st, nil
 }
 
-// SetStatus writes the status.
+// SetStatus writes the status durably.
 func (s Store) SetStatus(st *Status) error { return s.writeJSON(fileStatus, st) }
+
+// SetStatusFast replaces the status atomically but without fsync: for
+// the poll that changed nothing but its timestamps, where losing the
+// write in a crash costs nothing (the status is a report; last_serial,
+// quarantine, hold and pin are always written durably).
+func (s Store) SetStatusFast(st *Status) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.Dir, "."+fileStatus+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", s.path(fileStatus), err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", s.path(fileStatus), err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), s.path(fileStatus))
+}
 
 // LockedError: another agent holds the state dir.
 type LockedError struct {
