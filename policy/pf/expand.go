@@ -55,7 +55,8 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 	if len(tps) == 0 {
 		tps = []portItem{{}}
 	}
-	if len(r.fromPorts)+len(r.toPorts) > 0 {
+	// nat and binat skip this check in pfctl (nat_consistent is empty).
+	if len(r.fromPorts)+len(r.toPorts) > 0 && r.action != "nat" && r.action != "binat" {
 		for _, pr := range protos {
 			if pr != "tcp" && pr != "udp" && pr != "sctp" {
 				p.fail("port only applies to tcp/udp/sctp")
@@ -77,39 +78,41 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 				for _, sp := range fps {
 					for _, dst := range to {
 						for _, dp := range tps {
-							af := r.af
-							ok := true
-							for _, h := range []hostItem{src, dst} {
-								if h.af == "" {
-									continue
-								}
-								if af == "" {
-									af = h.af
-								} else if af != h.af {
-									ok = false
-								}
-							}
-							if pr == "icmp" && af == "inet6" || pr == "ipv6-icmp" && af == "inet" {
-								ok = false
-							}
-							if r.redir != nil && ok {
-								for _, h := range r.redir.hosts {
-									if h.af != "" && af == "" {
+							for _, osName := range strings.Split(r.os, "\x00") {
+								af := r.af
+								ok := true
+								for _, h := range []hostItem{src, dst} {
+									if h.af == "" {
+										continue
+									}
+									if af == "" {
 										af = h.af
+									} else if af != h.af {
+										ok = false
 									}
 								}
+								if pr == "icmp" && af == "inet6" || pr == "ipv6-icmp" && af == "inet" {
+									ok = false
+								}
+								if r.redir != nil && ok {
+									for _, h := range r.redir.hosts {
+										if h.af != "" && af == "" {
+											af = h.af
+										}
+									}
+								}
+								if !ok {
+									continue
+								}
+								if len(r.routeHosts) > 0 && af != "" && r.afTo == "" && !p.routeAFOK(r, af) {
+									routeMismatch = true
+									continue
+								}
+								c := combo{r: r, ifc: ifc, proto: pr, src: src, dst: dst, sp: sp, dp: dp, af: af, os: osName}
+								rule := p.makeRule(c, depth)
+								made = append(made, rule)
+								p.emit(rule, out, depth)
 							}
-							if !ok {
-								continue
-							}
-							if len(r.routeHosts) > 0 && af != "" && r.afTo == "" && !p.routeAFOK(r, af) {
-								routeMismatch = true
-								continue
-							}
-							c := combo{r: r, ifc: ifc, proto: pr, src: src, dst: dst, sp: sp, dp: dp, af: af}
-							rule := p.makeRule(c, depth)
-							made = append(made, rule)
-							p.emit(rule, out, depth)
 						}
 					}
 				}
@@ -148,6 +151,7 @@ type combo struct {
 	src, dst hostItem
 	sp, dp   portItem
 	af       string
+	os       string
 }
 
 func endpoint(h hostItem, pi portItem) Endpoint {
@@ -348,7 +352,7 @@ func (p *parser) filterText(c combo) string {
 	if c.proto != "" {
 		b.WriteString(" proto " + c.proto)
 	}
-	b.WriteString(fromToText(c, r.os))
+	b.WriteString(fromToText(c, c.os))
 	if r.receivedOn != "" {
 		b.WriteString(" received-on " + r.receivedOn)
 	}
@@ -510,7 +514,7 @@ func (p *parser) natText(c combo) string {
 	if c.proto != "" {
 		b.WriteString(" proto " + c.proto)
 	}
-	b.WriteString(fromToText(c, r.os))
+	b.WriteString(fromToText(c, c.os))
 	if r.tag != "" {
 		b.WriteString(" tag " + r.tag)
 	}

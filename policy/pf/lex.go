@@ -41,7 +41,8 @@ func (t token) String() string {
 type lexer struct {
 	src      []byte
 	pos      int
-	push     []byte // expanded macro text still to read, read before src
+	push     []byte // expanded macro text, read from pushPos on before src
+	pushPos  int
 	line     int
 	file     string
 	macros   map[string]string
@@ -52,9 +53,9 @@ type lexer struct {
 }
 
 func (l *lexer) getc() int {
-	if len(l.push) > 0 {
-		c := l.push[0]
-		l.push = l.push[1:]
+	if l.pushPos < len(l.push) {
+		c := l.push[l.pushPos]
+		l.pushPos++
 		l.fromPush = true
 		return int(c)
 	}
@@ -77,8 +78,8 @@ func (l *lexer) ungetc(c int) {
 	if c < 0 {
 		return
 	}
-	if l.fromPush || len(l.push) > 0 {
-		l.push = append([]byte{byte(c)}, l.push...)
+	if l.fromPush {
+		l.pushPos-- // the byte just read from the expansion
 		return
 	}
 	if c == ' ' && l.pos >= 2 && l.src[l.pos-1] == '\n' && l.src[l.pos-2] == '\\' {
@@ -140,7 +141,7 @@ top:
 			c = l.getc()
 		}
 	}
-	if c == '$' && len(l.push) == 0 && !l.fromPush {
+	if c == '$' && !l.fromPush {
 		var name strings.Builder
 		for {
 			c = l.getc()
@@ -162,7 +163,8 @@ top:
 			return token{kind: tkError, line: line}
 		}
 		l.used[name.String()]++
-		l.push = append([]byte(v), l.push...)
+		l.push = append([]byte(v), l.push[l.pushPos:]...)
+		l.pushPos = 0
 		goto top
 	}
 	switch c {
@@ -246,7 +248,7 @@ func (l *lexer) quoted(q int, line int) token {
 
 // skipLine drops input up to (not including) the next newline.
 func (l *lexer) skipLine() {
-	l.push = nil
+	l.push, l.pushPos = nil, 0
 	for {
 		c := l.getc()
 		if c == '\n' || c == -1 {

@@ -18,7 +18,10 @@ const (
 
 const orderMsg = "Rules must be in order: options, ethernet, normalization, queueing, translation, filtering"
 
-const maxIncludeDepth = 16
+const (
+	maxIncludeDepth = 16
+	maxIncludes     = 256 // include loops stop here
+)
 
 // skipLine unwinds a statement after its error was reported.
 type skipLine struct{}
@@ -40,6 +43,7 @@ type parser struct {
 	file         string
 	tok          token
 	depth        int
+	includes     int
 }
 
 func newParser(opts Options) *parser {
@@ -318,8 +322,9 @@ func (p *parser) macroDef() {
 }
 
 func (p *parser) include(name string, out *[]*Rule, depth int) {
-	if p.depth >= maxIncludeDepth {
-		p.errAt(p.tok.line, "include nested too deep")
+	p.includes++
+	if p.depth >= maxIncludeDepth || p.includes > maxIncludes {
+		p.errAt(p.tok.line-1, "too many includes (loop?) at "+name)
 		return
 	}
 	src, err := p.opts.ReadFile(name)

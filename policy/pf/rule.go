@@ -128,9 +128,11 @@ func (p *parser) fromTo(r *ruleSpec) {
 	}
 }
 
+// osSpec reads an OS fingerprint or a list of them; a list is kept joined
+// by "\x00" and expanded into one rule each.
 func (p *parser) osSpec() string {
 	if p.isP("{") {
-		return strings.Join(p.nameList(), ", ")
+		return strings.Join(p.nameList(), "\x00")
 	}
 	return p.str()
 }
