@@ -52,13 +52,7 @@ func (d *Driver) loadJailConf(name string) (string, map[string][]string, error) 
 		}
 		cfg, err := jailconf.ParseOptions(p, src, jailconf.Options{
 			ReadFile: readFileIn(d.root),
-			Glob: func(pat string) ([]string, error) {
-				m, err := filepath.Glob(d.host(pat))
-				for i := range m {
-					m[i] = "/" + filepath.ToSlash(strings.TrimPrefix(m[i], d.root+string(filepath.Separator)))
-				}
-				return m, err
-			},
+			Glob:     globIn(d.root),
 		})
 		if err != nil {
 			return p, nil, err
@@ -209,8 +203,12 @@ func (d *Driver) hostIfaces() (map[string]bool, error) {
 				}
 				names = append(names, vl)
 			}
-		case strings.HasPrefix(k, "ifconfig_") && isNIC(strings.TrimPrefix(k, "ifconfig_")):
-			names = append(names, strings.TrimPrefix(k, "ifconfig_"))
+		case strings.HasPrefix(k, "ifconfig_"):
+			// A NIC exists when rc.conf configures or renames it.
+			n := strings.TrimSuffix(strings.TrimPrefix(k, "ifconfig_"), "_name")
+			if isNIC(n) && !contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
 	have := map[string]bool{"lo0": true}
@@ -248,4 +246,15 @@ func contains(l []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// globIn expands a host path pattern inside root, returning host paths.
+func globIn(root string) func(string) ([]string, error) {
+	return func(pat string) ([]string, error) {
+		m, err := filepath.Glob(hostPath(root, pat))
+		for i := range m {
+			m[i] = "/" + filepath.ToSlash(strings.TrimPrefix(m[i], root+string(filepath.Separator)))
+		}
+		return m, err
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
@@ -46,7 +47,7 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 		}
 		switch {
 		case layout.IsJailConf(p):
-			errs = append(errs, checkJailConf(p, src, read)...)
+			errs = append(errs, checkJailConf(p, src, read, d.globStaged(stage, staged))...)
 		case layout.IsRCConf(p):
 			errs = append(errs, rcconf.Check(p, src)...)
 		case layout.IsRCFile(p):
@@ -59,8 +60,8 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 }
 
 // checkJailConf is jail -f CONF -e: parse, then resolve every jail.
-func checkJailConf(p string, src []byte, read func(string) ([]byte, error)) []error {
-	cfg, err := jailconf.ParseOptions(p, src, jailconf.Options{ReadFile: read})
+func checkJailConf(p string, src []byte, read func(string) ([]byte, error), glob func(string) ([]string, error)) []error {
+	cfg, err := jailconf.ParseOptions(p, src, jailconf.Options{ReadFile: read, Glob: glob})
 	if err != nil {
 		return []error{err}
 	}
@@ -89,4 +90,27 @@ func shCheck(ctx context.Context, hostP, stagedP string) error {
 		return &layout.FileError{File: hostP, Msg: "sh -n failed"}
 	}
 	return errors.Join(errs...)
+}
+
+// globStaged expands an .include pattern over the staged files and the
+// sandbox's other files, as the host will look after the install.
+func (d *Driver) globStaged(stage string, staged map[string]bool) func(string) ([]string, error) {
+	return func(pat string) ([]string, error) {
+		seen := map[string]bool{}
+		var out []string
+		for p := range staged {
+			if ok, _ := path.Match(pat, p); ok {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+		more, err := globIn(d.root)(pat)
+		for _, p := range more {
+			if !seen[p] {
+				out = append(out, p)
+			}
+		}
+		sort.Strings(out)
+		return out, err
+	}
 }
