@@ -177,6 +177,9 @@ func (d dirSet) sync() error {
 	for r, dirs := range d {
 		for dir := range dirs {
 			f, err := r.Open(dir)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed since (a rollback's empty dir); its parent is synced
+			}
 			if err != nil {
 				return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
 			}
