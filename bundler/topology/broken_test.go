@@ -57,6 +57,32 @@ func baseFS() fstest.MapFS {
 	}
 }
 
+// TestPolicyRoots: policy.roots widens what a repo may write (loader
+// files need /boot/loader.conf.d).
+func TestPolicyRoots(t *testing.T) {
+	fsys := baseFS()
+	topo := strings.Replace(baseTopology, "domain: test.lan\n", "domain: test.lan\npolicy: {roots: [/etc, /jails/*/etc, /boot/loader.conf.d]}\n", 1)
+	topo = strings.Replace(topo, "    peer: b\n", "    peer: b\n    loader: {if_wg_load: \"YES\"}\n", 1)
+	fsys["topology.yaml"] = &fstest.MapFile{Data: []byte(topo)}
+	r, err := LoadFS(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, _ := r.Render("a")
+	var found bool
+	for _, f := range hr.Files {
+		if f.Path == "/boot/loader.conf.d/rigger.conf" {
+			found = true
+			if f.Unit != "reboot-required" || !strings.Contains(string(f.Content), `if_wg_load="YES"`) {
+				t.Errorf("loader file: unit %s, content %q", f.Unit, f.Content)
+			}
+		}
+	}
+	if !found {
+		t.Error("no loader file rendered")
+	}
+}
+
 func TestBaseTopologyLoads(t *testing.T) {
 	r, err := LoadFS(baseFS())
 	if err != nil {
@@ -169,6 +195,13 @@ func TestBrokenRepos(t *testing.T) {
 		{name: "unknown gateway interface", edits: []edit{{"gateway: br0", "gateway: br9"}},
 			want: "topology.yaml:18: host a: jail db_j: gateway: \"br9\": host a has no interface br9\n" +
 				"topology.yaml:18: host b: jail db_j: gateway: \"br9\": host b has no interface br9"},
+		{name: "policy roots", edits: []edit{{"domain: test.lan\n", "domain: test.lan\npolicy: {roots: [/etc, /jails/*/etc]}\n"}, {"target: /etc/motd", "target: /usr/local/etc/motd"}},
+			want: "topology.yaml:30: host a: target path \"/usr/local/etc/motd\": outside the allowed roots /etc, /jails/*/etc\n" +
+				"topology.yaml:30: host b: target path \"/usr/local/etc/motd\": outside the allowed roots /etc, /jails/*/etc"},
+		{name: "loader outside roots", edits: []edit{{"    peer: b\n", "    peer: b\n    loader: {if_wg_load: \"YES\"}\n"}},
+			want: "topology.yaml:34: host a: target path \"/boot/loader.conf.d/rigger.conf\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
+		{name: "http check without url", edits: []edit{{"    peer: b\n", "    peer: b\n    checks: [{name: web, kind: http, url: /x}]\n"}},
+			want: "topology.yaml:34: host a: check web: http check needs a url (or addr and a path)"},
 		{name: "unknown table in unit", edits: []edit{{"unit: none}", "unit: \"pf-table:nope\"}"}},
 			want: "topology.yaml:29: host a: file /etc/motd: unit \"pf-table:nope\": unknown pf table nope\n" +
 				"topology.yaml:29: host b: file /etc/motd: unit \"pf-table:nope\": unknown pf table nope"},

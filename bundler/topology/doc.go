@@ -55,6 +55,7 @@
 //	pf:     {template: templates/pf.conf.tmpl, tables: {NAME: {entries: [...] | source: FILE, path}}}
 //	files:  - {target: /abs/path, template: T | source: F, mode: "0644", owner, group, unit}
 //	checks: - {name, kind: tcp|http|exec, addr (endpoint), url, status, command, jail, timeout}
+//	          (an http check with addr may give url as a path: http://ADDR/path)
 //
 // Interface refs name an interface and resolve to its address: "ipg_b" (this
 // host), "peer/ipg_b" (the host's peer), "serverB/ipg_b" (any host), or a

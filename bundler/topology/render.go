@@ -649,8 +649,8 @@ func (r *Repo) healthChecks(h *host, pl *problemList) []verify.Check {
 				pl.add(r.pos.at(c, ""), cw, "tcp check needs addr")
 			}
 		case verify.CheckHTTP:
-			if c.URL == "" {
-				pl.add(r.pos.at(c, ""), cw, "http check needs url")
+			if c.URL == "" || (strings.HasPrefix(c.URL, "/") && c.Addr == "") {
+				pl.add(r.pos.at(c, ""), cw, "http check needs a url (or addr and a path)")
 			}
 		case verify.CheckExec:
 			if len(c.Command) == 0 {
@@ -665,6 +665,11 @@ func (r *Repo) healthChecks(h *host, pl *problemList) []verify.Check {
 				pl.add(r.pos.at(c, "addr"), cw, "%v", err)
 			}
 			vc.Addr = ep.String()
+			// An http check may name its server by addr and give only
+			// the path, so the address is not typed twice.
+			if vc.Kind == verify.CheckHTTP && strings.HasPrefix(c.URL, "/") {
+				vc.URL, vc.Addr = "http://"+vc.Addr+c.URL, ""
+			}
 		}
 		if c.Jail != "" && h.jails[c.Jail] == nil {
 			pl.add(r.pos.at(c, "jail"), cw, "unknown jail %s", c.Jail)
