@@ -22,6 +22,7 @@ import (
 	"github.com/rigger-bsd/rigger/agent/gittest"
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/applytest"
+	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/verify"
@@ -34,9 +35,16 @@ var update = flag.Bool("update", false, "update testscript files in testdata/scr
 const envMain = "RIGGER_TEST_AGENT_MAIN"
 
 func TestMain(m *testing.M) {
+	sim.ServiceMain()
 	// Scripts run the agent against a fake host: the scriptable applytest
-	// driver stands in for "sim", steered by RIGGER_TEST_* variables.
-	apply.RegisterDriver("sim", func(apply.DriverOptions) (apply.Driver, error) { return fakeHost(), nil })
+	// driver stands in for "sim", steered by RIGGER_TEST_* variables,
+	// unless RIGGER_TEST_REAL_SIM=1 asks for the real sim driver.
+	apply.RegisterDriver("sim", func(o apply.DriverOptions) (apply.Driver, error) {
+		if os.Getenv("RIGGER_TEST_REAL_SIM") == "1" {
+			return sim.New(o)
+		}
+		return fakeHost(), nil
+	})
 	if os.Getenv(envMain) == "1" {
 		os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}

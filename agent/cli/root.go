@@ -20,6 +20,7 @@ import (
 
 	// The host drivers register themselves with package apply.
 	_ "github.com/rigger-bsd/rigger/apply/freebsd"
+	_ "github.com/rigger-bsd/rigger/apply/sim"
 )
 
 // Exit codes of the agent (documented in the root command's help).

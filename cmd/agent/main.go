@@ -7,8 +7,12 @@ import (
 	"os"
 
 	"github.com/rigger-bsd/rigger/agent/cli"
+	"github.com/rigger-bsd/rigger/apply/sim"
 )
 
 func main() {
+	// The sim driver re-executes this binary for its stand-in services
+	// (PostgreSQL, nginx); in that case this never returns.
+	sim.ServiceMain()
 	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
