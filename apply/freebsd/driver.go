@@ -97,7 +97,27 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 			errs = append(errs, d.checkSh(ctx, stage, p)...)
 		}
 	}
-	return errors.Join(errs...)
+	return precheckError(errs)
+}
+
+// precheckError hands the engine an *apply.PrecheckError naming the first
+// host file at fault, with every problem inside (each a *layout.FileError
+// where a file is known).
+func precheckError(errs []error) error {
+	var keep []error
+	for _, e := range errs {
+		if e != nil {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	p := layout.FirstFile(keep)
+	if p == "" {
+		p = "staged tree"
+	}
+	return &apply.PrecheckError{Path: p, Err: errors.Join(keep...)}
 }
 
 // unstage maps a path a tool printed back to the host path.

@@ -255,6 +255,10 @@ func TestPrecheckErrorsNameHostPaths(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Errorf("error is not a FileError: %T", err)
 	}
+	var pe *apply.PrecheckError
+	if !errors.As(err, &pe) || pe.Path != "/etc/pf.conf" {
+		t.Errorf("error is not a PrecheckError naming /etc/pf.conf: %#v", pe)
+	}
 }
 
 func TestPrecheckCannotLoadTableFile(t *testing.T) {

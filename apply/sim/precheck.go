@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
 	"github.com/rigger-bsd/rigger/policy/jailconf"
+	"github.com/rigger-bsd/rigger/policy/pf"
 	"github.com/rigger-bsd/rigger/policy/rcconf"
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -56,7 +58,25 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return precheckError(errs)
+}
+
+// precheckError hands the engine an *apply.PrecheckError naming the first
+// host file at fault, with every problem inside (each a *layout.FileError
+// where a file is known).
+func precheckError(errs []error) error {
+	var keep []error
+	for _, e := range errs {
+		keep = append(keep, fileErrors(e)...)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	p := layout.FirstFile(keep)
+	if p == "" {
+		p = "staged tree"
+	}
+	return &apply.PrecheckError{Path: p, Err: errors.Join(keep...)}
 }
 
 // checkJailConf is jail -f CONF -e: parse, then resolve every jail.
@@ -113,4 +133,38 @@ func (d *Driver) globStaged(stage string, staged map[string]bool) func(string) (
 		sort.Strings(out)
 		return out, err
 	}
+}
+
+// fileErrors turns the policy parsers' errors into *layout.FileError, the
+// type the freebsd driver returns too, so callers see one error type.
+func fileErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	switch e := err.(type) {
+	case pf.ErrorList:
+		for _, x := range e {
+			out = append(out, &layout.FileError{File: x.File, Line: x.Line, Msg: x.Msg})
+		}
+	case *pf.Error:
+		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: e.Msg})
+	case jailconf.ErrorList:
+		for _, x := range e {
+			out = append(out, &layout.FileError{File: x.File, Line: x.Line, Msg: x.Msg})
+		}
+	case *jailconf.Error:
+		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: e.Msg})
+	case *jailconf.ResolveError:
+		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: "jail " + e.Jail + ": " + e.Msg})
+	case *rcconf.Error:
+		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: e.Msg})
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			out = append(out, fileErrors(x)...)
+		}
+	default:
+		out = append(out, err)
+	}
+	return out
 }

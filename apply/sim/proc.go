@@ -26,7 +26,9 @@ func alive(p Proc) bool {
 			return false
 		}
 	}
-	if cmd, err := os.ReadFile(dir + "/cmdline"); err == nil && len(p.Argv) > 0 {
+	// An exiting process loses its cmdline before it closes its sockets:
+	// empty means "still going", only a different binary means reused.
+	if cmd, err := os.ReadFile(dir + "/cmdline"); err == nil && len(cmd) > 0 && len(p.Argv) > 0 {
 		argv0, _, _ := strings.Cut(string(cmd), "\x00")
 		if argv0 != p.Argv[0] {
 			return false

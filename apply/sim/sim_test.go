@@ -502,6 +502,10 @@ func TestPrecheck(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Errorf("no FileError in %T", err)
 	}
+	var pe *apply.PrecheckError
+	if !errors.As(err, &pe) || pe.Path != "/etc/pf.conf" {
+		t.Errorf("not a PrecheckError naming /etc/pf.conf: %#v", pe)
+	}
 }
 
 func TestRegistered(t *testing.T) {

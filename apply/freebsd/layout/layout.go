@@ -6,6 +6,7 @@
 package layout
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -81,4 +82,16 @@ func (e *FileError) Error() string {
 // script. Both are rc files; only these are checked as rc.conf.
 func IsRCConf(p string) bool {
 	return IsRCFile(p) && !strings.Contains(path.Clean(p), "/etc/rc.d/")
+}
+
+// FirstFile returns the file named by the first FileError among errs, or
+// "" when none names one.
+func FirstFile(errs []error) string {
+	for _, e := range errs {
+		var fe *FileError
+		if errors.As(e, &fe) {
+			return fe.File
+		}
+	}
+	return ""
 }
