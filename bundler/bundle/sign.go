@@ -142,24 +142,27 @@ func LoadSigner(path string, password []byte) (*Signer, error) {
 // Sign adds one signature per signer to the bundle's envelope, creating
 // the envelope from the manifest on first use.
 func (b *Built) Sign(signers ...*Signer) error {
-	env := b.Envelope
-	if env == nil {
-		payload, err := b.Payload()
-		if err != nil {
+	var env *verify.Envelope
+	var payload []byte
+	var err error
+	if b.Envelope == nil {
+		if payload, err = b.Payload(); err != nil {
 			return err
 		}
-		e := verify.Envelope{PayloadType: verify.PayloadType, Payload: base64.StdEncoding.EncodeToString(payload), Signatures: []verify.Signature{}}
-		if env, err = e.Marshal(); err != nil {
-			return err
-		}
+		env = &verify.Envelope{PayloadType: verify.PayloadType, Payload: base64.StdEncoding.EncodeToString(payload), Signatures: []verify.Signature{}}
+	} else if env, payload, err = verify.ParseEnvelope(b.Envelope); err != nil {
+		return fmt.Errorf("sign %s: %w", b.Manifest.Host, err)
 	}
 	for _, s := range signers {
-		var err error
-		if env, err = AddSignature(env, s); err != nil {
+		if err := appendSignature(env, payload, s); err != nil {
 			return fmt.Errorf("sign %s: %w", b.Manifest.Host, err)
 		}
 	}
-	b.Envelope = env
+	out, err := env.Marshal()
+	if err != nil {
+		return err
+	}
+	b.Envelope = out
 	return nil
 }
 
@@ -181,24 +184,33 @@ func AddSignature(envelope []byte, s *Signer) ([]byte, error) {
 	if _, err := verify.DecodeManifest(payload, policy.Paths{}); err != nil {
 		return nil, err
 	}
+	if err := appendSignature(env, payload, s); err != nil {
+		return nil, err
+	}
+	return env.Marshal()
+}
+
+// appendSignature signs payload through sigstore's DSSE signer and appends
+// the signature, with s's key id, to env.
+func appendSignature(env *verify.Envelope, payload []byte, s *Signer) error {
 	for _, sig := range env.Signatures {
 		if sig.KeyID == s.KeyID() {
-			return nil, fmt.Errorf("key %s: %w", s.KeyID()[:12], ErrAlreadySigned)
+			return fmt.Errorf("key %s: %w", s.KeyID()[:12], ErrAlreadySigned)
 		}
+	}
+	if len(env.Signatures) >= verify.MaxSignatures {
+		return fmt.Errorf("already %d signatures, the most an envelope may carry", len(env.Signatures))
 	}
 	raw, err := dsse.WrapSigner(s.s, verify.PayloadType).SignMessage(bytes.NewReader(payload))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var one verify.Envelope
 	if err := json.Unmarshal(raw, &one); err != nil || len(one.Signatures) != 1 {
-		return nil, fmt.Errorf("dsse signer returned an unexpected envelope: %v", err)
+		return fmt.Errorf("dsse signer returned an unexpected envelope: %v", err)
 	}
 	env.Signatures = append(env.Signatures, verify.Signature{KeyID: s.KeyID(), Sig: one.Signatures[0].Sig})
-	if len(env.Signatures) > verify.MaxSignatures {
-		return nil, fmt.Errorf("more than %d signatures", verify.MaxSignatures)
-	}
-	return env.Marshal()
+	return nil
 }
 
 // SignDir adds s's signature to the bundle in hostDir (its manifest.json),
