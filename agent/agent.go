@@ -617,6 +617,7 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}, reloadFn func()
 				}
 				if err != nil {
 					a.log.Error("reload failed; keeping the running config", "err", err)
+					a.st.LastError = &ErrorInfo{At: a.now().UTC(), Message: "reload: " + err.Error()}
 				} else {
 					a.log.Info("config reloaded", "file", cfg.File)
 				}

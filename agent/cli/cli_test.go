@@ -153,7 +153,7 @@ func world(ts *testscript.TestScript) *scriptWorld { return ts.Value("world").(*
 //	exitcode N PROG ARGS...                   run like exec and require exit status N
 //	waitfor FILE REGEXP                       wait up to 10 s until FILE matches
 //	sleep D                                   wait D
-//	sigterm                                   send SIGTERM to the agent holding $WORK/state/lock
+//	sigterm, sighup                           signal the agent holding $WORK/state/lock
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"publish": func(ts *testscript.TestScript, neg bool, args []string) {
 		w := world(ts)
@@ -262,11 +262,14 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		ts.Check(err)
 		time.Sleep(d)
 	},
-	"sigterm": func(ts *testscript.TestScript, neg bool, args []string) {
-		pid := agent.Store{Dir: ts.MkAbs("state")}.LockPID()
-		if pid <= 0 {
-			ts.Fatalf("sigterm: no agent pid in state/lock")
-		}
-		ts.Check(syscall.Kill(pid, syscall.SIGTERM))
-	},
+	"sigterm": func(ts *testscript.TestScript, neg bool, args []string) { signalAgent(ts, syscall.SIGTERM) },
+	"sighup":  func(ts *testscript.TestScript, neg bool, args []string) { signalAgent(ts, syscall.SIGHUP) },
+}
+
+func signalAgent(ts *testscript.TestScript, sig syscall.Signal) {
+	pid := agent.Store{Dir: ts.MkAbs("state")}.LockPID()
+	if pid <= 0 {
+		ts.Fatalf("no agent pid in state/lock")
+	}
+	ts.Check(syscall.Kill(pid, sig))
 }
