@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -103,41 +105,75 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, host := range hosts {
-		r, err := repo.Render(host)
-		if err != nil {
-			return fmt.Errorf("build %s: %w", host, err)
-		}
-		serial := o.Serial
-		if o.Previous != "" {
-			prev, err := bundle.PreviousSerial(o.Previous, host)
-			if err != nil {
-				return fmt.Errorf("build %s: previous: %w", host, err)
-			}
-			serial = prev + 1
-		}
-		// Never reuse a serial: a second, different bundle with the same
-		// serial would be an equivocation the agents must refuse.
-		if have, err := bundle.PreviousSerial(o.Out, host); err != nil {
-			return fmt.Errorf("build %s: %w", host, err)
-		} else if have >= serial {
-			return fmt.Errorf("build %s: serial %d is not above the bundle already in %s (serial %d); serials are never reused", host, serial, o.Out, have)
-		}
-		b, err := bundle.Build(r, bundle.Meta{Serial: serial, Created: created, Expires: created.Add(o.Expires), Source: source})
-		if err != nil {
-			return fmt.Errorf("build: %w", err)
-		}
-		if err := b.Sign(signer); err != nil {
-			return err
-		}
-		dir, err := b.Write(o.Out)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: serial %d, %d files, %d bytes, not before %s -> %s\n",
-			host, serial, len(b.Manifest.Files), len(b.Archive), b.Manifest.NotBefore.Format(time.RFC3339), dir)
+	// Hosts are independent: build them on every core, report in order.
+	type result struct {
+		line string
+		err  error
 	}
-	return nil
+	results := make([]result, len(hosts))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(hosts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				line, err := buildHost(repo, hosts[i], o, created, source, signer)
+				results[i] = result{line, err}
+			}
+		}()
+	}
+	for i := range hosts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var errs []error
+	for _, r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		fmt.Fprintln(stdout, r.line)
+	}
+	return errors.Join(errs...)
+}
+
+// buildHost renders, packs, signs and writes one host's bundle and returns
+// the line to print.
+func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Time, source verify.Source, signer *bundle.Signer) (string, error) {
+	r, err := repo.Render(host)
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", host, err)
+	}
+	serial := o.Serial
+	if o.Previous != "" {
+		prev, err := bundle.PreviousSerial(o.Previous, host)
+		if err != nil {
+			return "", fmt.Errorf("build %s: previous: %w", host, err)
+		}
+		serial = prev + 1
+	}
+	// Never reuse a serial: a second, different bundle with the same
+	// serial would be an equivocation the agents must refuse.
+	if have, err := bundle.PreviousSerial(o.Out, host); err != nil {
+		return "", fmt.Errorf("build %s: %w", host, err)
+	} else if have >= serial {
+		return "", fmt.Errorf("build %s: serial %d is not above the bundle already in %s (serial %d); serials are never reused", host, serial, o.Out, have)
+	}
+	b, err := bundle.Build(r, bundle.Meta{Serial: serial, Created: created, Expires: created.Add(o.Expires), Source: source})
+	if err != nil {
+		return "", fmt.Errorf("build: %w", err)
+	}
+	if err := b.Sign(signer); err != nil {
+		return "", err
+	}
+	dir, err := b.Write(o.Out)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s: serial %d, %d files, %d bytes, not before %s -> %s",
+		host, serial, len(b.Manifest.Files), len(b.Archive), b.Manifest.NotBefore.Format(time.RFC3339), dir), nil
 }
 
 // loadTopology loads the infra repo and prints every problem it has.
