@@ -8,6 +8,10 @@ import (
 
 var anyHost = hostItem{text: "any", kind: "any"}
 
+// maxExpansion bounds the rules one statement may expand to, so a few
+// long lists cannot exhaust memory.
+const maxExpansion = 1 << 17
+
 // withLocalhost replaces localhost by its two addresses, as the resolver
 // would, so that the address family picks one.
 func withLocalhost(l []hostItem) []hostItem {
@@ -69,6 +73,9 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 				p.fail("%s only applies to %s", r.icmpKind, map[string]string{"icmp-type": "icmp", "icmp6-type": "icmp6"}[r.icmpKind])
 			}
 		}
+	}
+	if n := len(ifaces) * len(protos) * len(from) * len(to) * len(fps) * len(tps); n > maxExpansion {
+		p.fail("rule expands to %d rules (more than %d)", n, maxExpansion)
 	}
 	var made []*Rule
 	routeMismatch := false

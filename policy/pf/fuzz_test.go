@@ -30,7 +30,18 @@ func FuzzParse(f *testing.F) {
 			}
 			return nil, os.ErrNotExist
 		}}
-		rs, err := Parse("fuzz.conf", src, opts)
+		var rs *Ruleset
+		var err error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rs, err = Parse("fuzz.conf", src, opts)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Parse hangs on %q", src)
+		}
 		if rs == nil {
 			t.Fatal("nil ruleset")
 		}

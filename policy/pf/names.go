@@ -225,6 +225,9 @@ func isNumericDotted(s string) bool {
 // parseAddr classifies one host word with an optional mask (-1: none).
 func parseAddr(w string, mask int) (hostItem, bool) {
 	h := hostItem{mask: mask}
+	if w == "" {
+		return h, false
+	}
 	if w == "localhost" {
 		h.kind, h.text = "localhost", "localhost"
 		return h, true
