@@ -587,15 +587,26 @@ func (a *Agent) nextDelay() time.Duration {
 	return d
 }
 
+// RunOptions connect Run to the process's signals.
+type RunOptions struct {
+	// Reload (SIGHUP) makes Run call ReloadConfig and switch to the
+	// result; a failed reload keeps the running config.
+	Reload       <-chan struct{}
+	ReloadConfig func() (*Config, error)
+	// Wake (SIGUSR1) makes Run look for an operator request
+	// (request.json, e.g. a rollback asked for while Run holds the lock).
+	Wake <-chan struct{}
+}
+
 // Run polls until ctx is cancelled (SIGTERM): first at once, then after
-// nextDelay. A value on reload (SIGHUP) calls reloadFn and polls at once;
-// a failed reload keeps the running config.
-func (a *Agent) Run(ctx context.Context, reload <-chan struct{}, reloadFn func() (*Config, error)) error {
+// nextDelay, serving reloads and operator requests between polls.
+func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
 	a.log.Info("agent started", "host", a.cfg.Host, "source", a.st.Source, "interval", a.cfg.Interval)
-	for {
+	for ctx.Err() == nil {
+		a.serveRequest(ctx)
 		a.Poll(ctx)
 		if ctx.Err() != nil {
 			break
@@ -609,31 +620,59 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}, reloadFn func()
 		select {
 		case <-ctx.Done():
 		case <-t.C:
-		case <-reload:
-			if reloadFn != nil {
-				cfg, err := reloadFn()
-				if err == nil {
-					err = a.Reload(cfg)
-				}
-				if err != nil {
-					a.log.Error("reload failed; keeping the running config", "err", err)
-					a.st.LastError = &ErrorInfo{At: a.now().UTC(), Message: "reload: " + err.Error()}
-				} else {
-					a.log.Info("config reloaded", "file", cfg.File)
-				}
-			}
+		case <-o.Wake:
+		case <-o.Reload:
+			a.reload(o.ReloadConfig)
 		}
 		t.Stop()
-		if ctx.Err() != nil {
-			break
-		}
 	}
 	a.st.NextPoll = time.Time{}
 	a.log.Info("agent stopped")
-	if err := a.writeStatus(); err != nil {
-		return err
+	return a.writeStatus()
+}
+
+func (a *Agent) reload(load func() (*Config, error)) {
+	if load == nil {
+		return
 	}
-	return nil
+	cfg, err := load()
+	if err == nil {
+		err = a.Reload(cfg)
+	}
+	if err != nil {
+		a.log.Error("reload failed; keeping the running config", "err", err)
+		a.st.LastError = &ErrorInfo{At: a.now().UTC(), Message: "reload: " + err.Error()}
+		return
+	}
+	a.log.Info("config reloaded", "file", cfg.File)
+}
+
+// serveRequest carries out a pending operator request and answers it.
+func (a *Agent) serveRequest(ctx context.Context) {
+	req, err := a.store.Request()
+	if err != nil {
+		a.log.Error("read request", "err", err)
+		return
+	}
+	if req == nil {
+		return
+	}
+	resp := Response{ID: req.ID}
+	switch req.Op {
+	case "rollback":
+		res, err := a.Rollback(ctx, req.To)
+		if err != nil {
+			resp.Error = err.Error()
+		} else {
+			resp.OK, resp.Serial = true, res.Serial
+		}
+	default:
+		resp.Error = fmt.Sprintf("unknown request %q", req.Op)
+	}
+	resp.At = a.now().UTC()
+	if err := a.store.Respond(resp); err != nil {
+		a.log.Error("answer request", "err", err)
+	}
 }
 
 // Rollback reinstalls a kept generation (to = 0: the one before the

@@ -23,6 +23,8 @@ const (
 	fileQuarantine = "quarantine.json"
 	fileHold       = "hold.json"
 	filePin        = "pin.json"
+	fileRequest    = "request.json"
+	fileResponse   = "response.json"
 	fileLock       = "lock"
 	dirGit         = "git"
 )
@@ -299,4 +301,58 @@ func (s Store) Locked() bool {
 		return false
 	}
 	return true
+}
+
+// Request is an operator command handed to the running agent, which holds
+// the lock the command would need (agent rollback while agent run runs).
+type Request struct {
+	ID string    `json:"id"`
+	Op string    `json:"op"` // "rollback"
+	To uint64    `json:"to,omitempty"`
+	At time.Time `json:"at"`
+}
+
+// Response answers the Request with the same ID.
+type Response struct {
+	ID     string    `json:"id"`
+	OK     bool      `json:"ok"`
+	Serial uint64    `json:"serial,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Submit writes a request for the running agent.
+func (s Store) Submit(r Request) error {
+	if err := s.remove(fileResponse); err != nil {
+		return err
+	}
+	return s.writeJSON(fileRequest, r)
+}
+
+// Request returns the pending request, or nil.
+func (s Store) Request() (*Request, error) {
+	var r Request
+	ok, err := s.readJSON(fileRequest, &r)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Respond records the answer and removes the request.
+func (s Store) Respond(r Response) error {
+	if err := s.writeJSON(fileResponse, r); err != nil {
+		return err
+	}
+	return s.remove(fileRequest)
+}
+
+// Response returns the answer to request id, or nil while there is none.
+func (s Store) Response(id string) (*Response, error) {
+	var r Response
+	ok, err := s.readJSON(fileResponse, &r)
+	if !ok || err != nil || r.ID != id {
+		return nil, err
+	}
+	return &r, nil
 }

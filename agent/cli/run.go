@@ -33,31 +33,38 @@ func runRun(ctx context.Context, g *globals) error {
 	defer closeFn()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	reload := make(chan struct{}, 1)
+	reload := notify(ctx, syscall.SIGHUP)
+	wake := notify(ctx, syscall.SIGUSR1)
+	return a.Run(ctx, agent.RunOptions{
+		Reload: reload,
+		Wake:   wake,
+		ReloadConfig: func() (*agent.Config, error) {
+			return agent.LoadConfig(g.config, g.flags, os.Environ())
+		},
+	})
+}
+
+// notify turns a signal into a channel that holds at most one pending
+// wake-up, until ctx ends.
+func notify(ctx context.Context, sig os.Signal) <-chan struct{} {
+	in := make(chan os.Signal, 1)
+	signal.Notify(in, sig)
+	out := make(chan struct{}, 1)
 	go func() {
+		defer signal.Stop(in)
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case <-in:
 				select {
-				case reload <- struct{}{}:
+				case out <- struct{}{}:
 				default:
 				}
 			}
 		}
 	}()
-	reloadFn := func() (*agent.Config, error) {
-		cfg, err := agent.LoadConfig(g.config, g.flags, os.Environ())
-		if err != nil {
-			return nil, err
-		}
-		return cfg, nil
-	}
-	return a.Run(ctx, reload, reloadFn)
+	return out
 }
 
 func newOnceCommand(g *globals) *cobra.Command {
