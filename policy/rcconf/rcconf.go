@@ -56,8 +56,10 @@ func Parse(filename string, src []byte) (Vars, error) {
 func Check(filename string, src []byte) []error {
 	_, errs := scan(filename, src)
 	if err := shellCheck(filename, src); err != nil {
-		// Report the shell's view unless the scanner already named that line.
-		dup := false
+		// Report the shell's view unless the scanner already named that
+		// line, or already reported the unbalanced quote the shell sees at
+		// the end of the file.
+		dup := len(errs) > 0 && strings.Contains(err.Msg, "Unterminated quoted string")
 		for _, e := range errs {
 			var re *Error
 			if errors.As(e, &re) && re.Line == err.Line {
