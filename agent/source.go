@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -239,7 +240,39 @@ func (s *Source) Fetch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", &SourceError{Op: "fetch", URL: s.url(), Err: err}
 	}
+	s.compact()
 	return ref.Hash().String(), nil
+}
+
+// maxPacks bounds the packfiles that depth-1 fetches pile up (one each)
+// before the store is repacked down to what the branch tip needs.
+const maxPacks = 16
+
+// compact repacks the local store when fetches have left many packs, so
+// an agent running for years keeps a store the size of one tip. Failure
+// only costs disk space, so it is logged by the caller's next error, not
+// returned.
+func (s *Source) compact() {
+	if s.dir == "" {
+		return
+	}
+	packs, _ := filepath.Glob(filepath.Join(s.dir, "objects", "pack", "*.pack"))
+	if len(packs) <= maxPacks {
+		return
+	}
+	if err := s.repo.RepackObjects(&git.RepackConfig{}); err != nil {
+		return
+	}
+	// The storage caches the pack index list; open it afresh.
+	if repo, err := git.PlainOpen(s.dir); err == nil {
+		s.repo = repo
+	}
+}
+
+// Packs returns the number of packfiles in the local store.
+func (s *Source) Packs() int {
+	packs, _ := filepath.Glob(filepath.Join(s.dir, "objects", "pack", "*.pack"))
+	return len(packs)
 }
 
 // Check is a cheap reachability probe (the "git" health check): the

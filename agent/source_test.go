@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,34 @@ func TestRedactURL(t *testing.T) {
 	}
 	if got := RedactURL("/local/path"); got != "/local/path" {
 		t.Fatalf("RedactURL(/local/path) = %s", got)
+	}
+}
+
+// TestSourceStaysSmall fetches many successive tips and expects the
+// local store to be repacked instead of growing a pack per fetch.
+func TestSourceStaysSmall(t *testing.T) {
+	srv, dir := newGit(t)
+	src, err := OpenSource(t.TempDir()+"/git", SourceConfig{URL: srv.URL("infra.git"), Branch: "bundles", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2*maxPacks + 3 {
+		c, err := gittest.Commit(dir, "bundles", map[string][]byte{
+			"serverA/manifest.json": fmt.Appendf(nil, "m%d", i), "serverA/files.tar.zst": fmt.Appendf(nil, "a%d", i),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := src.Fetch(context.Background())
+		if err != nil || got != c {
+			t.Fatalf("fetch %d = %s, %v", i, got, err)
+		}
+		bf, err := src.Read(c, "serverA", 10, 10)
+		if err != nil || string(bf.Manifest) != fmt.Sprintf("m%d", i) {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	if n := src.Packs(); n > maxPacks+1 {
+		t.Fatalf("%d packs after %d fetches, want at most %d", n, 2*maxPacks+3, maxPacks+1)
 	}
 }
