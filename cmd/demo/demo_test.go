@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rigger-bsd/rigger/agent"
+	"github.com/rigger-bsd/rigger/apply/sim"
+	"github.com/rigger-bsd/rigger/bundler/topology"
+)
+
+// TestEndToEnd runs the demo's scenario with assertions: real binaries,
+// a real git server on loopback, two agents on the sim driver with real
+// spiped tunnels between their database jails.
+func TestEndToEnd(t *testing.T) {
+	if _, err := exec.LookPath("spiped"); err != nil {
+		t.Fatal("spiped not on PATH: ./test.sh installs it (apt-get install spiped)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "../agent", "../bundler")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var narration bytes.Buffer
+	d := &Demo{
+		Bin: bin, Infra: "../../testdata/infra/uirig", Work: t.TempDir(), Out: &narration,
+		WaveB: 3 * time.Second, HealthTimeout: 20 * time.Second,
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("narration:\n%s", narration.String())
+			for _, h := range Hosts {
+				t.Logf("%s agent log:\n%s", h, d.Log(h))
+			}
+		}
+	})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	must(d.Setup(ctx))
+	s1, err := d.Release(ctx)
+	must(err)
+	must(d.StartAgents(ctx))
+	for _, h := range Hosts {
+		st, err := d.WaitFor(ctx, h, "serial 1", time.Minute, Applied(uint64(s1)))
+		must(err)
+		if len(st.Current.Signers) != 1 {
+			t.Errorf("%s: signers = %v, want the CI key", h, st.Current.Signers)
+		}
+		var tunnels int
+		for _, c := range st.Health {
+			if c.Kind == "tunnel" {
+				tunnels++
+			}
+		}
+		if tunnels < 2 {
+			t.Errorf("%s: %d tunnel checks passed, want N2P and PGC", h, tunnels)
+		}
+		state, err := sim.ReadState(d.Root(h))
+		must(err)
+		for _, j := range []string{"nginx_j", "node_j", "pg_j"} {
+			if js, ok := state.Jails[j]; !ok || js == nil {
+				t.Errorf("%s: jail %s not running", h, j)
+			}
+		}
+		assertTree(t, d, h)
+	}
+
+	// A table file only: pf-table:xpeers is the one unit activated.
+	since := time.Now()
+	must(d.Change("pf: let the new admin VPN exit in", GoodChange))
+	s2, err := d.Release(ctx)
+	must(err)
+	stA, err := d.WaitFor(ctx, "serverA", "serial 2", time.Minute, Applied(uint64(s2)))
+	must(err)
+	stB, err := d.WaitFor(ctx, "serverB", "serial 2", time.Minute, Applied(uint64(s2)))
+	must(err)
+	if !stB.Current.AppliedAt.After(stA.Current.AppliedAt.Add(2 * time.Second)) {
+		t.Errorf("serverB applied at %s, serverA at %s: want serverB a wave (3s) later", stB.Current.AppliedAt, stA.Current.AppliedAt)
+	}
+	for _, h := range Hosts {
+		if got := Activated(d.Root(h), since); !slices.Equal(got, []string{"pf-table:xpeers"}) {
+			t.Errorf("%s: activated %v, want only pf-table:xpeers", h, got)
+		}
+		assertTree(t, d, h)
+	}
+	good := map[string]map[string][32]byte{}
+	for _, h := range Hosts {
+		good[h] = hashTree(t, d.Root(h), "/jails/pg_j/etc/rc.conf", "/etc/pf.conf")
+	}
+
+	// A tunnel broken by a key only one side has: each host rolls back by
+	// itself, in its own wave, and is healthy again on serial 2.
+	must(d.Change("spiped: rotate the replication key on one side", BadChange))
+	s3, err := d.Release(ctx)
+	must(err)
+	for _, h := range Hosts {
+		st, err := d.WaitFor(ctx, h, "rollback of serial 3", time.Minute, RolledBack(uint64(s3)))
+		must(err)
+		if st.Current == nil || st.Current.Serial != uint64(s2) {
+			t.Errorf("%s: current = %+v after rollback, want serial %d", h, st.Current, s2)
+		}
+		if !strings.Contains(st.RolledBack.Reason, "pgc") {
+			t.Errorf("%s: rollback reason %q does not name the PGC tunnel check", h, st.RolledBack.Reason)
+		}
+		if !slices.ContainsFunc(st.Quarantined, func(q agent.Quarantined) bool { return q.Serial == uint64(s3) }) {
+			t.Errorf("%s: serial %d not quarantined: %+v", h, s3, st.Quarantined)
+		}
+		if got := hashTree(t, d.Root(h), "/jails/pg_j/etc/rc.conf", "/etc/pf.conf"); !mapsEqual(got, good[h]) {
+			t.Errorf("%s: files after rollback differ from serial 2", h)
+		}
+		if _, err := d.WaitFor(ctx, h, "healthy serial 2 again", time.Minute, Applied(uint64(s2))); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// git revert: a newer serial with the older content.
+	must(d.Revert())
+	s4, err := d.Release(ctx)
+	must(err)
+	for _, h := range Hosts {
+		_, err := d.WaitFor(ctx, h, "serial 4", time.Minute, Applied(uint64(s4)))
+		must(err)
+		if got := hashTree(t, d.Root(h), "/jails/pg_j/etc/rc.conf", "/etc/pf.conf"); !mapsEqual(got, good[h]) {
+			t.Errorf("%s: files after the revert differ from serial 2", h)
+		}
+		assertTree(t, d, h)
+	}
+}
+
+// assertTree checks that every file of the host's render at the repo's
+// current commit is on disk under the host's root, byte for byte.
+func assertTree(t *testing.T, d *Demo, host string) {
+	t.Helper()
+	repo, err := topology.Load(d.Repo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Render(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range r.Files {
+		got, err := os.ReadFile(filepath.Join(d.Root(host), f.Path))
+		if err != nil {
+			t.Errorf("%s: %v", host, err)
+			continue
+		}
+		if !bytes.Equal(got, f.Content) {
+			t.Errorf("%s: %s differs from the render", host, f.Path)
+		}
+	}
+}
+
+func hashTree(t *testing.T, root string, paths ...string) map[string][32]byte {
+	t.Helper()
+	m := map[string][32]byte{}
+	for _, p := range paths {
+		b, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[p] = sha256.Sum256(b)
+	}
+	return m
+}
+
+func mapsEqual(a, b map[string][32]byte) bool {
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
