@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
@@ -30,33 +31,31 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 	}
 	read := d.pfReader(stage, staged)
 	var errs []error
+	// pf.conf and the files are checked concurrently: rc files each cost
+	// a dash -n.
+	var pfErr error
+	var wg sync.WaitGroup
 	if staged[layout.PFConf] {
-		if _, _, err := checkPF(read); err != nil {
-			errs = append(errs, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, pfErr = checkPF(read)
+		}()
 	}
-	for _, f := range files {
-		p := path.Clean(f.Path)
-		src, err := os.ReadFile(hostPath(stage, p))
-		if err != nil {
-			errs = append(errs, &layout.FileError{File: p, Msg: err.Error()})
-			continue
-		}
-		if u, err := verify.ParseUnit(f.Unit); err == nil && u.Kind == verify.UnitPFTable {
-			if _, err := layout.ParseTableFile(p, src); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		switch {
-		case layout.IsJailConf(p):
-			errs = append(errs, checkJailConf(p, src, read, d.globStaged(stage, staged))...)
-		case layout.IsRCConf(p):
-			errs = append(errs, rcconf.Check(p, src)...)
-		case layout.IsRCFile(p):
-			if err := shCheck(ctx, p, hostPath(stage, p)); err != nil {
-				errs = append(errs, err)
-			}
-		}
+	per := make([][]error, len(files))
+	sem := make(chan struct{}, 4)
+	for i, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			per[i] = d.checkFile(ctx, stage, f, read, staged)
+		}()
+	}
+	wg.Wait()
+	errs = append(errs, pfErr)
+	for _, e := range per {
+		errs = append(errs, e...)
 	}
 	return precheckError(errs)
 }
@@ -167,4 +166,30 @@ func fileErrors(err error) []error {
 		out = append(out, err)
 	}
 	return out
+}
+
+// checkFile checks one staged file by its kind.
+func (d *Driver) checkFile(ctx context.Context, stage string, f verify.File, read func(string) ([]byte, error), staged map[string]bool) []error {
+	p := path.Clean(f.Path)
+	src, err := os.ReadFile(hostPath(stage, p))
+	if err != nil {
+		return []error{&layout.FileError{File: p, Msg: err.Error()}}
+	}
+	var errs []error
+	if u, err := verify.ParseUnit(f.Unit); err == nil && u.Kind == verify.UnitPFTable {
+		if _, err := layout.ParseTableFile(p, src); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch {
+	case layout.IsJailConf(p):
+		errs = append(errs, checkJailConf(p, src, read, d.globStaged(stage, staged))...)
+	case layout.IsRCConf(p):
+		errs = append(errs, rcconf.Check(p, src)...)
+	case layout.IsRCFile(p):
+		if err := shCheck(ctx, p, hostPath(stage, p)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }

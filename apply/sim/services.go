@@ -150,7 +150,23 @@ func unbracket(a string) string {
 
 // start runs spec detached (own session: it outlives the agent, like a
 // jail's daemons) with output to a log file, and waits until it listens.
+// A bind that fails with "Address already in use" right after the previous
+// process on that port was stopped is retried for a second: the kernel
+// may not have released the port yet.
 func (d *Driver) start(owner string, spec svcSpec) (Proc, error) {
+	var p Proc
+	var err error
+	for try := 0; try < 6; try++ {
+		if p, err = d.start1(owner, spec); err == nil || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "address already in use") {
+			return p, err
+		}
+		d.log.Info("sim: port busy, retrying", "service", spec.service, "name", spec.name, "err", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	return p, err
+}
+
+func (d *Driver) start1(owner string, spec svcSpec) (Proc, error) {
 	if spec.optional {
 		for _, l := range spec.listen {
 			ln, err := net.Listen("tcp", l)

@@ -28,10 +28,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func needSpiped(t *testing.T) {
+func needSpiped(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatal("spiped is not on PATH: the sim runs real spiped processes; install it (apt-get install spiped)")
+	if _, err := lookSpiped(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lookSpiped() (string, error) {
+	p, err := exec.LookPath("spiped")
+	if err != nil {
+		return "", fmt.Errorf("spiped is not on PATH: the sim runs real spiped processes; install it (apt-get install spiped): %w", err)
+	}
+	return p, nil
+}
+
+func mkdirWrite(t testing.TB, full string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -78,7 +96,9 @@ func newKey(t *testing.T) []byte {
 	return k
 }
 
-func copyTree(t *testing.T, src, dst string) {
+func copyTree(t *testing.T, src, dst string) { copyTreeTB(t, src, dst) }
+
+func copyTreeTB(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
