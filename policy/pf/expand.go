@@ -74,7 +74,17 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 			}
 		}
 	}
-	if n := len(ifaces) * len(protos) * len(from) * len(to) * len(fps) * len(tps); n > maxExpansion {
+	// user, group and icmp-type lists expand innermost
+	type extra struct{ user, group, icmp string }
+	var extras []extra
+	for _, u := range orNone(r.user) {
+		for _, g := range orNone(r.group) {
+			for _, ic := range orNone(r.icmp) {
+				extras = append(extras, extra{u, g, ic})
+			}
+		}
+	}
+	if n := len(ifaces) * len(protos) * len(from) * len(to) * len(fps) * len(tps) * len(extras); n > maxExpansion {
 		p.fail("rule expands to %d rules (more than %d)", n, maxExpansion)
 	}
 	var made []*Rule
@@ -86,39 +96,42 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 					for _, dst := range to {
 						for _, dp := range tps {
 							for _, osName := range strings.Split(r.os, "\x00") {
-								af := r.af
-								ok := true
-								for _, h := range []hostItem{src, dst} {
-									if h.af == "" {
-										continue
-									}
-									if af == "" {
-										af = h.af
-									} else if af != h.af {
-										ok = false
-									}
-								}
-								if pr == "icmp" && af == "inet6" || pr == "ipv6-icmp" && af == "inet" {
-									ok = false
-								}
-								if r.redir != nil && ok {
-									for _, h := range r.redir.hosts {
-										if h.af != "" && af == "" {
+								for _, x := range extras {
+									af := r.af
+									ok := true
+									for _, h := range []hostItem{src, dst} {
+										if h.af == "" {
+											continue
+										}
+										if af == "" {
 											af = h.af
+										} else if af != h.af {
+											ok = false
 										}
 									}
+									if pr == "icmp" && af == "inet6" || pr == "ipv6-icmp" && af == "inet" {
+										ok = false
+									}
+									if r.redir != nil && ok {
+										for _, h := range r.redir.hosts {
+											if h.af != "" && af == "" {
+												af = h.af
+											}
+										}
+									}
+									if !ok {
+										continue
+									}
+									if len(r.routeHosts) > 0 && af != "" && r.afTo == "" && !p.routeAFOK(r, af) {
+										routeMismatch = true
+										continue
+									}
+									c := combo{r: r, ifc: ifc, proto: pr, src: src, dst: dst, sp: sp, dp: dp, af: af, os: osName,
+										user: x.user, group: x.group, icmp: x.icmp}
+									rule := p.makeRule(c, depth)
+									made = append(made, rule)
+									p.emit(rule, out, depth)
 								}
-								if !ok {
-									continue
-								}
-								if len(r.routeHosts) > 0 && af != "" && r.afTo == "" && !p.routeAFOK(r, af) {
-									routeMismatch = true
-									continue
-								}
-								c := combo{r: r, ifc: ifc, proto: pr, src: src, dst: dst, sp: sp, dp: dp, af: af, os: osName}
-								rule := p.makeRule(c, depth)
-								made = append(made, rule)
-								p.emit(rule, out, depth)
 							}
 						}
 					}
@@ -159,6 +172,16 @@ type combo struct {
 	sp, dp   portItem
 	af       string
 	os       string
+	user     string
+	group    string
+	icmp     string
+}
+
+func orNone(l []string) []string {
+	if len(l) == 0 {
+		return []string{""}
+	}
+	return l
 }
 
 func endpoint(h hostItem, pi portItem) Endpoint {
@@ -363,11 +386,11 @@ func (p *parser) filterText(c combo) string {
 	if r.receivedOn != "" {
 		b.WriteString(" received-on " + r.receivedOn)
 	}
-	for _, u := range r.user {
-		b.WriteString(" user " + u)
+	if c.user != "" {
+		b.WriteString(" user " + c.user)
 	}
-	for _, g := range r.group {
-		b.WriteString(" group " + g)
+	if c.group != "" {
+		b.WriteString(" group " + c.group)
 	}
 	tcpish := c.proto == "" || c.proto == "tcp"
 	state := r.state
@@ -389,10 +412,8 @@ func (p *parser) filterText(c combo) string {
 	case r.action == "pass" && state != "no" && tcpish && !r.fragment:
 		b.WriteString(" flags S/SA")
 	}
-	for i, t := range r.icmp {
-		if i == 0 {
-			b.WriteString(" " + r.icmpKind + " " + t)
-		}
+	if c.icmp != "" {
+		b.WriteString(" " + r.icmpKind + " " + c.icmp)
 	}
 	if r.tos != "" {
 		b.WriteString(" tos " + r.tos)

@@ -210,9 +210,10 @@ func (p *parser) statement(out *[]*Rule, depth int, inAnchor bool) (ok bool) {
 	switch t.s {
 	case "include":
 		p.next()
+		line := p.tok.line
 		name := p.str()
 		p.endStmt(inAnchor)
-		p.include(name, out, depth)
+		p.include(name, line, out, depth)
 		return true
 	case "table":
 		p.tableDef()
@@ -321,15 +322,15 @@ func (p *parser) macroDef() {
 	p.rs.lines = append(p.rs.lines, fmt.Sprintf("%s = \"%s\"", name.s, v))
 }
 
-func (p *parser) include(name string, out *[]*Rule, depth int) {
+func (p *parser) include(name string, line int, out *[]*Rule, depth int) {
 	p.includes++
 	if p.depth >= maxIncludeDepth || p.includes > maxIncludes {
-		p.errAt(p.tok.line-1, "too many includes (loop?) at "+name)
+		p.errAt(line, "too many includes (loop?) at "+name)
 		return
 	}
 	src, err := p.opts.ReadFile(name)
 	if err != nil {
-		p.errAt(p.tok.line-1, fmt.Sprintf("cannot open include file %s: %s", name, strerror(err)))
+		p.errAt(line, fmt.Sprintf("failed to include file %s (%s)", name, strerror(err)))
 		return
 	}
 	p.depth++
