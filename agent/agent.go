@@ -23,6 +23,10 @@ import (
 	"github.com/rigger-bsd/rigger/verify"
 )
 
+// clockSkew is how far the clock may be behind the last apply before the
+// agent stops accepting bundles.
+const clockSkew = 5 * time.Minute
+
 // Outcome is what one poll came to.
 type Outcome string
 
@@ -374,6 +378,10 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 	if err != nil {
 		return OutcomeError, commit, 0, err
 	}
+	// Expiry and not_before mean nothing on a clock that went backwards.
+	if c := a.st.Current; c != nil && !c.AppliedAt.IsZero() && a.now().Before(c.AppliedAt.Add(-clockSkew)) {
+		return OutcomeError, commit, 0, fmt.Errorf("clock is behind the last apply (%s); fix the time (NTP) before bundles are accepted", c.AppliedAt.Format(time.RFC3339))
+	}
 	b, err := verify.Verify(bf.Manifest, bytes.NewReader(bf.Archive), a.verifyOptions(last))
 	if err != nil {
 		var rej *verify.RejectError
@@ -388,8 +396,12 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 			return OutcomeUpToDate, commit, claimed, nil
 		}
 		if errors.Is(err, verify.ErrRollback) && a.st.Current != nil && claimed == a.st.Current.Serial {
-			// Our own bundle under a new commit (status.json was lost):
-			// nothing to do, nothing to quarantine.
+			// Our own serial under a new commit: status.json was lost, or
+			// the bundle was re-signed (bundler sign adds a signature).
+			// Nothing to do either way; different bytes are worth a word.
+			if a.st.Current.ManifestBlob != "" && a.st.Current.ManifestBlob != bf.ManifestBlob {
+				a.log.Warn("applied serial republished with different bytes; keeping the applied one", "serial", claimed, "commit", short(commit))
+			}
 			a.st.Current.ManifestBlob, a.st.Current.ArchiveBlob = bf.ManifestBlob, bf.ArchiveBlob
 			return OutcomeUpToDate, commit, claimed, nil
 		}

@@ -311,3 +311,17 @@ func TestPlanChangesNothing(t *testing.T) {
 		t.Fatalf("plan after apply = %+v, %v; want up to date", res, err)
 	}
 }
+
+func TestClockBehindLastApply(t *testing.T) {
+	w := newWorld(t)
+	w.publish(map[string]*bundle.Built{"serverA": w.bundleFor("serverA", 1, time.Time{})})
+	w.poll(OutcomeApplied)
+	w.publish(map[string]*bundle.Built{"serverA": w.bundleFor("serverA", 2, time.Time{})})
+	w.clock = w.clock.Add(-time.Hour)
+	err := w.poll(OutcomeError)
+	if err == nil || !strings.Contains(err.Error(), "clock is behind the last apply") {
+		t.Fatalf("err = %v", err)
+	}
+	w.clock = w.clock.Add(time.Hour + time.Second)
+	w.poll(OutcomeApplied)
+}
