@@ -172,11 +172,12 @@ func (d *Driver) loadTable(table string) error {
 
 // stopJail stops the jail's processes and forgets it (service jail stop).
 func (d *Driver) stopJail(s *State, name string) error {
-	j := s.Jails[name]
-	if j == nil {
-		return nil
+	var procs []Proc
+	if j := s.Jails[name]; j != nil {
+		procs = j.Procs
 	}
-	err := terminateAll(j.Procs)
+	// Strays: started by an agent killed before it recorded them.
+	err := terminateAll(append(procs, strays(d.root, name, "")...))
 	delete(s.Jails, name)
 	return err
 }
@@ -198,13 +199,28 @@ func (d *Driver) startJail(s *State, name string) error {
 	j := &JailState{Name: name, JID: s.NextJID, Path: jp.path, Ifaces: jp.ifaces, Addrs: jp.addrs, Started: time.Now().UTC()}
 	s.NextJID++
 	s.Jails[name] = j
-	return d.startSpecs(name, j, specs)
+	return d.startSpecs(s, name, j, specs)
 }
 
-func (d *Driver) startSpecs(owner string, j *JailState, specs []svcSpec) error {
+func (d *Driver) startSpecs(s *State, owner string, j *JailState, specs []svcSpec) error {
+	save := func() {
+		if err := writeState(d.root, s); err != nil {
+			d.log.Warn("sim: state", "err", err)
+		}
+	}
+	started := func(p Proc) { j.Procs = append(j.Procs, p); save() }
+	failed := func(p Proc) {
+		for i := range j.Procs {
+			if j.Procs[i].PID == p.PID {
+				j.Procs = append(j.Procs[:i], j.Procs[i+1:]...)
+				break
+			}
+		}
+		save()
+	}
 	var errs []error
 	for _, sp := range specs {
-		p, err := d.start(owner, sp)
+		_, err := d.start(owner, sp, started, failed)
 		if errors.Is(err, errSkipped) {
 			continue
 		}
@@ -212,9 +228,7 @@ func (d *Driver) startSpecs(owner string, j *JailState, specs []svcSpec) error {
 			errs = append(errs, err)
 			// Keep a record so JailRunning reports the jail broken.
 			j.Procs = append(j.Procs, Proc{Service: sp.service, Name: sp.name, Argv: sp.argv, Listen: sp.listen})
-			continue
 		}
-		j.Procs = append(j.Procs, p)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s: %w", owner, errors.Join(errs...))
@@ -225,7 +239,7 @@ func (d *Driver) startSpecs(owner string, j *JailState, specs []svcSpec) error {
 // restartService stops owner's processes of service svc and starts them
 // again from the current rc.conf. rc.subr refuses a service that is not
 // enabled.
-func (d *Driver) restartService(owner string, j *JailState, root string, v *rcVars, svc string) error {
+func (d *Driver) restartService(s *State, owner string, j *JailState, root string, v *rcVars, svc string) error {
 	if !v.yes(svc + "_enable") {
 		return fmt.Errorf("Cannot 'restart' %s. Set %s_enable to YES in /etc/rc.conf or use 'onerestart' instead of 'restart'.", svc, svc)
 	}
@@ -241,14 +255,14 @@ func (d *Driver) restartService(owner string, j *JailState, root string, v *rcVa
 			keep = append(keep, p)
 		}
 	}
-	if err := terminateAll(stop); err != nil {
+	if err := terminateAll(append(stop, strays(d.root, owner, svc)...)); err != nil {
 		return err
 	}
 	j.Procs = keep
 	if len(specs) == 0 {
 		d.log.Info("sim: no stand-in for service; restart is a no-op", "owner", owner, "service", svc)
 	}
-	return d.startSpecs(owner, j, specs)
+	return d.startSpecs(s, owner, j, specs)
 }
 
 // restartJailService is service -j JAIL SVC restart.
@@ -261,7 +275,7 @@ func (d *Driver) restartJailService(s *State, jail, svc string) error {
 	if err != nil {
 		return err
 	}
-	return d.restartService(jail, j, d.host(j.Path), v, svc)
+	return d.restartService(s, jail, j, d.host(j.Path), v, svc)
 }
 
 // restartHostService is service SVC restart on the host.
@@ -281,7 +295,7 @@ func (d *Driver) restartHostService(s *State, svc string) error {
 	for _, a := range addrs {
 		s.Host.Addrs = append(s.Host.Addrs, a.String())
 	}
-	return d.restartService(hostOwner, s.Host, d.root, v, svc)
+	return d.restartService(s, hostOwner, s.Host, d.root, v, svc)
 }
 
 // checkWireGuard stands in for wg syncconf: the config must exist and

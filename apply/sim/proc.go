@@ -82,3 +82,46 @@ func terminateAll(ps []Proc) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// tagEnv marks every process the sim starts with its sandbox root, owner
+// (jail or "host") and service, so processes an agent started but never
+// recorded (it was killed in between) are still found and stopped.
+const tagEnv = "RIGGER_SIM_OWNER"
+
+func tag(root, owner, service string) string { return root + "|" + owner + "|" + service }
+
+// strays finds live processes tagged for root, and owner and service
+// when not empty, by reading /proc/*/environ (Linux; elsewhere none).
+func strays(root, owner, service string) []Proc {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := tagEnv + "=" + root + "|"
+	if owner != "" {
+		want += owner + "|"
+		if service != "" {
+			want += service
+		}
+	}
+	var out []Proc
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if strings.HasPrefix(kv, want) && (service == "" || kv == want) {
+				cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+				argv := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
+				out = append(out, Proc{Service: "stray", Name: kv[len(tagEnv)+1:], PID: pid, Argv: argv})
+				break
+			}
+		}
+	}
+	return out
+}

@@ -153,11 +153,11 @@ func unbracket(a string) string {
 // A bind that fails with "Address already in use" right after the previous
 // process on that port was stopped is retried for a second: the kernel
 // may not have released the port yet.
-func (d *Driver) start(owner string, spec svcSpec) (Proc, error) {
+func (d *Driver) start(owner string, spec svcSpec, started func(Proc), failed func(Proc)) (Proc, error) {
 	var p Proc
 	var err error
 	for try := 0; try < 6; try++ {
-		if p, err = d.start1(owner, spec); err == nil || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "address already in use") {
+		if p, err = d.start1(owner, spec, started, failed); err == nil || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "address already in use") {
 			return p, err
 		}
 		d.log.Info("sim: port busy, retrying", "service", spec.service, "name", spec.name, "err", err)
@@ -166,7 +166,10 @@ func (d *Driver) start(owner string, spec svcSpec) (Proc, error) {
 	return p, err
 }
 
-func (d *Driver) start1(owner string, spec svcSpec) (Proc, error) {
+// start1 is one attempt. started sees the process as soon as it exists
+// (so the state names it even if the agent dies while waiting), failed
+// when it turned out not to serve.
+func (d *Driver) start1(owner string, spec svcSpec, started func(Proc), failed func(Proc)) (Proc, error) {
 	if spec.optional {
 		for _, l := range spec.listen {
 			ln, err := net.Listen("tcp", l)
@@ -186,6 +189,7 @@ func (d *Driver) start1(owner string, spec svcSpec) (Proc, error) {
 	fmt.Fprintf(logf, "--- %s start %q\n", time.Now().UTC().Format(time.RFC3339), spec.argv)
 	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = append(os.Environ(), spec.env...)
+	cmd.Env = append(cmd.Env, tagEnv+"="+tag(d.root, owner, spec.service))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -194,8 +198,10 @@ func (d *Driver) start1(owner string, spec svcSpec) (Proc, error) {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }() // reap it while we live
 	p := Proc{Service: spec.service, Name: spec.name, PID: cmd.Process.Pid, Argv: spec.argv, Listen: spec.listen}
+	started(p)
 	if err := waitListening(spec.listen, exited, 5*time.Second); err != nil {
 		terminate(p)
+		failed(p)
 		why := lastLine(logName)
 		if spec.service != "spiped" && why == "" {
 			why = "did the binary call sim.ServiceMain() first?"

@@ -27,7 +27,7 @@ func Shutdown(root string) error {
 		procs = append(procs, s.Host.Procs...)
 		s.Host = nil
 	}
-	if err := terminateAll(procs); err != nil {
+	if err := terminateAll(append(procs, strays(root, "", "")...)); err != nil {
 		errs = append(errs, fmt.Errorf("sim shutdown: %w", err))
 	}
 	s.Jails = map[string]*JailState{}

@@ -583,3 +583,73 @@ func FuzzRCEval(f *testing.F) {
 		v.ifaceAddrs(nil)
 	})
 }
+
+// An agent killed between starting a jail's processes and recording them
+// leaves strays; the next start of that jail and Shutdown still find them.
+func TestStraysAfterLostState(t *testing.T) {
+	key := newKey(t)
+	a, _ := twoHosts(t, key, key)
+	s, _ := ReadState(a.root)
+	old := s.Jails["pg_j"].Procs
+	if err := os.Remove(stateFile(a.root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.drv.Activate(context.Background(), unit(t, "jail:pg_j")); err != nil {
+		t.Fatalf("restart over strays: %v", err)
+	}
+	for _, p := range old {
+		if alive(p) {
+			t.Errorf("stray %s %s (pid %d) survived the restart", p.Service, p.Name, p.PID)
+		}
+	}
+	s, _ = ReadState(a.root)
+	cur := s.Jails["pg_j"].Procs
+	if err := os.Remove(stateFile(a.root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Shutdown(a.root); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range cur {
+		if alive(p) {
+			t.Errorf("%s %s (pid %d) survived Shutdown without state", p.Service, p.Name, p.PID)
+		}
+	}
+}
+
+func TestHostService(t *testing.T) {
+	needSpiped(t)
+	ipA, ipB := pair()
+	h := newHost(t, ipA, ipB, newKey(t))
+	write(t, h.root, "/etc/spiped.key", string(newKey(t)))
+	write(t, h.root, "/etc/rc.conf", readFile(t, h.root, "/etc/rc.conf")+`
+ifconfig_em1="inet `+ipA+`/24"
+spiped_enable="YES"
+spiped_pipes="SSH"
+spiped_pipe_SSH_mode="server"
+spiped_pipe_SSH_source="[`+ipA+`]:8022"
+spiped_pipe_SSH_target="[127.0.0.1]:22"
+spiped_pipe_SSH_key="/etc/spiped.key"
+spiped_pipe_SSH_flags="-D -u spiped:spiped -o 30"
+`)
+	if err := h.drv.Activate(context.Background(), unit(t, "service:spiped")); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := ReadState(h.root)
+	if s.Host == nil || len(s.Host.Procs) != 1 || !alive(s.Host.Procs[0]) {
+		t.Fatalf("host state = %+v", s.Host)
+	}
+	argv := strings.Join(s.Host.Procs[0].Argv, " ")
+	if !strings.Contains(argv, "-d -s ["+ipA+"]:8022") || !strings.Contains(argv, "-o 30") || strings.Contains(argv, "-u") || strings.Contains(argv, "-D") {
+		t.Errorf("spiped argv = %s", argv)
+	}
+	if !strings.HasSuffix(argv, hostPath(h.root, "/etc/spiped.key")+" -F -o 30") {
+		t.Errorf("key not mapped into the sandbox: %s", argv)
+	}
+	if err := Shutdown(h.root); err != nil {
+		t.Fatal(err)
+	}
+	if alive(s.Host.Procs[0]) {
+		t.Error("host spiped alive after Shutdown")
+	}
+}
