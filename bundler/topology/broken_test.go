@@ -113,27 +113,17 @@ func TestBrokenRepos(t *testing.T) {
 		{name: "duplicate host", edits: []edit{{"  b:\n    role: r\n", "  a:\n    role: r\n"}},
 			want: `topology.yaml:34: mapping key "a" already defined at line 31`},
 		{name: "duplicate jail", edits: []edit{{"- name: app_j", "- name: db_j"}},
-			want: "topology.yaml:22: host a: jail db_j defined twice (also line 16)\n" +
-				"topology.yaml:22: host b: jail db_j defined twice (also line 16)"},
+			want: "topology.yaml:22: hosts a, b: jail db_j defined twice (also line 16)"},
 		{name: "interface in two jails", edits: []edit{{"interfaces: [e1_b]", "interfaces: [e1_b, e0_b]"}},
-			want: "topology.yaml:23: host a: interface e0_b claimed by both jail db_j and jail app_j\n" +
-				"topology.yaml:23: host b: interface e0_b claimed by both jail db_j and jail app_j"},
+			want: "topology.yaml:23: hosts a, b: interface e0_b claimed by both jail db_j and jail app_j"},
 		{name: "interface in bridge and jail", edits: []edit{{"members: [e0_a]", "members: [e0_a, e0_b]"}},
-			want: "topology.yaml:17: host a: interface e0_b claimed by both bridge br0 and jail db_j\n" +
-				"topology.yaml:17: host b: interface e0_b claimed by both bridge br0 and jail db_j\n" +
-				"topology.yaml:20: host a: jail db_j: pipe IN: source: 10.1.0.10 is not an address of jail db_j\n" +
-				"topology.yaml:20: host b: jail db_j: pipe IN: source: 10.1.0.10 is not an address of jail db_j\n" +
-				"topology.yaml:21: host a: jail db_j: pipe OUT: source: 10.1.0.10 is not an address of jail db_j\n" +
-				"topology.yaml:21: host b: jail db_j: pipe OUT: source: 10.1.0.10 is not an address of jail db_j"},
+			want: "topology.yaml:17: hosts a, b: interface e0_b claimed by both bridge br0 and jail db_j"},
 		{name: "epair end never used", edits: []edit{{"      e1_a: 10.2.0.1/30\n", ""}},
-			want: "topology.yaml:9: host a: epair end e1_a is never used (no bridge, jail or address)\n" +
-				"topology.yaml:9: host b: epair end e1_a is never used (no bridge, jail or address)"},
+			want: "topology.yaml:9: hosts a, b: epair end e1_a is never used (no bridge, jail or address)"},
 		{name: "vnet interface never created", edits: []edit{{"interfaces: [e1_b]", "interfaces: [e1_b, e9_b]"}},
-			want: "topology.yaml:23: host a: jail app_j: vnet interface e9_b is never created by the host\n" +
-				"topology.yaml:23: host b: jail app_j: vnet interface e9_b is never created by the host"},
+			want: "topology.yaml:23: hosts a, b: jail app_j: vnet interface e9_b is never created by the host"},
 		{name: "duplicate address", edits: []edit{{"e1_b: 10.2.0.2/30", "e1_b: 10.1.0.1/30"}},
-			want: "topology.yaml:14: host a: addrs: e1_b: address 10.1.0.1 already used by br0\n" +
-				"topology.yaml:14: host b: addrs: e1_b: address 10.1.0.1 already used by br0"},
+			want: "topology.yaml:14: hosts a, b: addrs: e1_b: address 10.1.0.1 already used by br0"},
 		{name: "pipe without listener", edits: []edit{{`"peer/e0_b:6000"`, `"peer/e0_b:6009"`}},
 			want: "topology.yaml:21: host a: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6009 on host b\n" +
 				"topology.yaml:21: host b: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6009 on host a"},
@@ -142,69 +132,49 @@ func TestBrokenRepos(t *testing.T) {
 				"topology.yaml:27: host a: pf table peers: entry \"peer/e0_b\": unknown host c\n" +
 				"topology.yaml:33: host a: unknown peer host \"c\""},
 		{name: "unknown jail in unit", edits: []edit{{"unit: none}", "unit: \"jail:web_j\"}"}},
-			want: "topology.yaml:29: host a: file /etc/motd: unit \"jail:web_j\": unknown jail web_j\n" +
-				"topology.yaml:29: host b: file /etc/motd: unit \"jail:web_j\": unknown jail web_j"},
+			want: "topology.yaml:29: hosts a, b: file /etc/motd: unit \"jail:web_j\": unknown jail web_j"},
 		{name: "unknown bridge member", edits: []edit{{"members: [e0_a]", "members: [e0_a, nope]"}},
-			want: "topology.yaml:6: host a: bridge br0: unknown interface nope\n" +
-				"topology.yaml:6: host b: bridge br0: unknown interface nope"},
+			want: "topology.yaml:6: hosts a, b: bridge br0: unknown interface nope"},
 		{name: "template parse error", files: map[string]string{"pf.tmpl": "pass\n{{ .Addr }\n"},
 			want: `pf.tmpl:2: unexpected "}" in operand`},
 		{name: "template exec error", files: map[string]string{"pf.tmpl": "pass\npass in to {{ .Addr \"nope\" }}\n"},
 			want: "pf.tmpl:2: host a: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"nope\": host a has no interface nope\n" +
 				"pf.tmpl:2: host b: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"nope\": host b has no interface nope"},
 		{name: "target outside roots", edits: []edit{{"target: /etc/motd", "target: /usr/bin/motd"}},
-			want: "topology.yaml:29: host a: target path \"/usr/bin/motd\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc\n" +
-				"topology.yaml:29: host b: target path \"/usr/bin/motd\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
+			want: "topology.yaml:29: hosts a, b: target path \"/usr/bin/motd\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
 		{name: "bad unit", edits: []edit{{"unit: none}", "unit: restart}"}},
-			want: "topology.yaml:29: host a: file /etc/motd: unit \"restart\": unknown kind \"restart\"\n" +
-				"topology.yaml:29: host b: file /etc/motd: unit \"restart\": unknown kind \"restart\""},
+			want: "topology.yaml:29: hosts a, b: file /etc/motd: unit \"restart\": unknown kind \"restart\""},
 		{name: "bad pipe mode", edits: []edit{{"mode: decrypt", "mode: both"}},
-			want: "topology.yaml:20: host a: jail db_j: pipe IN: mode \"both\": want encrypt or decrypt\n" +
-				"topology.yaml:20: host b: jail db_j: pipe IN: mode \"both\": want encrypt or decrypt\n" +
+			want: "topology.yaml:20: hosts a, b: jail db_j: pipe IN: mode \"both\": want encrypt or decrypt\n" +
 				"topology.yaml:21: host a: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host b\n" +
 				"topology.yaml:21: host b: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host a"},
 		{name: "encrypt pipe without probe", edits: []edit{{", probe: pg-ssl}", "}"}},
-			want: "topology.yaml:21: host a: jail db_j: pipe OUT: encrypt pipe needs a probe (pg-ssl, send-expect, banner or none)\n" +
-				"topology.yaml:21: host b: jail db_j: pipe OUT: encrypt pipe needs a probe (pg-ssl, send-expect, banner or none)"},
+			want: "topology.yaml:21: hosts a, b: jail db_j: pipe OUT: encrypt pipe needs a probe (pg-ssl, send-expect, banner or none)"},
 		{name: "bad address", edits: []edit{{"e0_b: 10.1.0.10/24", "e0_b: 10.1.0.300/24"}},
-			want: "pf.tmpl:2: host a: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"e0_b\": interface e0_b on host a has no address\n" +
-				"pf.tmpl:2: host b: executing \"pf.tmpl\" at <.Addr>: error calling Addr: \"e0_b\": interface e0_b on host b has no address\n" +
-				"topology.yaml:12: host a: addrs: e0_b: address \"10.1.0.300/24\": want ADDR/PREFIXLEN\n" +
-				"topology.yaml:12: host b: addrs: e0_b: address \"10.1.0.300/24\": want ADDR/PREFIXLEN\n" +
-				"topology.yaml:20: host a: jail db_j: pipe IN: source: endpoint \"e0_b\": interface e0_b on host a has no address\n" +
-				"topology.yaml:20: host b: jail db_j: pipe IN: source: endpoint \"e0_b\": interface e0_b on host b has no address\n" +
-				"topology.yaml:21: host a: jail db_j: pipe OUT: source: endpoint \"e0_b\": interface e0_b on host a has no address\n" +
-				"topology.yaml:21: host b: jail db_j: pipe OUT: source: endpoint \"e0_b\": interface e0_b on host b has no address\n" +
-				"topology.yaml:27: host a: pf table peers: entry \"peer/e0_b\": interface e0_b on host b has no address\n" +
-				"topology.yaml:27: host b: pf table peers: entry \"peer/e0_b\": interface e0_b on host a has no address"},
+			want: "topology.yaml:12: hosts a, b: addrs: e0_b: address \"10.1.0.300/24\": want ADDR/PREFIXLEN"},
 		{name: "unknown role", edits: []edit{{"  b:\n    role: r\n", "  b:\n    role: x\n"}},
 			want: "topology.yaml:21: host a: jail db_j: pipe OUT: target: endpoint \"peer/e0_b\": host b has no interface e0_b\n" +
 				"topology.yaml:27: host a: pf table peers: entry \"peer/e0_b\": host b has no interface e0_b\n" +
 				"topology.yaml:35: host b: unknown role \"x\""},
 		{name: "missing source file", edits: []edit{{"source: motd", "source: motd.txt"}},
-			want: "topology.yaml:29: host a: file /etc/motd: source \"motd.txt\": open motd.txt: file does not exist\n" +
-				"topology.yaml:29: host b: file /etc/motd: source \"motd.txt\": open motd.txt: file does not exist"},
+			want: "topology.yaml:29: hosts a, b: file /etc/motd: source \"motd.txt\": open motd.txt: file does not exist"},
 		{name: "target rendered twice", edits: []edit{{"target: /etc/motd", "target: /etc/pf.conf"}},
-			want: "topology.yaml:29: host a: target /etc/pf.conf rendered twice\n" +
-				"topology.yaml:29: host b: target /etc/pf.conf rendered twice"},
+			want: "topology.yaml:29: hosts a, b: target /etc/pf.conf rendered twice"},
 		{name: "pipe source not the jail's", edits: []edit{{`source: "e0_b:6000"`, `source: "e1_b:6000"`}},
-			want: "topology.yaml:20: host a: jail db_j: pipe IN: source: 10.2.0.2 is not an address of jail db_j\n" +
-				"topology.yaml:20: host b: jail db_j: pipe IN: source: 10.2.0.2 is not an address of jail db_j\n" +
+			want: "topology.yaml:20: hosts a, b: jail db_j: pipe IN: source: 10.2.0.2 is not an address of jail db_j\n" +
 				"topology.yaml:21: host a: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host b\n" +
 				"topology.yaml:21: host b: jail db_j: pipe OUT: no decrypt pipe listens on 10.1.0.10:6000 on host a"},
 		{name: "unknown gateway interface", edits: []edit{{"gateway: br0", "gateway: br9"}},
 			want: "topology.yaml:18: host a: jail db_j: gateway: \"br9\": host a has no interface br9\n" +
 				"topology.yaml:18: host b: jail db_j: gateway: \"br9\": host b has no interface br9"},
 		{name: "policy roots", edits: []edit{{"domain: test.lan\n", "domain: test.lan\npolicy: {roots: [/etc, /jails/*/etc]}\n"}, {"target: /etc/motd", "target: /usr/local/etc/motd"}},
-			want: "topology.yaml:30: host a: target path \"/usr/local/etc/motd\": outside the allowed roots /etc, /jails/*/etc\n" +
-				"topology.yaml:30: host b: target path \"/usr/local/etc/motd\": outside the allowed roots /etc, /jails/*/etc"},
+			want: "topology.yaml:30: hosts a, b: target path \"/usr/local/etc/motd\": outside the allowed roots /etc, /jails/*/etc"},
 		{name: "loader outside roots", edits: []edit{{"    peer: b\n", "    peer: b\n    loader: {if_wg_load: \"YES\"}\n"}},
 			want: "topology.yaml:34: host a: target path \"/boot/loader.conf.d/rigger.conf\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
 		{name: "http check without url", edits: []edit{{"    peer: b\n", "    peer: b\n    checks: [{name: web, kind: http, url: /x}]\n"}},
 			want: "topology.yaml:34: host a: check web: http check needs a url (or addr and a path)"},
 		{name: "unknown table in unit", edits: []edit{{"unit: none}", "unit: \"pf-table:nope\"}"}},
-			want: "topology.yaml:29: host a: file /etc/motd: unit \"pf-table:nope\": unknown pf table nope\n" +
-				"topology.yaml:29: host b: file /etc/motd: unit \"pf-table:nope\": unknown pf table nope"},
+			want: "topology.yaml:29: hosts a, b: file /etc/motd: unit \"pf-table:nope\": unknown pf table nope"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -38,13 +38,17 @@ type host struct {
 
 // iface is an interface the host creates (or owns, for NICs).
 type iface struct {
-	name   string
-	kind   string // nic, lagg, vlan, bridge, epair, wg
-	jail   string // owning jail, "" = the host
-	claim  string // who claimed it: "jail pg_j", "bridge ibridge", "lagg lagg0"
-	addrs  []string
-	prefix []netip.Prefix
-	pos    Pos
+	name  string
+	kind  string // nic, lagg, vlan, bridge, epair, wg
+	jail  string // owning jail, "" = the host
+	claim string // who claimed it: "jail pg_j", "bridge ibridge", "lagg lagg0"
+	// contested or badAddr: a problem is already reported; checks that
+	// depend on the interface stay quiet instead of repeating it.
+	contested bool
+	badAddr   bool
+	addrs     []string
+	prefix    []netip.Prefix
+	pos       Pos
 }
 
 // rpipe is a pipe with its endpoints resolved.
@@ -391,6 +395,7 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 		}
 		if i.claim != "" {
 			pl.add(pos, h.where, "interface %s claimed by both %s and %s", name, i.claim, by)
+			i.contested = true
 			return
 		}
 		i.claim, i.jail = by, jail
@@ -461,6 +466,7 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 			p, err := netip.ParsePrefix(a)
 			if err != nil {
 				pl.add(pos, h.where+": addrs: "+name, "address %q: want ADDR/PREFIXLEN", a)
+				i.badAddr = true
 				continue
 			}
 			if other, dup := seen[p.Addr()]; dup {
@@ -514,6 +520,9 @@ func (r *Repo) ref(h *host, s string) (endpoint, error) {
 		return endpoint{}, fmt.Errorf("%q: host %s has no interface %s", s, target.name, ifn)
 	}
 	if len(i.prefix) == 0 {
+		if i.badAddr {
+			return endpoint{}, errReported
+		}
 		return endpoint{}, fmt.Errorf("%q: interface %s on host %s has no address", s, ifn, target.name)
 	}
 	for _, p := range i.prefix {
@@ -628,7 +637,7 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 				pl.add(r.pos.at(pp, "target"), pw+": target", "%v", err)
 				continue
 			}
-			if owner := r.jailOf(h, rp.src.addr); rp.src.host != h.name || owner != j.Name {
+			if owner, i := r.jailOf(h, rp.src.addr); (i == nil || !i.contested) && (rp.src.host != h.name || owner != j.Name) {
 				pl.add(r.pos.at(pp, "source"), pw+": source", "%s is not an address of jail %s", rp.src.addr, j.Name)
 			}
 			key := rp.src.String()
@@ -678,16 +687,17 @@ func (r *Repo) specPos(h *host, key string) Pos {
 	return r.pos.at(h.own, key)
 }
 
-// jailOf names the jail owning addr on host h ("" = the host itself).
-func (r *Repo) jailOf(h *host, a netip.Addr) string {
+// jailOf names the jail owning addr on host h ("" = the host itself) and
+// the interface carrying it.
+func (r *Repo) jailOf(h *host, a netip.Addr) (string, *iface) {
 	for _, i := range h.ifaces {
 		for _, p := range i.prefix {
 			if p.Addr() == a {
-				return i.jail
+				return i.jail, i
 			}
 		}
 	}
-	return "-"
+	return "-", nil
 }
 
 // crossCheck runs the checks that need every host resolved: each encrypt

@@ -1,8 +1,10 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,11 +50,54 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// sorted returns ps ordered by file, line and text, without duplicates
-// (a role's mistake is found once per host using it).
+// sorted returns ps ordered by file, line and text, without duplicates. A
+// role's mistake is found once per host using it: the same problem at the
+// same place for several hosts is reported once, naming the hosts.
 func (ps Problems) sorted() Problems {
-	sort.SliceStable(ps, func(i, j int) bool {
-		a, b := ps[i], ps[j]
+	type key struct {
+		file      string
+		line      int
+		rest, msg string
+	}
+	hosts := map[key][]string{}
+	var order []key
+	for _, p := range ps {
+		k := key{p.File, p.Line, p.Where, p.Msg}
+		h := ""
+		if name, rest, ok := strings.Cut(strings.TrimPrefix(p.Where, "host "), ": "); ok && strings.HasPrefix(p.Where, "host ") {
+			h, k.rest = name, rest
+		} else if strings.HasPrefix(p.Where, "host ") {
+			h, k.rest = strings.TrimPrefix(p.Where, "host "), ""
+		}
+		if _, seen := hosts[k]; !seen {
+			order = append(order, k)
+			hosts[k] = nil
+		}
+		if h != "" && !slices.Contains(hosts[k], h) {
+			hosts[k] = append(hosts[k], h)
+		}
+	}
+	out := make(Problems, 0, len(order))
+	for _, k := range order {
+		p := Problem{File: k.file, Line: k.line, Where: k.rest, Msg: k.msg}
+		if hs := hosts[k]; len(hs) > 0 {
+			sort.Strings(hs)
+			who := "host " + hs[0]
+			if len(hs) > 1 {
+				who = "hosts " + strings.Join(hs[:min(len(hs), 4)], ", ")
+				if len(hs) > 4 {
+					who += fmt.Sprintf(" and %d more", len(hs)-4)
+				}
+			}
+			p.Where = who
+			if k.rest != "" {
+				p.Where += ": " + k.rest
+			}
+		}
+		out = append(out, p)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		if a.File != b.File {
 			return a.File < b.File
 		}
@@ -61,24 +106,30 @@ func (ps Problems) sorted() Problems {
 		}
 		return a.String() < b.String()
 	})
-	out := ps[:0]
-	seen := map[string]bool{}
-	for _, p := range ps {
-		s := p.String()
-		if seen[s] {
-			continue
-		}
-		seen[s] = true
-		out = append(out, p)
-	}
 	return out
 }
 
 // problemList collects problems while loading.
 type problemList struct{ ps Problems }
 
+// errReported marks an error whose cause is already a reported problem
+// (a bad address): follow-on problems are dropped instead of repeated.
+var errReported = errors.New("already reported")
+
 func (l *problemList) add(pos Pos, where, format string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, errReported) {
+			return
+		}
+	}
 	l.ps = append(l.ps, Problem{File: pos.File, Line: pos.Line, Where: where, Msg: fmt.Sprintf(format, args...)})
+}
+
+// addProblem adds p unless it is empty (an already reported cause).
+func (l *problemList) addProblem(p Problem) {
+	if p.Msg != "" {
+		l.ps = append(l.ps, p)
+	}
 }
 
 func (l *problemList) err() error {
@@ -134,6 +185,9 @@ func cleanYAMLMsg(s string) string {
 // templateProblem turns a text/template error into a Problem naming the
 // template file and line.
 func templateProblem(err error, where string) Problem {
+	if errors.Is(err, errReported) {
+		return Problem{}
+	}
 	msg := err.Error()
 	if m := tmplLineRE.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[2])

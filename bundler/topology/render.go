@@ -210,7 +210,7 @@ func (r *Repo) execute(h *host, name string, view *View, pos Pos, pl *problemLis
 		}
 		t, err = template.New(name).Option("missingkey=error").Funcs(templateFuncs).Parse(string(src))
 		if err != nil {
-			pl.ps = append(pl.ps, templateProblem(err, ""))
+			pl.addProblem(templateProblem(err, ""))
 			t = nil
 		}
 		r.tmpls[name] = t
@@ -220,7 +220,7 @@ func (r *Repo) execute(h *host, name string, view *View, pos Pos, pl *problemLis
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, view); err != nil {
-		pl.ps = append(pl.ps, templateProblem(err, h.where))
+		pl.addProblem(templateProblem(err, h.where))
 		return "", false
 	}
 	return b.String(), true
@@ -349,17 +349,17 @@ func (r *Repo) hostRC(h *host) string {
 			}
 			pre = append(pre, nic.Options...)
 		}
-		ifconfigLines(&b, n, nil, pre, h.ifaces[n].addrs)
+		ifconfigLines(&b, n, nil, pre, hostAddrs(h.ifaces[n]))
 	}
 	for _, l := range s.Laggs {
 		pre := []string{"laggproto", l.Proto}
 		for _, p := range l.Ports {
 			pre = append(pre, "laggport", p)
 		}
-		ifconfigLines(&b, l.Name, pre, nil, h.ifaces[l.Name].addrs)
+		ifconfigLines(&b, l.Name, pre, nil, hostAddrs(h.ifaces[l.Name]))
 	}
 	for _, v := range s.Vlans {
-		ifconfigLines(&b, v.Name, []string{"vlan", strconv.Itoa(v.Tag), "vlandev", v.Parent}, nil, h.ifaces[v.Name].addrs)
+		ifconfigLines(&b, v.Name, []string{"vlan", strconv.Itoa(v.Tag), "vlandev", v.Parent}, nil, hostAddrs(h.ifaces[v.Name]))
 	}
 	for _, e := range s.Epairs {
 		for _, end := range *e {
@@ -423,6 +423,15 @@ func (r *Repo) hostRC(h *host) string {
 		rcVar(&b, k, s.RC[k])
 	}
 	return b.String()
+}
+
+// hostAddrs are the addresses the host's rc.conf sets on i: none for an
+// interface handed to a jail, whose own rc.conf configures it.
+func hostAddrs(i *iface) []string {
+	if i.jail != "" {
+		return nil
+	}
+	return i.addrs
 }
 
 func ifVar(name string) string { return strings.NewReplacer(".", "_", "-", "_").Replace(name) }
