@@ -107,3 +107,22 @@ func TestLoopbackRewrite(t *testing.T) {
 		t.Errorf("map = %v", m)
 	}
 }
+
+func TestWriteSecrets(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	if err := WriteSecrets(a, []string{"/jails/pg_j/etc/spiped.key", "/usr/local/etc/wireguard/wg0.key"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSecrets(b, []string{"/jails/pg_j/etc/spiped.key"}); err != nil {
+		t.Fatal(err)
+	}
+	ka := readFile(t, filepath.Join(a, "jails/pg_j/etc/spiped.key"))
+	kb := readFile(t, filepath.Join(b, "jails/pg_j/etc/spiped.key"))
+	kw := readFile(t, filepath.Join(a, "usr/local/etc/wireguard/wg0.key"))
+	if len(ka) != 32 || ka != kb || ka == kw {
+		t.Errorf("keys: same path on two hosts must match (%x, %x), different names must differ (%x)", ka, kb, kw)
+	}
+	if err := WriteSecrets(a, []string{"relative"}); err == nil {
+		t.Error("relative secret path accepted")
+	}
+}
