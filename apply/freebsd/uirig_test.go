@@ -1,0 +1,85 @@
+package freebsd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/verify"
+)
+
+// TestPrecheckUirigCommands pre-checks the real rendered uirig serverA
+// bundle and asserts the exact commands a FreeBSD host would run, and that
+// pfctl sees every staged table file.
+func TestPrecheckUirigCommands(t *testing.T) {
+	repo, err := topology.Load("../../testdata/infra/uirig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := repo.Render("serverA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := filepath.Join(t.TempDir(), "staging")
+	var files []verify.File
+	var tables []string
+	for _, f := range hr.Files {
+		write(t, stage, f.Path, string(f.Content))
+		files = append(files, verify.File{Path: f.Path, Unit: f.Unit})
+		if strings.HasPrefix(f.Unit, "pf-table:") {
+			tables = append(tables, f.Path)
+		}
+	}
+	var calls []string
+	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+		if argv[0] == "pfctl" {
+			src, err := os.ReadFile(argv[3])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tf := range tables {
+				if !strings.Contains(string(src), `file "`+filepath.Join(stage, tf)+`"`) {
+					t.Errorf("pfctl would read %s from the host, not the stage", tf)
+				}
+			}
+			calls = append(calls, "pfctl -n -f TMP")
+			return Result{}
+		}
+		calls = append(calls, strings.ReplaceAll(strings.Join(argv, " "), stage, "STAGE"))
+		return Result{}
+	}))
+	if err := d.Precheck(context.Background(), stage, files); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(calls)
+	want := []string{
+		"jail -f STAGE/etc/jail.conf.d/nginx_j.conf -e ,",
+		"jail -f STAGE/etc/jail.conf.d/node_j.conf -e ,",
+		"jail -f STAGE/etc/jail.conf.d/pg_j.conf -e ,",
+		"pfctl -n -f TMP",
+		"sh -n STAGE/etc/rc.conf",
+		"sh -n STAGE/jails/nginx_j/etc/rc.conf",
+		"sh -n STAGE/jails/node_j/etc/rc.conf",
+		"sh -n STAGE/jails/pg_j/etc/rc.conf",
+	}
+	// /etc/jail.conf .includes the per-jail files: checked through a
+	// rewritten temp copy pointing at the staged ones.
+	var rest []string
+	for _, c := range calls {
+		if strings.HasPrefix(c, "jail -f ") && strings.Contains(c, ".jailcheck-") {
+			continue
+		}
+		rest = append(rest, c)
+	}
+	if strings.Join(rest, "\n") != strings.Join(want, "\n") {
+		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
+	}
+	if len(rest) != len(calls)-1 {
+		t.Errorf("jail.conf itself not checked through a rewritten copy: %q", calls)
+	}
+}
