@@ -10,12 +10,15 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
@@ -139,7 +142,29 @@ func Open(cfg *Config, opts Options) (*Agent, error) {
 	st.Source = RedactURL(cfg.Source.URL) + "#" + cfg.Source.Branch
 	st.Applying = false
 	a.st = st
+	a.noteTrust()
 	return a, nil
+}
+
+// trustID fingerprints the trust config (key ids and threshold).
+func (a *Agent) trustID() string {
+	ids := make([]string, len(a.keys))
+	for i, k := range a.keys {
+		ids[i] = k.ID
+	}
+	slices.Sort(ids)
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s", a.cfg.Trust.Threshold, strings.Join(ids, ",")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// noteTrust records the trust config; when it changed, the branch head is
+// looked at again even if unchanged (a bundle rejected under the old keys
+// may pass now).
+func (a *Agent) noteTrust() {
+	if id := a.trustID(); id != a.st.Trust {
+		a.st.Trust = id
+		a.st.SeenCommit = ""
+	}
 }
 
 // Close releases what the driver started.
@@ -189,6 +214,7 @@ func (a *Agent) Reload(cfg *Config) error {
 	}
 	*a.src = *src // the engine's git check follows the new source
 	a.keys, a.cfg = keys, cfg
+	a.noteTrust()
 	a.st.Source = RedactURL(cfg.Source.URL) + "#" + cfg.Source.Branch
 	return nil
 }
@@ -353,7 +379,9 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 			return OutcomeError, commit, 0, qerr
 		}
 		for _, e := range q {
-			if e.Manifest == mblob && e.Archive == ablob {
+			// A rejection stands only for the trust config that made it:
+			// new keys may accept what old ones refused.
+			if e.Manifest == mblob && e.Archive == ablob && (e.Kind != "rejected" || e.Trust == a.trustID()) {
 				a.st.SeenCommit = commit
 				return OutcomeQuarantined, commit, e.Serial, fmt.Errorf("serial %d is quarantined: %s", e.Serial, e.Reason)
 			}
@@ -407,7 +435,7 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 		}
 		qerr := a.store.AddQuarantine(Quarantined{
 			Serial: claimed, Commit: commit, Reason: err.Error(), Kind: "rejected", At: a.now().UTC(),
-			Manifest: bf.ManifestBlob, Archive: bf.ArchiveBlob,
+			Manifest: bf.ManifestBlob, Archive: bf.ArchiveBlob, Trust: a.trustID(),
 		})
 		return OutcomeRejected, commit, claimed, errors.Join(err, qerr)
 	}

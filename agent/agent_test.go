@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -323,5 +325,35 @@ func TestClockBehindLastApply(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	w.clock = w.clock.Add(time.Hour + time.Second)
+	w.poll(OutcomeApplied)
+}
+
+// TestNewKeysRetryRejected: a bundle refused under the old trust config is
+// looked at again once the config pins the key that signed it.
+func TestNewKeysRetryRejected(t *testing.T) {
+	w := newWorld(t)
+	other, err := bundle.GenerateSigner(bundle.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := w.bundleFor("serverA", 1, time.Time{})
+	b.Envelope = nil
+	if err := b.Sign(other); err != nil {
+		t.Fatal(err)
+	}
+	w.publish(map[string]*bundle.Built{"serverA": b})
+	if err := w.poll(OutcomeRejected); !errors.Is(err, verify.ErrThreshold) && !errors.Is(err, verify.ErrBadSignature) {
+		t.Fatalf("unknown signer: %v", err)
+	}
+	w.poll(OutcomeUnchanged)
+
+	pub, _ := other.PublicPEM()
+	p := filepath.Join(w.dir, "other.pub")
+	os.WriteFile(p, pub, 0o644)
+	cfg := *w.cfg
+	cfg.Trust.Keys = append(slices.Clone(cfg.Trust.Keys), p)
+	if err := w.agent.Reload(&cfg); err != nil {
+		t.Fatal(err)
+	}
 	w.poll(OutcomeApplied)
 }

@@ -67,6 +67,7 @@ type Quarantined struct {
 	At       time.Time `json:"at"`
 	Manifest string    `json:"manifest_blob,omitempty"`
 	Archive  string    `json:"archive_blob,omitempty"`
+	Trust    string    `json:"trust,omitempty"` // trust config fingerprint of a "rejected" entry
 }
 
 func (s Store) path(name string) string { return filepath.Join(s.Dir, name) }

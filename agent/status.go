@@ -48,6 +48,8 @@ const (
 //	pin                 object  serial, above, at: `agent rollback` pinned serial until one above "above" arrives
 //	next_poll           time    when the running agent polls next
 //	updated             time    when this status was written
+//	seen_commit, trust, applying: the agent's own bookkeeping (last commit
+//	                            dealt with, trust config fingerprint, install running)
 type Status struct {
 	Schema      int           `json:"schema"`
 	Host        string        `json:"host"`
@@ -73,6 +75,8 @@ type Status struct {
 	// (applied, up to date, rejected or rolled back): an unchanged head
 	// equal to it costs one ref advertisement and nothing more.
 	SeenCommit string `json:"seen_commit,omitempty"`
+	// Trust fingerprints the trust config SeenCommit was judged with.
+	Trust string `json:"trust,omitempty"`
 	// Applying is set while an install runs.
 	Applying bool `json:"applying,omitempty"`
 }
