@@ -5,9 +5,18 @@
 // is a state record plus the processes its rc.conf would start: its spiped
 // pipes as real spiped processes and small stand-ins for PostgreSQL and
 // nginx, bound to the jail's (loopback) addresses. A jail fails to start
-// where FreeBSD would fail it. Everything lives under the sandbox root, in
-// Root/var/run/rigger-sim/; the processes are detached and outlive the
-// agent, like jails do, until Shutdown.
+// where FreeBSD would fail it: no jail.conf entry, a broken one, its path
+// missing, a vnet interface the host's rc.conf never creates (or another
+// jail holds), its rc.conf broken.
+//
+// Everything lives under the sandbox root, in Root/var/run/rigger-sim/:
+// state.json (pf, jails, their processes), activations.log (one JSON line
+// per Activate, see Activations) and log/ (each process's output). The
+// processes run in their own sessions and outlive the agent, like jails;
+// Close leaves them, Shutdown stops them.
+//
+// Binaries that use the driver must call ServiceMain first thing (main,
+// TestMain): the stand-ins re-execute the running binary.
 package sim
 
 import (
