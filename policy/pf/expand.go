@@ -12,11 +12,19 @@ var anyHost = hostItem{text: "any", kind: "any"}
 // long lists cannot exhaust memory.
 const maxExpansion = 1 << 17
 
-// withLocalhost replaces localhost by its two addresses, as the resolver
-// would, so that the address family picks one.
-func withLocalhost(l []hostItem) []hostItem {
+// expandHosts replaces localhost by its two addresses, as the resolver
+// would, and a known interface by its addresses, so that the address
+// family picks among them.
+func expandHosts(l []hostItem) []hostItem {
 	var out []hostItem
 	for _, h := range l {
+		if h.kind == "ifaddrs" {
+			for _, a := range h.expand {
+				a.not = h.not
+				out = append(out, a)
+			}
+			continue
+		}
 		if h.kind == "localhost" {
 			a, b := h, h
 			a.kind, a.text, a.af = "addr", "127.0.0.1", "inet"
@@ -45,7 +53,7 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 	if len(protos) == 0 {
 		protos = []string{""}
 	}
-	from, to := withLocalhost(r.from), withLocalhost(r.to)
+	from, to := expandHosts(r.from), expandHosts(r.to)
 	if len(from) == 0 {
 		from = []hostItem{anyHost}
 	}
@@ -113,7 +121,7 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 										ok = false
 									}
 									if r.redir != nil && ok {
-										for _, h := range r.redir.hosts {
+										for _, h := range expandHosts(r.redir.hosts) {
 											if h.af != "" && af == "" {
 												af = h.af
 											}
@@ -227,17 +235,50 @@ func (p *parser) makeRule(c combo, depth int) *Rule {
 			p.nr++
 		}
 	}
-	indent := strings.Repeat("  ", depth)
-	if r.anchorBody {
-		p.addLine(depth, indent+rule.Text+" {")
-	} else {
-		p.addLine(depth, indent+rule.Text)
-	}
+	rule.body = r.anchorBody
 	return rule
 }
 
-func (p *parser) addLine(depth int, s string) {
+func (p *parser) addLine(s string) {
 	p.rs.lines = append(p.rs.lines, s)
+}
+
+// loadOrder is the order pfctl loads (and, with -v, prints) a ruleset's
+// rules: translation by type, then scrub, then filter rules and anchors.
+var loadOrder = [][]string{
+	{"nat", "nat-anchor"},
+	{"rdr", "rdr-anchor"},
+	{"binat", "binat-anchor"},
+	{"scrub"},
+	{"pass", "block", "match", "anchor"},
+}
+
+// printRules appends the rules as pfctl -nv prints them when loading.
+func (p *parser) printRules(rules []*Rule, depth int) {
+	indent := strings.Repeat("  ", depth)
+	for _, kinds := range loadOrder {
+		for _, r := range rules {
+			if !contains(kinds, r.Kind) {
+				continue
+			}
+			if !r.body {
+				p.addLine(indent + r.Text)
+				continue
+			}
+			p.addLine(indent + r.Text + " {")
+			p.printRules(r.Anchor, depth+1)
+			p.addLine(indent + "}")
+		}
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func hostText(h hostItem, af string) string {
@@ -312,6 +353,13 @@ func (p *parser) filterText(c combo) string {
 		rs := r.returnSpec
 		if rs == "" {
 			rs = p.blockPolicy
+		}
+		if rs == "return-icmp" {
+			if c.af == "" {
+				rs = "return-icmp(port-unr, port-unr)"
+			} else {
+				rs = "return-icmp(port-unr)"
+			}
 		}
 		b.WriteString("block " + rs)
 	case "anchor":
@@ -489,14 +537,18 @@ func (p *parser) filterText(c combo) string {
 	if r.divert != "" {
 		b.WriteString(" " + r.divert)
 	}
-	if r.natTo != "" {
-		b.WriteString(" " + r.natTo)
+	if r.natTo != nil {
+		b.WriteString(" " + r.natKw + " " + r.natTo.text(c.af))
 	}
-	if r.rdrTo != "" {
-		b.WriteString(" " + r.rdrTo)
+	if r.rdrTo != nil {
+		b.WriteString(" rdr-to " + r.rdrTo.text(c.af))
 	}
 	if r.afTo != "" {
-		b.WriteString(" " + r.afTo)
+		target := strings.TrimPrefix(r.afTo, "af-to ")
+		b.WriteString(" " + r.afTo + " from " + r.afFrom.text(target))
+		if r.afDst != nil {
+			b.WriteString(" to " + r.afDst.text(target))
+		}
 	}
 	if r.once {
 		b.WriteString(" once")
@@ -565,7 +617,7 @@ func (p *parser) natText(c combo) string {
 			}
 			pl.port = &pt
 		}
-		b.WriteString(" -> " + pl.text())
+		b.WriteString(" -> " + pl.text(c.af))
 	}
 	return b.String()
 }

@@ -18,7 +18,7 @@ type service struct {
 
 var services = []service{
 	{"tcpmux", 1, ""}, {"compressnet", 2, ""}, {"compressnet", 3, ""}, {"echo", 7, ""}, {"discard", 9, ""},
-	{"systat", 11, ""}, {"daytime", 13, ""}, {"qotd", 17, ""}, {"chargen", 19, ""}, {"ftp-data", 20, ""},
+	{"systat", 11, ""}, {"msg-icp", 29, ""}, {"mpm-flags", 44, ""}, {"daytime", 13, ""}, {"qotd", 17, ""}, {"chargen", 19, ""}, {"ftp-data", 20, ""},
 	{"ftp", 21, ""}, {"ssh", 22, ""}, {"telnet", 23, ""}, {"smtp", 25, ""}, {"time", 37, ""},
 	{"nicname", 43, ""}, {"whois", 43, ""}, {"tacacs", 49, ""}, {"domain", 53, ""}, {"bootps", 67, ""},
 	{"bootpc", 68, ""}, {"tftp", 69, ""}, {"gopher", 70, ""}, {"finger", 79, ""}, {"http", 80, ""},

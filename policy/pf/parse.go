@@ -132,7 +132,7 @@ func (p *parser) emit(r *Rule, out *[]*Rule, depth int) {
 	*out = append(*out, r)
 	switch r.Kind {
 	case "option", "altq", "queue", "ether", "limiter":
-		p.addLine(depth, strings.Repeat("  ", depth)+r.Text)
+		p.addLine(strings.Repeat("  ", depth) + r.Text)
 	}
 	if depth == 0 {
 		p.rs.Rules = append(p.rs.Rules, r)
@@ -447,10 +447,15 @@ func (p *parser) tableDef() {
 func (p *parser) tableAddr() string {
 	neg := p.accept("!")
 	h := p.hostWord(true)
-	if neg {
-		return "!" + h.text
+	var parts []string
+	for _, a := range expandHosts([]hostItem{h}) {
+		if neg {
+			parts = append(parts, "!"+a.text)
+		} else {
+			parts = append(parts, a.text)
+		}
 	}
-	return h.text
+	return strings.Join(parts, " ")
 }
 
 // tableFile reads a table file now, as pfctl does even with -n.
@@ -544,7 +549,13 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 		} else {
 			items = append(items, item())
 		}
-		text = "set " + opt + " { " + strings.Join(items, ", ") + " }"
+		// pfctl prints one line per value
+		for i, it := range items {
+			if i > 0 {
+				p.emit(&Rule{Kind: "option", File: p.file, Line: line, Text: "set " + opt + " " + items[i-1]}, out, depth)
+			}
+			text = "set " + opt + " " + it
+		}
 	case "loginterface", "state-policy", "debug", "hostid", "fingerprints", "keepcounters", "syncookies":
 		var v []string
 		switch opt {
@@ -658,7 +669,18 @@ func (p *parser) schedOpts() string {
 			opts = append(opts, t.s)
 		}
 	}
-	return kind + "( " + strings.Join(opts, " ") + " )"
+	var sorted []string
+	for _, f := range schedFlagOrder {
+		if contains(opts, f) {
+			sorted = append(sorted, f)
+		}
+	}
+	for _, o := range opts {
+		if !contains(schedFlagOrder, o) {
+			sorted = append(sorted, o)
+		}
+	}
+	return kind + "( " + strings.Join(sorted, " ") + " )"
 }
 
 func (p *parser) altq(out *[]*Rule, depth int) {
@@ -670,22 +692,71 @@ func (p *parser) altq(out *[]*Rule, depth int) {
 	if s := p.schedOpts(); s != "" {
 		text += " " + s
 	}
+	var bw, qlimit, tbr, queues string
 	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
 		switch {
 		case p.accept("bandwidth"):
-			text += " bandwidth " + p.bandwidth()
+			bw = p.bandwidth()
 		case p.accept("qlimit"):
-			text += fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
+			qlimit = fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
 		case p.accept("tbrsize"):
-			text += fmt.Sprintf(" tbrsize %d", p.number(0, 1<<31, "tbrsize"))
+			tbr = fmt.Sprintf(" tbrsize %d", p.number(0, 1<<31, "tbrsize"))
 		case p.accept("queue"):
-			text += " queue { " + strings.Join(p.nameList(), ", ") + " }"
+			queues = " queue { " + strings.Join(p.nameList(), ", ") + " }"
 		default:
 			p.syntax()
 		}
 	}
+	if bw != "" {
+		text += " bandwidth " + bw
+		if tbr == "" {
+			if size := tbrSize(bw); size > 0 {
+				tbr = fmt.Sprintf(" tbrsize %d", size)
+			}
+		}
+	}
+	text += qlimit + tbr + queues
 	p.emit(&Rule{Kind: "altq", File: p.file, Line: line, Text: text}, out, depth)
 }
+
+// tbrSize is pfctl's default token bucket size for a bandwidth, assuming
+// an MTU of 1500 (pfctl asks the interface).
+func tbrSize(bw string) int {
+	mult := 1.0
+	num := bw
+	switch {
+	case strings.HasSuffix(bw, "%"):
+		return 0 // relative to the interface's speed, unknown offline
+	case strings.HasSuffix(bw, "Gb"):
+		mult, num = 1e9, strings.TrimSuffix(bw, "Gb")
+	case strings.HasSuffix(bw, "Mb"):
+		mult, num = 1e6, strings.TrimSuffix(bw, "Mb")
+	case strings.HasSuffix(bw, "Kb"):
+		mult, num = 1e3, strings.TrimSuffix(bw, "Kb")
+	case strings.HasSuffix(bw, "b"):
+		num = strings.TrimSuffix(bw, "b")
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0
+	}
+	rate := v * mult
+	size := 128
+	switch {
+	case rate <= 1e6:
+		size = 1
+	case rate <= 10e6:
+		size = 4
+	case rate <= 200e6:
+		size = 8
+	case rate <= 2500e6:
+		size = 24
+	}
+	return size * 1500
+}
+
+// schedFlagOrder is the order pfctl prints scheduler flags in.
+var schedFlagOrder = []string{"red", "ecn", "rio", "codel", "cleardscp", "flowvalve", "borrow", "wrr", "efficient", "root", "default", "ctl"}
 
 func (p *parser) nameList() []string {
 	if !p.accept("{") {
@@ -764,7 +835,11 @@ func (p *parser) etherRule(out *[]*Rule, depth int) {
 		text += " proto " + p.str()
 	}
 	mac := func() string {
-		m := p.str()
+		m := ""
+		if p.accept("!") {
+			m = "! "
+		}
+		m += p.str()
 		if p.accept("/") {
 			m += fmt.Sprintf("/%d", p.number(0, 48, "mask"))
 		}
@@ -975,8 +1050,10 @@ type hostItem struct {
 	af    string
 	not   bool
 	table string
-	kind  string // any addr range table dyn if name noroute urpf self localhost
+	kind  string // any addr range table dyn if name noroute urpf self localhost ifaddrs
 	mask  int
+	// expand holds an interface's addresses (kind ifaddrs).
+	expand []hostItem
 }
 
 func (h hostItem) String() string {
@@ -999,6 +1076,7 @@ func (p *parser) hostWord(table bool) hostItem {
 	if !ok {
 		p.fail("could not parse host specification")
 	}
+	h = p.resolveIf(h)
 	if !table && h.kind == "addr" && p.isP("-") {
 		p.next()
 		w2 := p.str()
@@ -1071,6 +1149,39 @@ func (p *parser) hostList() []hostItem {
 		}
 		l = append(l, p.hostItem())
 	}
+}
+
+// resolveIf expands an interface name (em0, em0:0) into the addresses
+// Options.Interfaces gives it, as pfctl does at parse time.
+func (p *parser) resolveIf(h hostItem) hostItem {
+	if h.kind != "name" && h.kind != "if" {
+		return h
+	}
+	w := strings.TrimSuffix(h.text, fmt.Sprintf("/%d", h.mask))
+	base, mod, _ := strings.Cut(w, ":")
+	addrs, ok := p.opts.Interfaces[base]
+	if !ok || (mod != "" && mod != "0") {
+		return h
+	}
+	seen := map[string]bool{}
+	var exp []hostItem
+	for _, a := range addrs {
+		ah, ok := parseAddr(a, h.mask)
+		if !ok || ah.kind != "addr" {
+			continue
+		}
+		if mod == "0" {
+			if seen[ah.af] {
+				continue // :0 takes the first address of each family
+			}
+			seen[ah.af] = true
+		}
+		exp = append(exp, ah)
+	}
+	if len(exp) == 0 {
+		return h
+	}
+	return hostItem{text: h.text, kind: "ifaddrs", mask: h.mask, expand: exp, not: h.not}
 }
 
 // ---- ports ----

@@ -22,6 +22,11 @@ type Options struct {
 	// ReadFile reads include files and `table <t> file "..."` files.
 	// nil means os.ReadFile. The sim driver maps paths into its sandbox.
 	ReadFile func(name string) ([]byte, error)
+	// Interfaces maps interface names to their addresses, for the names
+	// pfctl expands at parse time (pass from em0, table <t> { lo0 },
+	// nat-to em0:0). nil leaves interface names as written; the check
+	// does not depend on it, only the normalized output.
+	Interfaces map[string][]string
 }
 
 // Error is one problem at a file and line.
@@ -91,6 +96,8 @@ type Rule struct {
 	To     Endpoint
 	NoNat  bool    // "no nat", "no rdr"
 	Anchor []*Rule // an inline anchor's rules
+	body   bool    // an inline anchor: printed with its rules in braces
+
 	// Catchall is true when the rule matches every packet of its
 	// direction: no interface, af, proto, address, port or option.
 	Catchall bool
@@ -143,6 +150,7 @@ func Parse(filename string, src []byte, opts Options) (*Ruleset, error) {
 	}
 	p := newParser(opts)
 	p.parseFile(filename, src, nil, 0)
+	p.printRules(p.rs.Rules, 0)
 	p.rs.Macros = p.macroList
 	for _, m := range p.macroList {
 		m.Uses = p.macroUses[m.Name]

@@ -45,9 +45,12 @@ type ruleSpec struct {
 	queue      string
 	rtable     string
 	divert     string
-	natTo      string
-	rdrTo      string
-	afTo       string
+	natTo      *pool // nat-to or binat-to
+	natKw      string
+	rdrTo      *pool
+	afTo       string // "af-to inet6"
+	afFrom     *pool
+	afDst      *pool
 	once       bool
 	maxPktRate string
 	maxPktSize string
@@ -281,7 +284,6 @@ func (p *parser) filterRule(out *[]*Rule, depth int) {
 		panic(skipLine{})
 	}
 	p.next()
-	p.addLine(depth, strings.Repeat("  ", depth)+"}")
 	for _, rr := range rules {
 		rr.Anchor = body
 	}
@@ -314,7 +316,7 @@ func (p *parser) blockReturn() string {
 		kw := p.next().s
 		if !p.accept("(") {
 			if kw == "return-icmp" {
-				return "return-icmp(port-unr, port-unr)"
+				return "return-icmp" // codes depend on the address family
 			}
 			return "return-icmp6(port-unr)"
 		}
@@ -629,27 +631,32 @@ func (p *parser) filterOpts(r *ruleSpec) {
 				p.syntax()
 			}
 			p.expect("from")
-			s := "af-to " + af + " from " + p.poolText(false)
+			r.afTo = "af-to " + af
+			r.afFrom = p.redirPool(false)
 			if p.accept("to") {
-				s += " to " + p.poolText(false)
+				r.afDst = p.redirPool(false)
 			}
-			r.afTo = s
 		case "nat-to":
 			p.next()
-			r.natTo = "nat-to " + p.poolText(true)
+			r.natKw, r.natTo = "nat-to", p.redirPool(true)
 		case "rdr-to":
 			p.next()
-			r.rdrTo = "rdr-to " + p.poolText(true)
+			r.rdrTo = p.redirPool(true)
 		case "binat-to":
 			p.next()
-			r.natTo = "binat-to " + p.poolText(true)
+			r.natKw, r.natTo = "binat-to", p.redirPool(true)
 		case "state", "source":
 			kw := p.next().s
 			p.expect("limiter")
-			lname := p.str()
-			s := kw + " limiter " + lname
-			if id, ok := p.limiterIDs[kw+" "+lname]; ok {
-				s = kw + " limiter id " + id
+			var s string
+			if p.accept("id") {
+				s = fmt.Sprintf("%s limiter id %d", kw, p.number(0, 1<<32-1, "limiter id"))
+			} else {
+				lname := p.str()
+				s = kw + " limiter " + lname
+				if id, ok := p.limiterIDs[kw+" "+lname]; ok {
+					s = kw + " limiter id " + id
+				}
 			}
 			if p.accept("(") {
 				s += " (" + p.str() + ")"
@@ -688,6 +695,22 @@ func isDigits(s string) bool {
 }
 
 func (p *parser) setAction() string {
+	if p.accept("(") {
+		// set ( prio 2, tos 0x08 ): FreeBSD's grouped form
+		var items []string
+		for !p.accept(")") {
+			p.accept(",")
+			if p.isP(")") {
+				continue
+			}
+			items = append(items, strings.TrimPrefix(p.setAction1(), "set "))
+		}
+		return "set ( " + strings.Join(items, ", ") + " )"
+	}
+	return p.setAction1()
+}
+
+func (p *parser) setAction1() string {
 	switch {
 	case p.accept("prio"):
 		if p.accept("(") {
@@ -834,19 +857,22 @@ func (p *parser) icmpList(v6 bool) []string {
 	}
 }
 
-// poolText reads a translation target for nat-to / rdr-to / af-to.
-func (p *parser) poolText(withPort bool) string {
-	pl := p.redirPool(withPort)
-	return pl.text()
-}
-
-func (pl *pool) text() string {
+// text prints the pool for a rule of address family af (interface names
+// expand to that family's addresses).
+func (pl *pool) text(af string) string {
+	var hosts []hostItem
+	for _, h := range expandHosts(pl.hosts) {
+		if af != "" && h.af != "" && h.af != af {
+			continue
+		}
+		hosts = append(hosts, h)
+	}
 	var hs []string
-	for _, h := range pl.hosts {
+	for _, h := range hosts {
 		hs = append(hs, h.String())
 	}
 	s := strings.Join(hs, ", ")
-	if len(hs) > 1 || pl.list && len(hs) > 1 {
+	if len(hs) > 1 {
 		s = "{ " + s + " }"
 	}
 	if pl.port != nil {
@@ -857,8 +883,8 @@ func (pl *pool) text() string {
 		}
 	}
 	opts := pl.opts
-	needRR := len(pl.hosts) > 1
-	for _, h := range pl.hosts {
+	needRR := len(hosts) > 1
+	for _, h := range hosts {
 		if h.kind == "table" || h.kind == "dyn" {
 			needRR = true
 		}
