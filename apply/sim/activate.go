@@ -43,6 +43,9 @@ func (d *Driver) activate(ctx context.Context, u verify.Unit) error {
 	case verify.UnitPFTable:
 		return d.loadTable(u.Name)
 	case verify.UnitJail:
+		if err := d.rcEnabled("jail"); err != nil {
+			return err
+		}
 		return d.update(func(s *State) error {
 			if err := d.stopJail(s, u.Jail); err != nil {
 				return err
@@ -60,6 +63,15 @@ func (d *Driver) activate(ctx context.Context, u verify.Unit) error {
 		}
 		if !have[u.Name] {
 			return fmt.Errorf("ifconfig: interface %s does not exist", u.Name)
+		}
+		s, err := d.read()
+		if err != nil {
+			return err
+		}
+		for name, j := range s.Jails {
+			if contains(j.Ifaces, u.Name) {
+				return fmt.Errorf("ifconfig: interface %s does not exist (moved into vnet jail %s)", u.Name, name)
+			}
 		}
 		return nil
 	case verify.UnitWireGuard:
@@ -333,6 +345,19 @@ func (d *Driver) checkSysctl() error {
 		if ln != "" && !sysctlLine.MatchString(ln) {
 			return &layout.FileError{File: layout.SysctlConf, Line: n, Msg: fmt.Sprintf("sysctl: bad line %q", ln)}
 		}
+	}
+	return nil
+}
+
+// rcEnabled is rc.subr's refusal to restart a service whose NAME_enable
+// is not YES in the host's rc.conf.
+func (d *Driver) rcEnabled(svc string) error {
+	v, err := d.readRC(d.root, layout.RCConf, "/etc/rc.conf.local")
+	if err != nil {
+		return err
+	}
+	if !v.yes(svc + "_enable") {
+		return fmt.Errorf("Cannot 'restart' %s. Set %s_enable to YES in /etc/rc.conf or use 'onerestart' instead of 'restart'.", svc, svc)
 	}
 	return nil
 }

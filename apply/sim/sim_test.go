@@ -289,6 +289,9 @@ func TestJailStartFailures(t *testing.T) {
 		{"broken jail.conf", func(t *testing.T, root string) {
 			write(t, root, "/etc/jail.conf", readFile(t, root, "/etc/jail.conf")+"oops {\n")
 		}, "/etc/jail.conf:"},
+		{"jail_enable off", func(t *testing.T, root string) {
+			write(t, root, "/etc/rc.conf", strings.Replace(readFile(t, root, "/etc/rc.conf"), `jail_enable="YES"`, "", 1))
+		}, "Set jail_enable to YES"},
 		{"missing key", func(t *testing.T, root string) {
 			os.Remove(hostPath(root, "/jails/pg_j/etc/spiped.key"))
 		}, "Cannot open file"},
@@ -302,7 +305,7 @@ func TestJailStartFailures(t *testing.T) {
 				t.Fatalf("Activate = %v, want an error containing %q", err, tc.want)
 			}
 			var je *JailError
-			if tc.name != "missing key" && !errors.As(err, &je) {
+			if tc.name != "missing key" && tc.name != "jail_enable off" && !errors.As(err, &je) {
 				t.Errorf("error is %T, want *JailError", err)
 			}
 			if ok, _ := h.drv.JailRunning(context.Background(), "pg_j"); ok {
@@ -428,6 +431,23 @@ func TestPF(t *testing.T) {
 	}
 	if s3, _ := ReadState(h.root); s3.PF.Ruleset != s2.PF.Ruleset {
 		t.Error("a failed load changed the loaded ruleset")
+	}
+}
+
+func TestNetifOfVnetJail(t *testing.T) {
+	needSpiped(t)
+	ipA, ipB := pair()
+	h := newHost(t, ipA, ipB, newKey(t))
+	ctx := context.Background()
+	if err := h.drv.Activate(ctx, unit(t, "netif:ipg_b")); err != nil {
+		t.Fatalf("ipg_b on the host before the jail runs: %v", err)
+	}
+	if err := h.drv.Activate(ctx, unit(t, "jail:pg_j")); err != nil {
+		t.Fatal(err)
+	}
+	err := h.drv.Activate(ctx, unit(t, "netif:ipg_b"))
+	if err == nil || !strings.Contains(err.Error(), "moved into vnet jail pg_j") {
+		t.Fatalf("netif restart of a jail's interface: %v", err)
 	}
 }
 
