@@ -243,13 +243,14 @@ func (p *parser) addLine(s string) {
 	p.rs.lines = append(p.rs.lines, s)
 }
 
-// loadOrder is the order pfctl loads (and, with -v, prints) a ruleset's
-// rules: translation by type, then scrub, then filter rules and anchors.
+// loadOrder is the order pfctl_rules loads (and, with -v, prints) a
+// ruleset's rules: scrub, translation by type, then filter rules and
+// anchors.
 var loadOrder = [][]string{
+	{"scrub"},
 	{"nat", "nat-anchor"},
 	{"rdr", "rdr-anchor"},
 	{"binat", "binat-anchor"},
-	{"scrub"},
 	{"pass", "block", "match", "anchor"},
 }
 
