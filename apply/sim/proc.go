@@ -46,7 +46,7 @@ func terminate(p Proc) error {
 	}
 	syscall.Kill(-p.PID, syscall.SIGTERM)
 	syscall.Kill(p.PID, syscall.SIGTERM)
-	if waitGone(p, 150*time.Millisecond) {
+	if waitGone(p, 50*time.Millisecond) {
 		return nil
 	}
 	syscall.Kill(-p.PID, syscall.SIGKILL)
