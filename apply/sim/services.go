@@ -203,8 +203,8 @@ func (d *Driver) start1(owner string, spec svcSpec, started func(Proc), failed f
 		terminate(p)
 		failed(p)
 		why := lastLine(logName)
-		if spec.service != "spiped" && why == "" {
-			why = "did the binary call sim.ServiceMain() first?"
+		if spec.service != "spiped" && !strings.Contains(why, "stand-in") {
+			why += " (no stand-in ran: does the binary call sim.ServiceMain() first?)"
 		}
 		return Proc{}, fmt.Errorf("%s %s: %v: %s", spec.service, spec.name, err, why)
 	}
