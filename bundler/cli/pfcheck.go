@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 // PfcheckOptions are the flags of bundler pfcheck.
 type PfcheckOptions struct {
 	Verbose bool
+	Root    string // read absolute include and table paths under this directory
 }
 
 func newPfcheckCommand() *cobra.Command {
@@ -24,8 +26,10 @@ func newPfcheckCommand() *cobra.Command {
 		Long: `pfcheck parses each pf.conf as FreeBSD's pfctl -nf would, without a kernel
 or root. Errors go to stderr as FILE:LINE: message (included files by their
 own name and line). Include and table files are read as named, relative to
-the current directory, as pfctl does. With -v the parsed rules are printed
-to stdout in pfctl -nvf's normalized form.
+the current directory, as pfctl does; with --root DIR, absolute names are
+read under DIR instead (check a tree from bundler render: --root OUT
+OUT/etc/pf.conf). With -v the parsed rules are printed to stdout in
+pfctl -nvf's normalized form.
 
 EXIT STATUS
   0  every file is valid
@@ -42,7 +46,16 @@ EXIT STATUS
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "print the normalized rules (pfctl -nvf)")
+	cmd.Flags().StringVar(&o.Root, "root", "", "directory that absolute include and table file names are read under")
 	return cmd
+}
+
+// readFile reads include and table files, under Root when it is set.
+func (o PfcheckOptions) readFile(name string) ([]byte, error) {
+	if o.Root != "" && filepath.IsAbs(name) {
+		return os.ReadFile(filepath.Join(o.Root, name))
+	}
+	return os.ReadFile(name)
 }
 
 func runPfcheck(o PfcheckOptions, files []string, stdout, stderr io.Writer) error {
@@ -59,7 +72,7 @@ func runPfcheck(o PfcheckOptions, files []string, stdout, stderr io.Writer) erro
 			failed++
 			continue
 		}
-		rs, err := pf.Parse(f, src, pf.Options{})
+		rs, err := pf.Parse(f, src, pf.Options{ReadFile: o.readFile})
 		if o.Verbose && rs != nil {
 			fmt.Fprint(stdout, rs.Normalized())
 		}
