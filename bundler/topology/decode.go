@@ -100,8 +100,10 @@ func (p *positions) annotate(v reflect.Value, n *yaml.Node) {
 	if n == nil || !v.IsValid() {
 		return
 	}
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+	if n.Kind == yaml.AliasNode {
+		// Aliased content is positioned at its anchor; following aliases
+		// could walk an alias bomb exponentially.
+		return
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
