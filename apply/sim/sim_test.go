@@ -673,3 +673,20 @@ spiped_pipe_SSH_flags="-D -u spiped:spiped -o 30"
 		t.Error("host spiped alive after Shutdown")
 	}
 }
+
+func TestStandInWithoutServiceMain(t *testing.T) {
+	d, err := New(apply.DriverOptions{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipA, _ := pair()
+	spec := svcSpec{service: "postgresql", name: "postgresql", argv: []string{"/bin/sh", "-c", "echo 'testing: warning: no tests to run'; echo PASS"}, listen: []string{ipA + ":5432"}}
+	var got []Proc
+	_, err = d.start("pg_j", spec, func(p Proc) { got = append(got, p) }, func(Proc) {})
+	if err == nil || !strings.Contains(err.Error(), "sim.ServiceMain()") {
+		t.Fatalf("err = %v, want a hint about ServiceMain", err)
+	}
+	if len(got) != 1 || got[0].PID == 0 {
+		t.Errorf("started callback saw %+v", got)
+	}
+}
