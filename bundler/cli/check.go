@@ -64,12 +64,8 @@ func runCheck(_ context.Context, o CheckOptions, stdout, stderr io.Writer) error
 		if err != nil {
 			return fmt.Errorf("check: %w", err)
 		}
-		files := make(map[string][]byte, len(hr.Files))
-		for _, f := range hr.Files {
-			files[f.Path] = f.Content
-		}
 		errs := 0
-		for _, f := range lint.Host(files, lint.Options{TunnelPorts: hr.TunnelPorts}) {
+		for _, f := range lint.Host(hr.Contents(), lint.Options{TunnelPorts: hr.TunnelPorts}) {
 			fmt.Fprintf(stdout, "%s: %s:%d: %s: %s\n", h, f.File, f.Line, f.Severity, f.Msg)
 			if f.Severity == lint.Error {
 				errs++

@@ -80,3 +80,23 @@ func (r *Repo) Render(host string) (*HostRender, error) {
 	out.TunnelPorts = append([]int(nil), hr.TunnelPorts...)
 	return &out, nil
 }
+
+// Contents maps each target path to its content (the form the linters
+// take: lint.Host).
+func (h *HostRender) Contents() map[string][]byte {
+	m := make(map[string][]byte, len(h.Files))
+	for _, f := range h.Files {
+		m[f.Path] = f.Content
+	}
+	return m
+}
+
+// File returns the rendered file at target path p, or nil.
+func (h *HostRender) File(p string) *RenderedFile {
+	for i := range h.Files {
+		if h.Files[i].Path == p {
+			return &h.Files[i]
+		}
+	}
+	return nil
+}

@@ -178,13 +178,14 @@ func TestUIRigMustShow(t *testing.T) {
 	a, _ := r.Render("serverA")
 	b, _ := r.Render("serverB")
 	file := func(hr *HostRender, p string) string {
-		for _, f := range hr.Files {
-			if f.Path == p {
-				return string(f.Content)
-			}
+		f := hr.File(p)
+		if f == nil {
+			t.Fatalf("%s: no %s", hr.Host, p)
 		}
-		t.Fatalf("%s: no %s", hr.Host, p)
-		return ""
+		if string(hr.Contents()[p]) != string(f.Content) {
+			t.Fatalf("%s: Contents and File disagree on %s", hr.Host, p)
+		}
+		return string(f.Content)
 	}
 	contains := func(hr *HostRender, p string, wants ...string) {
 		t.Helper()
