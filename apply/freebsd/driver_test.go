@@ -592,3 +592,24 @@ func FuzzParseToolErrors(f *testing.F) {
 		}
 	})
 }
+
+// Under a root other than /, files the bundle does not carry are read
+// from the root, never from the live host.
+func TestPrecheckUnderRoot(t *testing.T) {
+	stage, files := stageTree(t)
+	root := t.TempDir()
+	var pfSrc string
+	d := New(apply.DriverOptions{Root: root}, runFunc(func(argv []string) Result {
+		if argv[0] == "pfctl" {
+			b, _ := os.ReadFile(argv[3])
+			pfSrc = string(b)
+		}
+		return Result{}
+	}))
+	if err := d.Precheck(context.Background(), stage, files); err != nil {
+		t.Fatal(err)
+	}
+	if want := `file "` + filepath.Join(root, "etc/ips_blocklist") + `"`; !strings.Contains(pfSrc, want) {
+		t.Errorf("pf.conf given to pfctl lacks %s:\n%s", want, pfSrc)
+	}
+}
