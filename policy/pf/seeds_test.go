@@ -19,6 +19,7 @@ var seedFiles = map[string][]byte{
 	"/etc/ip_inode_b":      []byte("10.0.4.30\n"),
 	"/etc/ip_peer_ipg_b":   []byte("10.0.56.40\n"),
 	"/etc/ip_peer_inode_b": []byte("10.0.56.30\n"),
+	"/etc/bogons":          []byte("0.0.0.0/8\n240.0.0.0/4\n"),
 }
 
 func seedOptions() Options {
