@@ -240,6 +240,17 @@ func parseAddr(w string, mask int) (hostItem, bool) {
 		}
 		w = strings.Join(parts, ".")
 	}
+	if ip, err := netip.ParseAddr(w); err == nil && ip.Zone() != "" {
+		// fe80::1%em0: scoped, printed as written
+		if mask > 128 {
+			return h, false
+		}
+		h.kind, h.af, h.text = "addr", "inet6", w
+		if mask >= 0 {
+			h.text += "/" + strconv.Itoa(mask)
+		}
+		return h, true
+	}
 	if ip, err := netip.ParseAddr(w); err == nil && ip.Zone() == "" {
 		if ip.Is4() && mask > 32 || mask > 128 {
 			return h, false

@@ -311,12 +311,6 @@ func (p *parser) macroDef() {
 		p.syntax()
 	}
 	v := strings.Join(parts, " ")
-	for _, c := range name.s {
-		if c != '_' && !isAlnum(int(c)) {
-			p.errAt(name.line, fmt.Sprintf("macro name cannot contain '%c'", c))
-			panic(skipLine{})
-		}
-	}
 	p.macros[name.s] = v
 	p.macroList = append(p.macroList, &Macro{Name: name.s, Value: v, File: p.file, Line: name.line})
 	p.rs.lines = append(p.rs.lines, fmt.Sprintf("%s = \"%s\"", name.s, v))

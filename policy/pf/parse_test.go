@@ -136,6 +136,16 @@ include "sub.conf"
 	}
 }
 
+func TestScopedAddress(t *testing.T) {
+	rs, err := Parse("t.conf", []byte("pass in on em0 inet6 from fe80::1%em0 to any\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "pass in on em0 inet6 from fe80::1%em0 to any flags S/SA keep state\n"; rs.Normalized() != want {
+		t.Errorf("got %q, want %q", rs.Normalized(), want)
+	}
+}
+
 func TestRequireOrderNo(t *testing.T) {
 	if _, err := Parse("t.conf", []byte("set require-order no\npass all\nnat on em0 from any to any -> 10.0.0.1\n"), Options{}); err != nil {
 		t.Fatal(err)
