@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -27,10 +28,20 @@ var ipv4RE = regexp.MustCompile(`(^|[^0-9.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(/[0-
 // than /24 (10.0.0.0/8 in a bogon list), 0.0.0.0, 255.x and addresses
 // already on loopback are left alone, and so is IPv6. The returned map
 // sends each rewritten address (without prefix) to its new address.
+//
+// The /24s are allocated from 127.B.16.0 on, with B drawn at random, so
+// test packages that run at once (go test runs packages in parallel) do not
+// fight over the same addresses and ports.
 func Loopback(src, dst string) (map[string]string, error) {
+	return LoopbackAt(src, dst, byte(1+rand.IntN(250)))
+}
+
+// LoopbackAt is Loopback with the second octet B of every new address
+// chosen by the caller (B ≥ 1: 127.0.0.0/16 holds 127.0.0.1 and 127.0.1.1).
+func LoopbackAt(src, dst string, b byte) (map[string]string, error) {
 	nets := map[[3]byte][2]byte{}
 	addrs := map[string]string{}
-	next := 16 // 127.0.16.0/24 first: clear of 127.0.0.1 and 127.0.1.1
+	next := int(b)<<8 | 16
 	rewrite := func(data []byte) []byte {
 		var out []byte
 		last := 0

@@ -94,16 +94,16 @@ func TestLoopbackExamples(t *testing.T) {
 func TestLoopbackRewrite(t *testing.T) {
 	dir, dst := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.txt"), "x 10.0.2.1/24 10.0.2.9 10.0.0.0/8 0.0.0.0/0 127.0.0.1 1.2.3.4.5 10.0.3.1\n")
-	m, err := Loopback(dir, dst)
+	m, err := LoopbackAt(dir, dst, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := readFile(t, filepath.Join(dst, "a.txt"))
-	want := "x 127.0.16.1/24 127.0.16.9 10.0.0.0/8 0.0.0.0/0 127.0.0.1 1.2.3.4.5 127.0.17.1\n"
+	want := "x 127.7.16.1/24 127.7.16.9 10.0.0.0/8 0.0.0.0/0 127.0.0.1 1.2.3.4.5 127.7.17.1\n"
 	if got != want {
 		t.Errorf("rewrite:\n got %q\nwant %q", got, want)
 	}
-	if m["10.0.2.9"] != "127.0.16.9" || len(m) != 3 {
+	if m["10.0.2.9"] != "127.7.16.9" || len(m) != 3 {
 		t.Errorf("map = %v", m)
 	}
 }
