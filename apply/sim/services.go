@@ -288,14 +288,29 @@ func runService(spec string) int {
 		fmt.Fprintf(os.Stderr, "%s: unknown stand-in %q\n", ServiceEnv, kind)
 		return 2
 	}
+	// Several sim hosts share this machine's one network stack, and
+	// addresses that real hosts each have for themselves (the same jail
+	// subnets on serverA and serverB) exist only once here. An address
+	// already in use is left to whoever bound it first; the stand-in fails
+	// only when it can bind none of its addresses.
+	bound := 0
 	for _, a := range strings.Split(list, ",") {
 		ln, err := net.Listen("tcp", a)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			fmt.Fprintf(os.Stderr, "%s stand-in: %s taken by another sim host, skipped: %v\n", kind, a, err)
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s stand-in: %v\n", kind, err)
 			return 1
 		}
 		fmt.Fprintf(os.Stderr, "%s stand-in listening on %s\n", kind, a)
+		bound++
 		go serve(ln)
+	}
+	if bound == 0 {
+		fmt.Fprintf(os.Stderr, "%s stand-in: no address could be bound: address already in use\n", kind)
+		return 1
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
