@@ -925,13 +925,21 @@ func (p *parser) antispoof(out *[]*Rule, depth int) {
 	}
 	p.filterOpts(r)
 	for _, ifc := range ifs {
-		// block in on ! if from if:network to any (the printed form pfctl
-		// gives needs the interface's addresses, which only the host knows)
+		// block in on ! IF from IF:network to any, and, except for
+		// loopback, block in from IF's own addresses (which pfctl prints
+		// resolved; Options.Interfaces gives them)
 		rr := *r
 		rr.dir = "in"
 		rr.ifaces = []ifSpec{{name: ifc.name, not: true}}
-		rr.from = []hostItem{{text: ifc.name + ":network", kind: "if"}}
+		rr.from = []hostItem{p.resolveIf(hostItem{text: ifc.name + ":network", kind: "if", mask: -1})}
 		p.expand(&rr, out, depth)
+		if strings.HasPrefix(ifc.name, "lo") {
+			continue
+		}
+		own := *r
+		own.dir = "in"
+		own.from = []hostItem{p.resolveIf(hostItem{text: ifc.name, kind: "name", mask: -1})}
+		p.expand(&own, out, depth)
 	}
 }
 
@@ -1154,13 +1162,26 @@ func (p *parser) resolveIf(h hostItem) hostItem {
 	w := strings.TrimSuffix(h.text, fmt.Sprintf("/%d", h.mask))
 	base, mod, _ := strings.Cut(w, ":")
 	addrs, ok := p.opts.Interfaces[base]
-	if !ok || (mod != "" && mod != "0") {
+	if !ok || (mod != "" && mod != "0" && mod != "network") {
 		return h
 	}
 	seen := map[string]bool{}
 	var exp []hostItem
 	for _, a := range addrs {
-		ah, ok := parseAddr(a, h.mask)
+		// an address may carry its prefix length (10.0.0.1/24)
+		addr, bits, hasBits := strings.Cut(a, "/")
+		mask := h.mask
+		if mod == "network" {
+			if !hasBits {
+				continue
+			}
+			n, err := strconv.Atoi(bits)
+			if err != nil {
+				continue
+			}
+			mask = n
+		}
+		ah, ok := parseAddr(addr, mask)
 		if !ok || ah.kind != "addr" {
 			continue
 		}

@@ -136,6 +136,23 @@ include "sub.conf"
 	}
 }
 
+func TestAntispoofInterfaces(t *testing.T) {
+	opts := Options{Interfaces: map[string][]string{"em0": {"192.0.2.10/24", "2001:db8::10/64"}}}
+	rs, err := Parse("t.conf", []byte("antispoof quick for { em0 lo0 } inet\nantispoof for em1\n"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `block drop in quick on ! em0 inet from 192.0.2.0/24 to any
+block drop in quick inet from 192.0.2.10 to any
+block drop in quick on ! lo0 inet from lo0:network to any
+block drop in on ! em1 from em1:network to any
+block drop in from em1 to any
+`
+	if got := rs.Normalized(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestScopedAddress(t *testing.T) {
 	rs, err := Parse("t.conf", []byte("pass in on em0 inet6 from fe80::1%em0 to any\n"), Options{})
 	if err != nil {

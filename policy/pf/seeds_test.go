@@ -46,7 +46,7 @@ func TestSeedsAccepted(t *testing.T) {
 		rules int // expanded top-level rules
 		want  []string
 	}{
-		{"uirig.conf", 35, []string{
+		{"uirig.conf", 36, []string{
 			"nat on xnic inet from 10.0.2.0/24 to any -> (xnic:0) round-robin",
 			"rdr on xnic inet proto tcp from any to any port = https -> 10.0.2.20",
 			"block drop in quick on xnic from urpf-failed to any",
