@@ -150,7 +150,11 @@ func Parse(filename string, src []byte, opts Options) (*Ruleset, error) {
 	}
 	p := newParser(opts)
 	p.parseFile(filename, src, nil, 0)
-	p.printRules(p.rs.Rules, 0)
+	if len(p.errs) == 0 {
+		// pfctl prints rules as it loads them, which an error prevents;
+		// macros, tables and options were printed while parsing.
+		p.printRules(p.rs.Rules, 0)
+	}
 	p.rs.Macros = p.macroList
 	for _, m := range p.macroList {
 		m.Uses = p.macroUses[m.Name]
@@ -176,7 +180,9 @@ func CheckFile(path string, opts Options) error {
 }
 
 // Normalized returns the ruleset as pfctl -nvf prints it: macro
-// definitions, tables, then the rules with inline anchors indented.
+// definitions, tables and options as parsed, then the rules in load order
+// (scrub, nat, rdr, binat, filter) with inline anchors indented. After a
+// parse error only the parse-time part is printed, as with pfctl.
 func (rs *Ruleset) Normalized() string {
 	var b strings.Builder
 	for _, l := range rs.lines {
