@@ -13,7 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rigger-bsd/rigger/bundler/topology"
 )
 
 // ipv4RE matches dotted quads with an optional prefix length; the
@@ -26,8 +32,18 @@ var ipv4RE = regexp.MustCompile(`(^|[^0-9.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(/[0-
 // order) and the last octet is kept, so subnets, peers and validation still
 // hold and two hosts' distinct addresses stay distinct. Networks shorter
 // than /24 (10.0.0.0/8 in a bogon list), 0.0.0.0, 255.x and addresses
-// already on loopback are left alone, and so is IPv6. The returned map
-// sends each rewritten address (without prefix) to its new address.
+// already on loopback are left alone, and so is IPv6.
+//
+// Addresses a role shares between hosts (uirig's jail nets, the same on
+// both servers) would land on one loopback address for every host, where
+// only one process can bind them. So each host using a role gets its own
+// copy of the role's addrs in its addrs block (host values win), mapped
+// per host and /24: serverA's 10.0.2.20 and serverB's 10.0.2.20 differ.
+// Lines are inserted, never rewritten, so text edits of the copy (the
+// demo's) keep matching.
+//
+// The returned map sends each rewritten address (without prefix) to its
+// new address; per-host copies are keyed "HOST/ADDR".
 //
 // The /24s are allocated from 127.B.16.0 on, with B drawn at random, so
 // test packages that run at once (go test runs packages in parallel) do not
@@ -40,6 +56,7 @@ func Loopback(src, dst string) (map[string]string, error) {
 // chosen by the caller (B ≥ 1: 127.0.0.0/16 holds 127.0.0.1 and 127.0.1.1).
 func LoopbackAt(src, dst string, b byte) (map[string]string, error) {
 	nets := map[[3]byte][2]byte{}
+	hostNets := map[string][2]byte{}
 	addrs := map[string]string{}
 	next := int(b)<<8 | 16
 	rewrite := func(data []byte) []byte {
@@ -108,7 +125,30 @@ func LoopbackAt(src, dst string, b byte) (map[string]string, error) {
 			return err
 		}
 		if !bytes.Contains(data, []byte{0}) {
+			orig := data
 			data = rewrite(data)
+			if rel == topology.TopologyFile {
+				if data, err = perHostAddrs(orig, data, func(host, addr string) string {
+					a, err := netip.ParseAddr(addr)
+					if err != nil || !a.Is4() {
+						return addr
+					}
+					b := a.As4()
+					key := host + "/" + addr
+					hk := host + "/" + netip.AddrFrom4([4]byte{b[0], b[1], b[2], 0}).String()
+					xy, ok := hostNets[hk]
+					if !ok {
+						xy = [2]byte{byte(next >> 8), byte(next)}
+						next++
+						hostNets[hk] = xy
+					}
+					na := netip.AddrFrom4([4]byte{127, xy[0], xy[1], b[3]}).String()
+					addrs[key] = na
+					return na
+				}); err != nil {
+					return fmt.Errorf("%s: %w", rel, err)
+				}
+			}
 		}
 		info, err := d.Info()
 		if err != nil {
@@ -120,4 +160,117 @@ func LoopbackAt(src, dst string, b byte) (map[string]string, error) {
 		return nil, fmt.Errorf("loopback copy of %s: %w", src, err)
 	}
 	return addrs, nil
+}
+
+// perHostAddrs adds, to each host with a role, a copy of the role's addrs
+// that the host does not set itself, with addresses from mapAddr(host,
+// original address). orig is the file before the global rewrite (for the
+// original addresses), text after it (same lines); lines are inserted so
+// comments and layout, which other tools edit by text, stay as they were.
+func perHostAddrs(orig, text []byte, mapAddr func(host, addr string) string) ([]byte, error) {
+	f, err := topology.Decode(topology.TopologyFile, orig)
+	if err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(text, &root); err != nil {
+		return nil, err
+	}
+	if len(root.Content) == 0 {
+		return text, nil
+	}
+	hostsNode := mapGet(root.Content[0], "hosts")
+	if hostsNode == nil {
+		return text, nil
+	}
+	type insertion struct {
+		after int // 1-based line to insert after
+		lines []string
+	}
+	var ins []insertion
+	for i := 0; i+1 < len(hostsNode.Content); i += 2 {
+		name, hn := hostsNode.Content[i].Value, hostsNode.Content[i+1]
+		spec := f.Hosts[name]
+		if spec == nil || spec.Role == "" || f.Roles[spec.Role] == nil || len(f.Roles[spec.Role].Addrs) == 0 {
+			continue
+		}
+		if hn.Kind != yaml.MappingNode || hn.Style&yaml.FlowStyle != 0 || len(hn.Content) == 0 {
+			return nil, fmt.Errorf("host %s: want a block mapping to add per-host addresses", name)
+		}
+		role := f.Roles[spec.Role]
+		var keys []string
+		for k := range role.Addrs {
+			if _, own := spec.Addrs[k]; !own {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		if len(keys) == 0 {
+			continue
+		}
+		entry := func(indent int, k string) string {
+			vals := make([]string, len(role.Addrs[k]))
+			for j, v := range role.Addrs[k] {
+				addr, plen, _ := strings.Cut(v, "/")
+				if plen != "" {
+					plen = "/" + plen
+				}
+				vals[j] = strconv.Quote(mapAddr(name, addr) + plen)
+			}
+			return strings.Repeat(" ", indent) + k + ": [" + strings.Join(vals, ", ") + "] # per-host loopback copy"
+		}
+		if an := mapGet(hn, "addrs"); an != nil {
+			if an.Kind != yaml.MappingNode || an.Style&yaml.FlowStyle != 0 || len(an.Content) == 0 {
+				return nil, fmt.Errorf("host %s: want addrs as a block mapping", name)
+			}
+			indent := an.Content[0].Column - 1
+			var lines []string
+			for _, k := range keys {
+				lines = append(lines, entry(indent, k))
+			}
+			ins = append(ins, insertion{lastLine(an), lines})
+			continue
+		}
+		indent := hn.Content[0].Column - 1
+		lines := []string{strings.Repeat(" ", indent) + "addrs:"}
+		for _, k := range keys {
+			lines = append(lines, entry(indent+2, k))
+		}
+		ins = append(ins, insertion{lastLine(hn), lines})
+	}
+	sort.Slice(ins, func(i, j int) bool { return ins[i].after > ins[j].after })
+	lines := strings.SplitAfter(string(text), "\n")
+	for _, in := range ins {
+		add := make([]string, len(in.lines))
+		for i, l := range in.lines {
+			add[i] = l + "\n"
+		}
+		at := min(in.after, len(lines))
+		if at > 0 && !strings.HasSuffix(lines[at-1], "\n") {
+			lines[at-1] += "\n"
+		}
+		lines = append(lines[:at], append(add, lines[at:]...)...)
+	}
+	return []byte(strings.Join(lines, "")), nil
+}
+
+func mapGet(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// lastLine is the last line a node's content reaches.
+func lastLine(n *yaml.Node) int {
+	l := n.Line
+	for _, c := range n.Content {
+		l = max(l, lastLine(c))
+	}
+	return l
 }

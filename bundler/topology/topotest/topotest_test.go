@@ -35,6 +35,7 @@ func TestLoopbackUIRig(t *testing.T) {
 		t.Fatalf("Load(loopback copy):\n%v", err)
 	}
 	bound := map[string]string{}
+	jailAddrs := map[string]string{}
 	pipes := 0
 	for _, h := range r.Hosts() {
 		hr, err := r.Render(h)
@@ -64,6 +65,10 @@ func TestLoopbackUIRig(t *testing.T) {
 					if !netip.MustParseAddr(im[1]).IsLoopback() {
 						t.Errorf("%s %s: jail address %s not on loopback", h, f.Path, im[1])
 					}
+					if other, dup := jailAddrs[im[1]]; dup {
+						t.Errorf("%s %s: jail address %s also in %s", h, f.Path, im[1], other)
+					}
+					jailAddrs[im[1]] = h + " " + f.Path
 				}
 			}
 		}
@@ -72,6 +77,14 @@ func TestLoopbackUIRig(t *testing.T) {
 				t.Errorf("%s: check %s addr %s not on loopback", h, c.Name, c.Addr)
 			}
 		}
+	}
+	// Role-shared jail addresses differ per host: each host's jails can
+	// bind their own on one machine.
+	if m["serverA/10.0.2.20"] == "" || m["serverA/10.0.2.20"] == m["serverB/10.0.2.20"] {
+		t.Errorf("ngx_b: serverA %q, serverB %q; want distinct per-host copies", m["serverA/10.0.2.20"], m["serverB/10.0.2.20"])
+	}
+	if len(jailAddrs) < 16 {
+		t.Errorf("only %d jail addresses seen", len(jailAddrs))
 	}
 	if pipes != 8 {
 		t.Errorf("%d pipes, want 8 (4 per host)", pipes)
