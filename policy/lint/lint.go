@@ -169,7 +169,7 @@ func Pf(rs *pf.Ruleset, opts Options) []Finding {
 		}
 	}
 	for _, port := range opts.TunnelPorts {
-		if !passesPort(filter, port) {
+		if !passesPort(rs.Rules, port) {
 			out = append(out, Finding{File: pfFile(rs), Severity: Warning,
 				Msg: fmt.Sprintf("no pass rule covers tunnel port %d", port)})
 		}
@@ -206,10 +206,11 @@ func filterRules(rules []*pf.Rule) []*pf.Rule {
 // packet a rule for direction inner sees.
 func covers(outer, inner string) bool { return outer == "" || outer == inner }
 
-// passesPort reports whether some pass rule lets traffic to port through.
+// passesPort reports whether some pass rule (or rdr pass) lets traffic
+// to port through.
 func passesPort(rules []*pf.Rule, port int) bool {
 	for _, r := range rules {
-		if r.Kind != "pass" {
+		if r.Kind != "pass" && !(r.Kind == "rdr" && r.Pass) {
 			continue
 		}
 		switch r.Proto {

@@ -116,6 +116,17 @@ func TestHostErrors(t *testing.T) {
 	}
 }
 
+func TestTunnelPortRdrPass(t *testing.T) {
+	files := map[string][]byte{"/etc/pf.conf": []byte("rdr pass on em0 proto udp to port 51820 -> 10.0.0.2\nblock all\n")}
+	if got := Host(files, Options{TunnelPorts: []int{51820}}); len(got) != 0 {
+		t.Errorf("rdr pass does not count: %v", strs(got))
+	}
+	got := strs(Host(files, Options{TunnelPorts: []int{51821}}))
+	if len(got) != 1 || got[0] != "/etc/pf.conf: warning: no pass rule covers tunnel port 51821" {
+		t.Errorf("got %q", got)
+	}
+}
+
 func TestFindingString(t *testing.T) {
 	f := Finding{File: "/etc/pf.conf", Line: 3, Severity: Error, Msg: "syntax error"}
 	if got := f.String(); got != "/etc/pf.conf:3: error: syntax error" {

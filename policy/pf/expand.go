@@ -213,6 +213,7 @@ func (p *parser) makeRule(c combo, depth int) *Rule {
 		From:  endpoint(c.src, c.sp),
 		To:    endpoint(c.dst, c.dp),
 		NoNat: r.no,
+		Pass:  r.natPass,
 	}
 	if c.ifc.name != "" {
 		rule.Iface = c.ifc.name

@@ -355,6 +355,13 @@ func (p *parser) loadAnchor() {
 	sub.macros = p.macros
 	sub.parseFile(file, src, nil, 0)
 	p.errs = append(p.errs, sub.errs...)
+	// what the anchor uses counts as used, for the lints
+	for k, v := range sub.rs.TableRefs {
+		p.rs.TableRefs[k] += v
+	}
+	for k, v := range sub.macroUses {
+		p.macroUses[k] += v
+	}
 }
 
 // ---- tables ----

@@ -95,6 +95,7 @@ type Rule struct {
 	From   Endpoint
 	To     Endpoint
 	NoNat  bool    // "no nat", "no rdr"
+	Pass   bool    // nat/rdr/binat pass: translated packets skip the filter
 	Anchor []*Rule // an inline anchor's rules
 	body   bool    // an inline anchor: printed with its rules in braces
 
