@@ -170,7 +170,7 @@ func Pf(rs *pf.Ruleset, opts Options) []Finding {
 	}
 	for _, port := range opts.TunnelPorts {
 		if !passesPort(rs.Rules, port) {
-			out = append(out, Finding{File: pfFile(rs), Severity: Warning,
+			out = append(out, Finding{File: rs.File, Severity: Warning,
 				Msg: fmt.Sprintf("no pass rule covers tunnel port %d", port)})
 		}
 	}
@@ -181,13 +181,6 @@ func Pf(rs *pf.Ruleset, opts Options) []Finding {
 		return out[i].Line < out[j].Line
 	})
 	return out
-}
-
-func pfFile(rs *pf.Ruleset) string {
-	for _, r := range rs.Rules {
-		return r.File
-	}
-	return PfConf
 }
 
 // filterRules are the top-level filter rules in evaluation order.

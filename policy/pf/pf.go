@@ -51,6 +51,7 @@ func (l ErrorList) Error() string {
 
 // Ruleset is a parsed pf.conf.
 type Ruleset struct {
+	File   string // the name Parse was given
 	Macros []*Macro
 	Tables []*Table
 	// Rules are the top-level statements that pfctl -nv prints (options,
@@ -150,6 +151,7 @@ func Parse(filename string, src []byte, opts Options) (*Ruleset, error) {
 		opts.ReadFile = os.ReadFile
 	}
 	p := newParser(opts)
+	p.rs.File = filename
 	p.parseFile(filename, src, nil, 0)
 	if len(p.errs) == 0 {
 		// pfctl prints rules as it loads them, which an error prevents;
