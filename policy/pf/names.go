@@ -33,6 +33,17 @@ var services = []service{
 	{"openvpn", 1194, ""}, {"pptp", 1723, ""}, {"radius", 1812, ""}, {"radius-acct", 1813, ""},
 	{"nfsd", 2049, ""}, {"mysql", 3306, ""}, {"ipsec-nat-t", 4500, ""}, {"postgresql", 5432, ""},
 	{"ircd", 6667, "tcp"}, {"http-alt", 8080, ""}, {"git", 9418, ""},
+	// accepted names beyond the common ones (IANA names FreeBSD ships)
+	{"kerberos-sec", 88, ""}, {"imap3", 220, ""}, {"uucp", 540, "tcp"}, {"klogin", 543, "tcp"},
+	{"kshell", 544, "tcp"}, {"dhcpv6-client", 546, ""}, {"dhcpv6-server", 547, ""}, {"rtsp", 554, ""},
+	{"nntps", 563, ""}, {"ipp", 631, ""}, {"domain-s", 853, ""}, {"ftps-data", 989, ""}, {"ftps", 990, ""},
+	{"telnets", 992, ""}, {"ms-sql-s", 1433, ""}, {"ms-sql-m", 1434, ""}, {"l2tp", 1701, ""},
+	{"ssdp", 1900, ""}, {"cvspserver", 2401, ""}, {"iscsi-target", 3260, ""}, {"ms-wbt-server", 3389, ""},
+	{"stun", 3478, ""}, {"nut", 3493, ""}, {"svn", 3690, ""}, {"epmd", 4369, ""}, {"sip", 5060, ""},
+	{"sips", 5061, ""}, {"xmpp-client", 5222, ""}, {"xmpp-server", 5269, ""}, {"mdns", 5353, ""},
+	{"amqp", 5672, ""}, {"rfb", 5900, ""}, {"x11", 6000, ""}, {"syslog-tls", 6514, ""}, {"puppet", 8140, ""},
+	{"bacula-dir", 9101, ""}, {"bacula-fd", 9102, ""}, {"bacula-sd", 9103, ""}, {"zabbix-agent", 10050, ""},
+	{"zabbix-trapper", 10051, ""},
 }
 
 var (
