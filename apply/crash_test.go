@@ -149,16 +149,14 @@ func TestKill9EveryStep(t *testing.T) {
 	}
 	add("apply", apply.HookStaged, 1, false, false)
 	add("apply", apply.HookPrechecked, 1, false, false)
-	add("apply", apply.HookGenStored, 1, false, false)
 	for i := 1; i <= 6; i++ { // six targets exist before: six backup entries
 		points = append(points, point{"apply", apply.HookBackup, i, false, false})
 	}
 	add("apply", apply.HookJournaled, 1, false, false)
-	add("apply", apply.HookInstall, 7, false, false)
-	for _, i := range []int{0, 2, 3, 4, 5, 6} { // every write (1 is the remove)
-		points = append(points, point{"apply", apply.HookInstallTemp, i, false, false})
-	}
+	add("apply", apply.HookInstallTemp, 1, false, false) // every temp file written, none renamed
+	add("apply", apply.HookInstall, 7, false, false)      // before rename (or removal) i
 	add("apply", apply.HookInstalled, 1, false, false)
+	add("apply", apply.HookGenStored, 1, false, false)
 	add("apply", apply.HookActivate, 5, false, true)
 	add("apply", apply.HookHealth, 1, false, true)
 	add("apply", apply.HookCommitting, 1, false, true)
@@ -192,8 +190,7 @@ func TestKill9EveryStep(t *testing.T) {
 				t.Errorf("generations %v", serials(gens))
 			}
 			assertClean(t, e.state)
-			journalled := p.step != apply.HookStaged && p.step != apply.HookPrechecked &&
-				p.step != apply.HookGenStored && p.step != apply.HookBackup
+			journalled := p.step != apply.HookStaged && p.step != apply.HookPrechecked && p.step != apply.HookBackup
 			switch {
 			case !journalled && r != nil:
 				t.Errorf("recovery %+v before the journal existed", r)

@@ -127,45 +127,36 @@ func (e *Engine) loadGeneration(serial uint64) (*generation, error) {
 }
 
 // storeGeneration writes g under generations/<serial>.tmp, synced; commit
-// renames it into place. It returns false when the generation is already
-// kept (a rollback to it, or a reinstall), so nothing is written.
-func (e *Engine) storeGeneration(g *generation) (bool, error) {
-	final := e.genPath(g.meta.Serial)
-	if _, err := os.Stat(final); err == nil {
-		return false, nil
-	}
-	dir := final + tmpSuffix
+// renames it into place.
+func (e *Engine) storeGeneration(g *generation) error {
+	dir := e.genPath(g.meta.Serial) + tmpSuffix
 	if err := os.RemoveAll(dir); err != nil {
-		return false, err
+		return err
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return false, fmt.Errorf("store generation: %w", err)
+		return fmt.Errorf("store generation: %w", err)
 	}
 	m := g.meta
 	m.AppliedAt = time.Now().UTC()
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return false, err
-	}
-	if err := writeSynced(filepath.Join(dir, genMetaFile), mb); err != nil {
-		return false, fmt.Errorf("store generation: %w", err)
-	}
-	if len(g.envelope) > 0 {
-		if err := writeSynced(filepath.Join(dir, genEnvFile), g.envelope); err != nil {
-			return false, fmt.Errorf("store generation: %w", err)
-		}
+		return err
 	}
 	paths := make([]string, 0, len(g.meta.Manifest.Files))
 	for _, f := range g.meta.Manifest.Files {
 		paths = append(paths, f.Path)
 	}
-	if err := writeTar(filepath.Join(dir, genTarFile), paths, g.files, nil); err != nil {
-		return false, fmt.Errorf("store generation: %w", err)
+	writes := []func() error{
+		func() error { return writeSynced(filepath.Join(dir, genMetaFile), mb) },
+		func() error { return writeTar(filepath.Join(dir, genTarFile), paths, g.files, nil) },
 	}
-	if err := syncDir(dir); err != nil {
-		return false, err
+	if len(g.envelope) > 0 {
+		writes = append(writes, func() error { return writeSynced(filepath.Join(dir, genEnvFile), g.envelope) })
 	}
-	return true, nil
+	if err := parallel(writes); err != nil {
+		return fmt.Errorf("store generation: %w", err)
+	}
+	return syncDir(dir)
 }
 
 // Generations lists the kept generations, newest first.

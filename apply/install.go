@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/rigger-bsd/rigger/verify"
@@ -174,86 +175,134 @@ func (d dirSet) add(r *os.Root, dir string) {
 }
 
 func (d dirSet) sync() error {
+	var fns []func() error
 	for r, dirs := range d {
 		for dir := range dirs {
-			f, err := r.Open(dir)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed since (a rollback's empty dir); its parent is synced
-			}
-			if err != nil {
-				return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
-			}
-			err = f.Sync()
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
-			}
+			fns = append(fns, func() error {
+				f, err := r.Open(dir)
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // removed since (a rollback's empty dir); its parent is synced
+				}
+				if err != nil {
+					return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
+				}
+				defer f.Close()
+				if err := f.Sync(); err != nil {
+					return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
+				}
+				return nil
+			})
 		}
 	}
+	return parallel(fns)
+}
+
+// parallel runs fns concurrently, a few at a time: fsyncs of different
+// files overlap in the filesystem's journal instead of queueing.
+func parallel(fns []func() error) error {
+	const workers = 8
+	errs := make([]error, len(fns))
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = fn()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// pending is one target whose temp file is written and synced, waiting
+// for its rename.
+type pending struct {
+	target   string
+	r        *os.Root
+	rel, tmp string
+}
+
+// place resolves target and creates its directory inside the Root; it is
+// sequential (it may open a new jail root).
+func (rs *roots) place(target string, dirs dirSet) (*pending, error) {
+	r, rel, err := rs.resolve(target, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := mkdirs(r, path.Dir(rel), dirs); err != nil {
+		return nil, fmt.Errorf("%s: %w", target, err)
+	}
+	return &pending{target: target, r: r, rel: rel}, nil
+}
+
+// writeTemp creates the temp file O_EXCL in the target's directory inside
+// the Root, writes it, sets owner and mode on the fd and fsyncs it. Safe
+// to run concurrently for different targets.
+func (p *pending) writeTemp(data []byte, mode fs.FileMode, uid, gid int) error {
+	tmp := path.Join(path.Dir(p.rel), "."+path.Base(p.rel)+".rigger-"+randHex(6))
+	f, err := p.r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.target, err)
+	}
+	err = func() error {
+		if _, err := f.Write(data); err != nil {
+			return err
+		}
+		// Owner before mode: chown clears the setid bits.
+		if canChown() {
+			if err := f.Chown(uid, gid); err != nil {
+				return err
+			}
+		}
+		if err := f.Chmod(mode); err != nil {
+			return err
+		}
+		return f.Sync()
+	}()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		p.r.Remove(tmp)
+		return fmt.Errorf("%s: %w", p.target, err)
+	}
+	p.tmp = tmp
 	return nil
 }
 
-// tempHook is called after a temp file is written and synced, before the
-// rename (the crash test stops there).
-type tempHook func() error
+// rename puts the temp file in place. It replaces a symlink planted at the
+// target instead of following it.
+func (p *pending) rename(dirs dirSet) error {
+	if err := p.r.Rename(p.tmp, p.rel); err != nil {
+		p.discard()
+		return fmt.Errorf("%s: %w", p.target, err)
+	}
+	p.tmp = ""
+	dirs.add(p.r, path.Dir(p.rel))
+	return nil
+}
 
-// write installs data at target: a temp file created O_EXCL in the same
-// directory inside the Root, written, mode and owner set on the fd,
-// fsynced, closed, then renamed over the target. The rename replaces a
-// symlink planted at the target instead of following it. The directory
-// is added to dirs for one fsync per directory.
-func (rs *roots) write(target string, data []byte, mode fs.FileMode, uid, gid int, dirs dirSet, hook tempHook) error {
-	r, rel, err := rs.resolve(target, true)
+// discard removes a temp file that will not be renamed.
+func (p *pending) discard() {
+	if p != nil && p.tmp != "" {
+		p.r.Remove(p.tmp)
+		p.tmp = ""
+	}
+}
+
+// write installs data at target in one go (the restore path): place,
+// temp file, rename. The directory is added to dirs for one fsync per
+// directory.
+func (rs *roots) write(target string, data []byte, mode fs.FileMode, uid, gid int, dirs dirSet) error {
+	p, err := rs.place(target, dirs)
 	if err != nil {
 		return err
 	}
-	dir := path.Dir(rel)
-	if err := mkdirs(r, dir, dirs); err != nil {
-		return fmt.Errorf("%s: %w", target, err)
+	if err := p.writeTemp(data, mode, uid, gid); err != nil {
+		return err
 	}
-	tmp := path.Join(dir, "."+path.Base(rel)+".rigger-"+randHex(6))
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			r.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
-	// Owner before mode: chown clears the setid bits.
-	if canChown() {
-		if err := f.Chown(uid, gid); err != nil {
-			return fmt.Errorf("%s: %w", target, err)
-		}
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
-	if hook != nil {
-		if err := hook(); err != nil {
-			r.Remove(tmp)
-			ok = true
-			return err
-		}
-	}
-	if err := r.Rename(tmp, rel); err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
-	ok = true
-	dirs.add(r, dir)
-	return nil
+	return p.rename(dirs)
 }
 
 // remove deletes target (the link itself if one was planted there).

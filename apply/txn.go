@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rigger-bsd/rigger/verify"
@@ -67,18 +68,22 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		return nil, err
 	}
 
-	newGen, err := e.storeGeneration(tgt)
-	if err != nil {
-		return nil, err
+	// The generation is written in the background while the backup, the
+	// journal and the install run; it only has to be durable by the commit.
+	_, statErr := os.Stat(e.genPath(tgt.meta.Serial))
+	newGen := statErr != nil
+	genDone := make(chan error, 1)
+	if newGen {
+		go func() { genDone <- e.storeGeneration(tgt) }()
+	} else {
+		genDone <- nil
 	}
+	waitGen := sync.OnceValue(func() error { return <-genDone })
 	dropGen := func() {
 		if newGen {
+			waitGen()
 			os.RemoveAll(e.genPath(tgt.meta.Serial) + tmpSuffix)
 		}
-	}
-	if err := e.at(hookGenStored, 0); err != nil {
-		dropGen()
-		return nil, err
 	}
 
 	j := &journal{
@@ -105,72 +110,49 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		os.Remove(e.backupPath())
 		return nil, err
 	}
+	abort := func(files []journalFile, activated int, reason error, health []HealthResult) error {
+		waitGen()
+		return e.abort(ctx, rs, cur, j, backup, files, activated, reason, health)
+	}
 	if err := e.at(hookJournaled, 0); err != nil {
-		return nil, e.abort(ctx, rs, cur, j, backup, nil, 0, err, nil)
+		return nil, abort(nil, 0, err, nil)
 	}
 	// From here on the host changes; every failure goes through abort.
 	log.Info("installing", "changes", len(chs), "units", j.Units)
-
-	dirs := dirSet{}
-	installed := 0
-	var failure error
-	for i, c := range chs {
-		if err := e.at(hookInstall, i); err != nil {
-			failure = fmt.Errorf("install %s: %w", c.Path, err)
-			break
-		}
-		if c.Op == OpRemove {
-			err = rs.remove(c.Path, dirs)
-		} else {
-			err = rs.write(c.Path, c.New, fileMode(c.file.Mode), ids[i][0], ids[i][1], dirs,
-				func() error { return e.at(hookInstallTemp, i) })
-		}
-		if err != nil {
-			// write and remove fail before the target changes, so the
-			// failed file is not restored: its path may now escape.
-			failure = fmt.Errorf("install: %w", err)
-			break
-		}
-		installed = i + 1
+	installed, err := e.install(rs, chs, ids)
+	if err != nil {
+		return nil, abort(j.Files[:installed], 0, err, nil)
 	}
-	if failure == nil {
-		if err := dirs.sync(); err != nil {
-			failure = fmt.Errorf("install: %w", err)
-		}
+	if err := waitGen(); err != nil {
+		return nil, abort(j.Files, 0, err, nil)
 	}
-	if failure == nil {
-		failure = e.at(hookInstalled, 0)
-	}
-	if failure != nil {
-		return nil, e.abort(ctx, rs, cur, j, backup, j.Files[:installed], 0, failure, nil)
+	if err := e.at(hookGenStored, 0); err != nil {
+		return nil, abort(j.Files, 0, err, nil)
 	}
 
 	if err := e.setStep(j, stepActivate); err != nil {
-		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, 0, err, nil)
+		return nil, abort(j.Files, 0, err, nil)
 	}
 	for i, u := range p.Units {
 		if err := e.at(hookActivate, i); err != nil {
-			return nil, e.abort(ctx, rs, cur, j, backup, j.Files, i+1, err, nil)
+			return nil, abort(j.Files, i+1, err, nil)
 		}
 		log.Info("activating", "unit", u.String())
 		if err := e.cfg.Driver.Activate(ctx, u); err != nil {
-			return nil, e.abort(ctx, rs, cur, j, backup, j.Files, i+1, fmt.Errorf("activate %s: %w", u, err), nil)
+			return nil, abort(j.Files, i+1, fmt.Errorf("activate %s: %w", u, err), nil)
 		}
 	}
 
-	if err := e.setStep(j, stepHealth); err != nil {
-		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, nil)
-	}
 	if err := e.at(hookHealth, 0); err != nil {
-		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, nil)
+		return nil, abort(j.Files, len(p.Units), err, nil)
 	}
 	health, err := e.checkHealth(ctx, tgt.meta.Manifest.Health)
 	if err != nil {
-		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, health)
+		return nil, abort(j.Files, len(p.Units), err, health)
 	}
 
 	if err := e.commit(j); err != nil {
-		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(p.Units), err, health)
+		return nil, abort(j.Files, len(p.Units), err, health)
 	}
 	log.Info("applied", "units", j.Units, "duration", time.Since(start))
 	return &Result{
@@ -181,6 +163,57 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		Duration:       time.Since(start),
 		Changes:        p.Changes,
 	}, nil
+}
+
+// install places every change: directories and temp files first (the
+// temp files written and fsynced concurrently), then the renames and
+// removals in order, then one fsync per directory. It returns how many
+// targets were changed; a failure leaves the failed target untouched (its
+// path may now escape, so it is not restored) and no temp file behind.
+func (e *Engine) install(rs *roots, chs []change, ids [][2]int) (int, error) {
+	dirs := dirSet{}
+	pend := make([]*pending, len(chs))
+	defer func() {
+		for _, p := range pend {
+			p.discard()
+		}
+	}()
+	var writes []func() error
+	for i, c := range chs {
+		if c.Op == OpRemove {
+			continue
+		}
+		p, err := rs.place(c.Path, dirs)
+		if err != nil {
+			return 0, fmt.Errorf("install: %w", err)
+		}
+		pend[i] = p
+		writes = append(writes, func() error { return p.writeTemp(c.New, fileMode(c.file.Mode), ids[i][0], ids[i][1]) })
+	}
+	if err := parallel(writes); err != nil {
+		return 0, fmt.Errorf("install: %w", err)
+	}
+	if err := e.at(hookInstallTemp, 0); err != nil {
+		return 0, err
+	}
+	for i, c := range chs {
+		if err := e.at(hookInstall, i); err != nil {
+			return i, fmt.Errorf("install %s: %w", c.Path, err)
+		}
+		var err error
+		if c.Op == OpRemove {
+			err = rs.remove(c.Path, dirs)
+		} else {
+			err = pend[i].rename(dirs)
+		}
+		if err != nil {
+			return i, fmt.Errorf("install: %w", err)
+		}
+	}
+	if err := dirs.sync(); err != nil {
+		return len(chs), fmt.Errorf("install: %w", err)
+	}
+	return len(chs), e.at(hookInstalled, 0)
 }
 
 // backup records what each target was before, in the journal entries and
@@ -357,7 +390,7 @@ func (e *Engine) restoreFile(rs *roots, f journalFile, backup map[string][]byte,
 	if st.exists && st.mode == f.Mode && st.uid == f.UID && st.gid == f.GID && string(disk) == string(data) {
 		return nil
 	}
-	return rs.write(f.Path, data, f.Mode, f.UID, f.GID, dirs, nil)
+	return rs.write(f.Path, data, f.Mode, f.UID, f.GID, dirs)
 }
 
 // missingDirs lists the ancestors of target that do not exist yet, so a
