@@ -78,7 +78,7 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("%s: accepted, want rejected with %q", name, strings.TrimSpace(string(failText)))
 				continue
 			}
-			if err := matchFail(perr, name, strings.TrimSpace(string(failText))); err != nil {
+			if err := matchFail(perr, name, stmtLine(src), strings.TrimSpace(string(failText))); err != nil {
 				t.Errorf("%s: %v", name, err)
 				continue
 			}
@@ -105,10 +105,28 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
+// stmtLine is the line of the only statement in src, or 0 when there are
+// several (a bare .fail message then only has to be in the .in file).
+func stmtLine(src []byte) int {
+	line := 0
+	for i, l := range strings.Split(string(src), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if line != 0 {
+			return 0
+		}
+		line = i + 1
+	}
+	return line
+}
+
 // matchFail checks a parse error against a .fail file: a FILE:LINE: text
 // must match exactly; a bare message (a grep pattern) must match one
-// error's message, and that error must be in the .in file.
-func matchFail(err error, name, want string) error {
+// error's message, and that error must be in the .in file, at the line of
+// its statement.
+func matchFail(err error, name string, line int, want string) error {
 	var el ErrorList
 	if !errors.As(err, &el) {
 		return err
@@ -124,7 +142,7 @@ func matchFail(err error, name, want string) error {
 	}
 	re, rerr := regexp.Compile(want)
 	for _, e := range el {
-		if e.File != name {
+		if e.File != name || line != 0 && e.Line != line {
 			continue
 		}
 		if rerr == nil && re.MatchString(e.Msg) || strings.Contains(e.Msg, want) {
