@@ -314,30 +314,51 @@ func writeSynced(name string, data []byte) error {
 // replaceFile atomically replaces name with data: temp file, fsync,
 // rename, and an fsync of the directory when durable is set.
 func replaceFile(name string, data []byte, durable bool) error {
-	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	tmp, err := tempFile(name, data, true)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+	return renameTemp(tmp, name, durable)
+}
+
+// tempFile writes data to a new temp file beside name, synced if asked.
+func tempFile(name string, data []byte, fsync bool) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return "", err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	_, err = f.Write(data)
+	if err == nil && fsync {
+		err = f.Sync()
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// renameTemp moves a temp file from tempFile into place.
+func renameTemp(tmp, name string, durable bool) error {
+	if err := os.Rename(tmp, name); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	if durable {
-		return syncDir(dir)
+		return syncDir(filepath.Dir(name))
 	}
 	return nil
+}
+
+// removeStateTemps deletes temp files a killed process left in the state dir.
+func (e *Engine) removeStateTemps() {
+	tmps, _ := filepath.Glob(filepath.Join(e.cfg.StateDir, ".*.tmp-*"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
 }
 
 func syncDir(dir string) error {

@@ -213,6 +213,9 @@ func assertClean(t testing.TB, state string) {
 			t.Errorf("state dir still has %s", n)
 		}
 	}
+	if tmps, _ := filepath.Glob(filepath.Join(state, ".*.tmp-*")); len(tmps) > 0 {
+		t.Errorf("temp files left in the state dir: %v", tmps)
+	}
 	tmps, _ := filepath.Glob(filepath.Join(state, "generations", "*.tmp"))
 	if len(tmps) > 0 {
 		t.Errorf("uncommitted generations left: %v", tmps)

@@ -200,7 +200,7 @@ func (d dirSet) sync() error {
 // parallel runs fns concurrently, a few at a time: fsyncs of different
 // files overlap in the filesystem's journal instead of queueing.
 func parallel(fns []func() error) error {
-	const workers = 8
+	const workers = 16
 	errs := make([]error, len(fns))
 	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup

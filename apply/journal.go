@@ -17,10 +17,10 @@ const (
 )
 
 // Journal steps. Only the absence of a matching commit decides recovery
-// (an uncommitted journal is always rolled back); the step says whether
-// units may have been activated and is shown in the recovery reason.
+// (an uncommitted journal is always rolled back); the step is shown in
+// the recovery reason.
 const (
-	stepInstall  = "install"  // host files may be changing, no unit activated yet
+	stepInstall  = "install"  // host files may be changing
 	stepActivate = "activate" // units may have been activated
 	stepHealth   = "health"
 	stepRollback = "rollback" // restoring the backup
@@ -57,27 +57,20 @@ type journalFile struct {
 func (e *Engine) journalPath() string { return filepath.Join(e.cfg.StateDir, journalName) }
 func (e *Engine) backupPath() string  { return filepath.Join(e.cfg.StateDir, backupName) }
 
-// writeJournal replaces the journal atomically and durably.
-func (e *Engine) writeJournal(j *journal) error {
-	b, err := json.MarshalIndent(j, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := replaceFile(e.journalPath(), b, true); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	return nil
-}
-
-// setStep records a later step. The file is synced; the directory entry
-// already is, and an older step only makes recovery do more.
+// setStep records a later step. It is not synced: the step only words
+// the recovery reason (recovery re-activates every unit of the journal
+// whatever the step, as a boot may have started services in between).
 func (e *Engine) setStep(j *journal, step string) error {
 	j.Step = step
 	b, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := replaceFile(e.journalPath(), b, false); err != nil {
+	tmp, err := tempFile(e.journalPath(), b, false)
+	if err == nil {
+		err = renameTemp(tmp, e.journalPath(), false)
+	}
+	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -99,6 +92,7 @@ func (e *Engine) readJournal() (*journal, error) {
 }
 
 // finish removes what a finished transaction leaves in the state dir.
+// The journal goes first: without it the rest is only litter.
 func (e *Engine) finish() {
 	os.Remove(e.journalPath())
 	os.Remove(e.backupPath())

@@ -18,11 +18,11 @@ import (
 // The commit point is StateDir/current naming the journal's txn: if it
 // does, the transaction finished and only its cleanup is redone.
 // Otherwise every journalled file goes back to its backed-up bytes (or is
-// removed if it did not exist), the units are re-activated if the crash
-// came after activation began, and the previous generation's health is
-// re-checked. A failure there is a *DegradedError.
+// removed if it did not exist), the transaction's units are re-activated,
+// and the previous generation's health is re-checked. A failure there is a *DegradedError.
 func (e *Engine) Recover(ctx context.Context) (*Recovery, error) {
 	os.RemoveAll(filepath.Join(e.cfg.StateDir, stagingDir))
+	e.removeStateTemps()
 	if err := e.removeStaleTmp(); err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
 	}
@@ -59,15 +59,16 @@ func (e *Engine) Recover(ctx context.Context) (*Recovery, error) {
 			return nil, &DegradedError{Serial: j.Serial, Reason: reason, Err: err}
 		}
 	}
+	// Every unit is re-activated, even when the crash came before the
+	// first activation: after a power loss the boot has started services
+	// from whatever files were on disk then.
 	var units []verify.Unit
-	if j.Step != stepInstall {
-		for _, s := range j.Units {
-			u, err := verify.ParseUnit(s)
-			if err != nil {
-				return nil, &DegradedError{Serial: j.Serial, Reason: reason, Err: fmt.Errorf("journal: %w", err)}
-			}
-			units = append(units, u)
+	for _, s := range j.Units {
+		u, err := verify.ParseUnit(s)
+		if err != nil {
+			return nil, &DegradedError{Serial: j.Serial, Reason: reason, Err: fmt.Errorf("journal: %w", err)}
 		}
+		units = append(units, u)
 	}
 	rs, err := openRoots(e.cfg.Root)
 	if err != nil {

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -55,11 +56,15 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(stage)
+	// The staged tree is only for the pre-check; it goes in the background.
+	var stageGone sync.WaitGroup
+	dropStage := sync.OnceFunc(func() { stageGone.Go(func() { os.RemoveAll(stage) }) })
+	defer func() { dropStage(); stageGone.Wait() }()
 	if err := e.at(hookStaged, 0); err != nil {
 		return nil, err
 	}
 	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
+	dropStage()
 	if err != nil {
 		log.Warn("pre-check failed, nothing installed", "err", err)
 		return nil, err
@@ -99,13 +104,8 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	for _, u := range p.Units {
 		j.Units = append(j.Units, u.String())
 	}
-	backup, err := e.backup(rs, chs, j)
+	backup, err := e.backupAndJournal(rs, chs, j)
 	if err != nil {
-		dropGen()
-		os.Remove(e.backupPath())
-		return nil, err
-	}
-	if err := e.writeJournal(j); err != nil {
 		dropGen()
 		os.Remove(e.backupPath())
 		return nil, err
@@ -216,9 +216,10 @@ func (e *Engine) install(rs *roots, chs []change, ids [][2]int) (int, error) {
 	return len(chs), e.at(hookInstalled, 0)
 }
 
-// backup records what each target was before, in the journal entries and
-// in backup.tar (synced), and returns the saved bytes by path.
-func (e *Engine) backup(rs *roots, chs []change, j *journal) (map[string][]byte, error) {
+// backupAndJournal records what each target was before, in the journal
+// entries and in backup.tar, writes both durably, and returns the saved
+// bytes by path. Nothing on the host has changed yet.
+func (e *Engine) backupAndJournal(rs *roots, chs []change, j *journal) (map[string][]byte, error) {
 	saved := map[string][]byte{}
 	var paths []string
 	for _, c := range chs {
@@ -242,31 +243,67 @@ func (e *Engine) backup(rs *roots, chs []change, j *journal) (map[string][]byte,
 		}
 	}
 	sort.Strings(j.Dirs)
-	err := writeTar(e.backupPath(), paths, saved, func(i int) error { return e.at(hookBackup, i+1) })
+	// The backup and the journal's temp file are written and synced
+	// together; the journal appears (rename, directory fsync) only once
+	// both are durable.
+	jb, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return nil, err
+	}
+	var jtmp string
+	err = parallel([]func() error{
+		func() error {
+			return writeTar(e.backupPath(), paths, saved, func(i int) error { return e.at(hookBackup, i+1) })
+		},
+		func() (err error) {
+			jtmp, err = tempFile(e.journalPath(), jb, true)
+			return err
+		},
+	})
+	if err != nil {
+		if jtmp != "" {
+			os.Remove(jtmp)
+		}
+		return nil, fmt.Errorf("backup and journal: %w", err)
+	}
+	if err := renameTemp(jtmp, e.journalPath(), true); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
 	}
 	return saved, nil
 }
 
-// commit makes the transaction final: the generation moves into place,
-// then StateDir/current names it and the txn (the commit point), then the
-// journal and the backup go, and old generations are pruned.
+// commit makes the transaction final: the generation moves into place
+// (while current's temp file is written), then the rename of
+// StateDir/current, naming the serial and the txn, is the commit point;
+// then the journal and the backup go, and old generations are pruned.
 func (e *Engine) commit(j *journal) error {
+	cur := filepath.Join(e.cfg.StateDir, currentFile)
+	var ctmp string
+	fns := []func() error{func() (err error) {
+		ctmp, err = tempFile(cur, fmt.Appendf(nil, "{\"serial\":%d,\"txn\":%q}\n", j.Serial, j.Txn), true)
+		return err
+	}}
 	if j.NewGeneration {
-		final := e.genPath(j.Serial)
-		if err := os.Rename(final+tmpSuffix, final); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		if err := syncDir(filepath.Dir(final)); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
+		fns = append(fns, func() error {
+			final := e.genPath(j.Serial)
+			if err := os.Rename(final+tmpSuffix, final); err != nil {
+				return err
+			}
+			return syncDir(filepath.Dir(final))
+		})
 	}
-	if err := e.at(hookCommitting, 0); err != nil {
-		return err
+	err := parallel(fns)
+	if err == nil {
+		err = e.at(hookCommitting, 0)
 	}
-	if err := e.writeCurrent(j); err != nil {
-		return err
+	if err != nil {
+		if ctmp != "" {
+			os.Remove(ctmp)
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	if err := renameTemp(ctmp, cur, true); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	// Committed: from here nothing may roll back.
 	if err := e.at(hookCommitted, 0); err != nil {
@@ -275,14 +312,6 @@ func (e *Engine) commit(j *journal) error {
 	e.finish()
 	if err := e.prune(j.Serial); err != nil {
 		e.log.Warn("prune generations", "err", err)
-	}
-	return nil
-}
-
-func (e *Engine) writeCurrent(j *journal) error {
-	b := fmt.Appendf(nil, "{\"serial\":%d,\"txn\":%q}\n", j.Serial, j.Txn)
-	if err := replaceFile(filepath.Join(e.cfg.StateDir, currentFile), b, true); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
