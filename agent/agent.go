@@ -511,8 +511,8 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		return OutcomeRejected, commit, serial, errors.Join(err, qerr)
 	case errors.As(err, &rb):
 		a.st.SeenCommit = commit
-		a.st.Health = healthOf(rb.Health)
-		a.st.RolledBack = &RolledBack{Serial: serial, Reason: rb.Reason.Error(), At: now}
+		a.st.Health = healthOf(rb.Recheck)
+		a.st.RolledBack = &RolledBack{Serial: serial, Reason: rb.Reason.Error(), At: now, Health: healthOf(rb.Health)}
 		qerr := a.quarantine(serial, commit, "rolled-back", err, bf)
 		return OutcomeRolledBack, commit, serial, errors.Join(err, qerr)
 	case errors.As(err, &dg):

@@ -173,7 +173,8 @@ func TestRolledBackIsQuarantined(t *testing.T) {
 	w.poll(OutcomeApplied)
 	w.engine.fail = func(b *verify.Bundle) error {
 		if b.Manifest.Serial == 2 {
-			return &apply.RolledBackError{Serial: 2, Reason: errHealth, Health: []apply.HealthResult{{Name: "pg_j", Kind: verify.CheckJail, Error: "not running"}}}
+			return &apply.RolledBackError{Serial: 2, Reason: errHealth, Health: []apply.HealthResult{{Name: "pg_j", Kind: verify.CheckJail, Error: "not running"}},
+				Recheck: []apply.HealthResult{{Name: "pg_j", Kind: verify.CheckJail, OK: true}}}
 		}
 		return nil
 	}
@@ -185,8 +186,11 @@ func TestRolledBackIsQuarantined(t *testing.T) {
 		len(st.Quarantined) != 1 || !st.Quarantined[0].Verified || st.Quarantined[0].Kind != "rolled-back" {
 		t.Fatalf("after rollback: %+v %+v %+v", st.State, st.RolledBack, st.Quarantined)
 	}
-	if len(st.Health) != 1 || st.Health[0].OK {
-		t.Fatalf("health = %+v, want the failed check", st.Health)
+	if len(st.Health) != 1 || !st.Health[0].OK {
+		t.Fatalf("health = %+v, want the re-check of serial 1", st.Health)
+	}
+	if h := st.RolledBack.Health; len(h) != 1 || h[0].OK || h[0].Error != "not running" {
+		t.Fatalf("rolled_back.health = %+v, want serial 2's failed check", h)
 	}
 	// Serial 2 republished (re-signed, new bytes): never retried.
 	b2again := w.bundleFor("serverA", 2, time.Time{})

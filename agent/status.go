@@ -40,9 +40,10 @@ const (
 //	last_error          object  at, message: the most recent failure (kept after recovery)
 //	failures            int     consecutive failed polls (backoff grows with it)
 //	pending             object  a verified bundle not applied yet: serial, commit, not_before, reason
-//	rolled_back         object  serial, reason, at: the last bundle that was rolled back
+//	rolled_back         object  serial, reason, at, health (the checks that failed): the last bundle that was rolled back
 //	quarantined         list    bundles never retried: serial, verified, commit, reason, kind, at
 //	health              list    last health results: name, kind, ok, latency_ms, attempts, error
+//	                            (after a rollback: the re-check of the restored generation)
 //	drift               object  checked_at, files (managed files changed on disk), mode, corrected
 //	hold                object  since, until (absent: until resume), reason
 //	pin                 object  serial, above, at: `agent rollback` pinned serial until one above "above" arrives
@@ -121,6 +122,9 @@ type RolledBack struct {
 	Serial uint64    `json:"serial"`
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+	// Health is what the failed bundle's checks said; Status.Health
+	// holds the re-check of the generation restored after it.
+	Health []Health `json:"health,omitempty"`
 }
 
 // Health is one health check result.

@@ -243,6 +243,23 @@ func Applied(serial uint64) func(*agent.Status) bool {
 	}
 }
 
+// Healthy is true when serial is the current generation and its last
+// health checks all passed, whatever the state (after a rollback the
+// state stays rolled-back until a newer serial is applied).
+func Healthy(serial uint64) func(*agent.Status) bool {
+	return func(st *agent.Status) bool {
+		if st.Current == nil || st.Current.Serial != serial || st.Applying || len(st.Health) == 0 {
+			return false
+		}
+		for _, h := range st.Health {
+			if !h.OK {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 // RolledBack is true when serial was quarantined after a rollback.
 func RolledBack(serial uint64) func(*agent.Status) bool {
 	return func(st *agent.Status) bool {
