@@ -13,8 +13,8 @@ import (
 
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/policy/jailconf"
-	"github.com/rigger-bsd/rigger/policy/pf"
 	"github.com/rigger-bsd/rigger/policy/rcconf"
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -142,23 +142,11 @@ func fileErrors(err error) []error {
 	}
 	var out []error
 	switch e := err.(type) {
-	case pf.ErrorList:
-		for _, x := range e {
-			out = append(out, &layout.FileError{File: x.File, Line: x.Line, Msg: x.Msg})
-		}
-	case *pf.Error:
-		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: e.Msg})
-	case jailconf.ErrorList:
-		for _, x := range e {
-			out = append(out, &layout.FileError{File: x.File, Line: x.Line, Msg: x.Msg})
-		}
-	case *jailconf.Error:
-		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: e.Msg})
+	case *policy.FileError:
+		out = append(out, e)
 	case *jailconf.ResolveError:
 		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: "jail " + e.Jail + ": " + e.Msg})
-	case *rcconf.Error:
-		out = append(out, &layout.FileError{File: e.File, Line: e.Line, Msg: e.Msg})
-	case interface{ Unwrap() []error }:
+	case interface{ Unwrap() []error }: // policy.ErrorList, errors.Join
 		for _, x := range e.Unwrap() {
 			out = append(out, fileErrors(x)...)
 		}

@@ -533,23 +533,7 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 			}
 			return fmt.Sprintf("%s %d", k, p.number(0, 1<<32-1, opt+" value"))
 		}
-		var items []string
-		if p.accept("{") {
-			for {
-				p.skipNL()
-				if p.accept("}") {
-					break
-				}
-				p.accept(",")
-				p.skipNL()
-				if p.isP("}") {
-					continue
-				}
-				items = append(items, item())
-			}
-		} else {
-			items = append(items, item())
-		}
+		items := braceList(p, listOpts{}, item)
 		// pfctl prints one line per value
 		for i, it := range items {
 			if i > 0 {
@@ -759,14 +743,26 @@ func tbrSize(bw string) int {
 // schedFlagOrder is the order pfctl prints scheduler flags in.
 var schedFlagOrder = []string{"red", "ecn", "rio", "codel", "cleardscp", "flowvalve", "borrow", "wrr", "efficient", "root", "default", "ctl"}
 
-func (p *parser) nameList() []string {
+// listOpts say how braceList treats empty and nested braces, which
+// pfctl's grammar allows in some lists and not in others.
+type listOpts struct {
+	nonEmpty bool // "{ }" is a syntax error
+	nested   bool // "{ a { b c } }" (from a macro) is flattened
+}
+
+// braceList parses one item or a braced list of them, commas optional and
+// newlines allowed inside the braces, as pfctl's lists are written.
+func braceList[T any](p *parser, o listOpts, item func() T) []T {
 	if !p.accept("{") {
-		return []string{p.str()}
+		return []T{item()}
 	}
-	var l []string
+	var l []T
 	for {
 		p.skipNL()
 		if p.accept("}") {
+			if o.nonEmpty && len(l) == 0 {
+				p.syntax()
+			}
 			return l
 		}
 		p.accept(",")
@@ -774,9 +770,15 @@ func (p *parser) nameList() []string {
 		if p.isP("}") {
 			continue
 		}
-		l = append(l, p.str())
+		if o.nested && p.isP("{") {
+			l = append(l, braceList(p, o, item)...)
+			continue
+		}
+		l = append(l, item())
 	}
 }
+
+func (p *parser) nameList() []string { return braceList(p, listOpts{}, p.str) }
 
 func (p *parser) queue(out *[]*Rule, depth int) {
 	line := p.tok.line
@@ -987,27 +989,7 @@ func validIfName(s string) bool {
 	return true
 }
 
-func (p *parser) ifList() []ifSpec {
-	if !p.accept("{") {
-		return []ifSpec{p.ifItem()}
-	}
-	var l []ifSpec
-	for {
-		p.skipNL()
-		if p.accept("}") {
-			if len(l) == 0 {
-				p.syntax()
-			}
-			return l
-		}
-		p.accept(",")
-		p.skipNL()
-		if p.isP("}") {
-			continue
-		}
-		l = append(l, p.ifItem())
-	}
-}
+func (p *parser) ifList() []ifSpec { return braceList(p, listOpts{nonEmpty: true}, p.ifItem) }
 
 func (p *parser) logOpts() []string {
 	p.expect("(")
@@ -1135,29 +1117,7 @@ func (p *parser) hostItem() hostItem {
 }
 
 func (p *parser) hostList() []hostItem {
-	if !p.accept("{") {
-		return []hostItem{p.hostItem()}
-	}
-	var l []hostItem
-	for {
-		p.skipNL()
-		if p.accept("}") {
-			if len(l) == 0 {
-				p.syntax()
-			}
-			return l
-		}
-		p.accept(",")
-		p.skipNL()
-		if p.isP("}") {
-			continue
-		}
-		if p.isP("{") { // nested list (from a macro)
-			l = append(l, p.hostList()...)
-			continue
-		}
-		l = append(l, p.hostItem())
-	}
+	return braceList(p, listOpts{nonEmpty: true, nested: true}, p.hostItem)
 }
 
 // resolveIf expands an interface name (em0, em0:0) into the addresses
@@ -1263,29 +1223,7 @@ func (p *parser) portItem(allowStar bool) portItem {
 }
 
 func (p *parser) portList() []portItem {
-	if !p.accept("{") {
-		return []portItem{p.portItem(false)}
-	}
-	var l []portItem
-	for {
-		p.skipNL()
-		if p.accept("}") {
-			if len(l) == 0 {
-				p.syntax()
-			}
-			return l
-		}
-		p.accept(",")
-		p.skipNL()
-		if p.isP("}") {
-			continue
-		}
-		if p.isP("{") {
-			l = append(l, p.portList()...)
-			continue
-		}
-		l = append(l, p.portItem(false))
-	}
+	return braceList(p, listOpts{nonEmpty: true, nested: true}, func() portItem { return p.portItem(false) })
 }
 
 // ---- protocols ----
@@ -1310,24 +1248,4 @@ func (p *parser) protoItem() string {
 	return w
 }
 
-func (p *parser) protoList() []string {
-	if !p.accept("{") {
-		return []string{p.protoItem()}
-	}
-	var l []string
-	for {
-		p.skipNL()
-		if p.accept("}") {
-			if len(l) == 0 {
-				p.syntax()
-			}
-			return l
-		}
-		p.accept(",")
-		p.skipNL()
-		if p.isP("}") {
-			continue
-		}
-		l = append(l, p.protoItem())
-	}
-}
+func (p *parser) protoList() []string { return braceList(p, listOpts{nonEmpty: true}, p.protoItem) }

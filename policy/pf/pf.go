@@ -8,10 +8,11 @@ package pf
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 // CONTRACT (shared with the sim driver and the bundler): names and
@@ -30,24 +31,10 @@ type Options struct {
 }
 
 // Error is one problem at a file and line.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+type Error = policy.FileError
 
 // ErrorList is every error of a parse, in order.
-type ErrorList []*Error
-
-func (l ErrorList) Error() string {
-	s := make([]string, len(l))
-	for i, e := range l {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "\n")
-}
+type ErrorList = policy.ErrorList
 
 // Ruleset is a parsed pf.conf.
 type Ruleset struct {

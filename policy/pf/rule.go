@@ -179,22 +179,7 @@ func (p *parser) routeSpec(r *ruleSpec) {
 		ifn := p.str()
 		return routeHost{ifname: ifn}
 	}
-	if p.accept("{") {
-		for {
-			p.skipNL()
-			if p.accept("}") {
-				break
-			}
-			p.accept(",")
-			p.skipNL()
-			if p.isP("}") {
-				continue
-			}
-			r.routeHosts = append(r.routeHosts, one())
-		}
-	} else {
-		r.routeHosts = append(r.routeHosts, one())
-	}
+	r.routeHosts = append(r.routeHosts, braceList(p, listOpts{}, one)...)
 	r.routeOpts = p.poolOpts()
 }
 
@@ -786,22 +771,7 @@ func (p *parser) ugidList(kw string) []string {
 		}
 		return "= " + a
 	}
-	if !p.accept("{") {
-		return []string{item()}
-	}
-	var l []string
-	for {
-		p.skipNL()
-		if p.accept("}") {
-			return l
-		}
-		p.accept(",")
-		p.skipNL()
-		if p.isP("}") {
-			continue
-		}
-		l = append(l, item())
-	}
+	return braceList(p, listOpts{}, item)
 }
 
 func (p *parser) ugid(kw string) string {
@@ -839,22 +809,7 @@ func (p *parser) icmpList(v6 bool) []string {
 		}
 		return name
 	}
-	if !p.accept("{") {
-		return []string{item()}
-	}
-	var l []string
-	for {
-		p.skipNL()
-		if p.accept("}") {
-			return l
-		}
-		p.accept(",")
-		p.skipNL()
-		if p.isP("}") {
-			continue
-		}
-		l = append(l, item())
-	}
+	return braceList(p, listOpts{}, item)
 }
 
 // text prints the pool for a rule of address family af (interface names

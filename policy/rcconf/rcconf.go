@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 // CONTRACT (shared with the sim driver and the bundler): names and
@@ -22,13 +24,7 @@ import (
 type Vars map[string]string
 
 // Error is one problem at a file and line.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+type Error = policy.FileError
 
 // assignment is one name=value statement found in a file.
 type assignment struct {

@@ -7,9 +7,10 @@ package layout
 
 import (
 	"errors"
-	"fmt"
 	"path"
 	"strings"
+
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 // Well-known host paths.
@@ -64,18 +65,7 @@ func JailConfFor(name string) []string {
 // FileError is one problem in a file, at a line when known (0 = whole
 // file). Drivers return these (joined) from Precheck so the engine and the
 // operator see the host path, never the staging path.
-type FileError struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *FileError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return e.File + ": " + e.Msg
-}
+type FileError = policy.FileError
 
 // IsRCConf reports whether p is an rc.conf-style file (assignments only:
 // rc.conf, rc.conf.local, rc.conf.d snippets), as opposed to an rc.d
