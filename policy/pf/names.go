@@ -96,10 +96,13 @@ func init() {
 	}
 }
 
-var icmpTypes = []struct {
+// icmpName is one ICMP type or code name pfctl knows, with its number.
+type icmpName struct {
 	name string
 	n    int
-}{
+}
+
+var icmpTypes = []icmpName{
 	{"echorep", 0}, {"unreach", 3}, {"squench", 4}, {"redir", 5}, {"althost", 6}, {"echoreq", 8},
 	{"routeradv", 9}, {"routersol", 10}, {"timex", 11}, {"paramprob", 12}, {"timereq", 13},
 	{"timerep", 14}, {"inforeq", 15}, {"inforep", 16}, {"maskreq", 17}, {"maskrep", 18}, {"trace", 30},
@@ -107,10 +110,7 @@ var icmpTypes = []struct {
 	{"mobregrep", 36}, {"skip", 39}, {"photuris", 40},
 }
 
-var icmp6Types = []struct {
-	name string
-	n    int
-}{
+var icmp6Types = []icmpName{
 	{"unreach", 1}, {"toobig", 2}, {"timex", 3}, {"paramprob", 4}, {"echoreq", 128}, {"echorep", 129},
 	{"groupqry", 130}, {"listqry", 130}, {"grouprep", 131}, {"listenrep", 131}, {"groupterm", 132},
 	{"listendone", 132}, {"routersol", 133}, {"routeradv", 134}, {"neighbrsol", 135},
@@ -119,33 +119,13 @@ var icmp6Types = []struct {
 }
 
 func icmpTypeName(s string, v6 bool) (string, bool) {
-	tab := icmpTypes
 	if v6 {
-		tab = icmp6Types
+		return icmpLookup(icmp6Types, s)
 	}
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 0 || n > 255 {
-			return "", false
-		}
-		for _, t := range tab {
-			if t.n == n {
-				return t.name, true
-			}
-		}
-		return s, true
-	}
-	for _, t := range tab {
-		if t.name == s {
-			return s, true
-		}
-	}
-	return "", false
+	return icmpLookup(icmpTypes, s)
 }
 
-var icmpCodes = []struct {
-	name string
-	n    int
-}{
+var icmpCodes = []icmpName{
 	{"net-unr", 0}, {"host-unr", 1}, {"proto-unr", 2}, {"port-unr", 3}, {"needfrag", 4}, {"srcfail", 5},
 	{"net-unk", 6}, {"host-unk", 7}, {"isolate", 8}, {"net-prohib", 9}, {"host-prohib", 10},
 	{"net-tos", 11}, {"host-tos", 12}, {"filter-prohib", 13}, {"host-preced", 14}, {"cutoff-preced", 15},
@@ -154,10 +134,7 @@ var icmpCodes = []struct {
 	{"optmiss", 1}, {"badlen", 2}, {"unknown-ind", 1}, {"auth-fail", 2}, {"decrypt-fail", 3},
 }
 
-var icmp6Codes = []struct {
-	name string
-	n    int
-}{
+var icmp6Codes = []icmpName{
 	{"noroute-unr", 0}, {"admin-unr", 1}, {"notnbr-unr", 2}, {"beyond-unr", 2}, {"addr-unr", 3},
 	{"port-unr", 4}, {"transit", 0}, {"reassemb", 1}, {"badhead", 0}, {"nxthdr", 1}, {"redironlink", 0},
 	{"redirrouter", 1},
@@ -166,10 +143,15 @@ var icmp6Codes = []struct {
 // icmpCodeName maps a code (number or name) to the name pfctl prints for
 // return-icmp; numbers without a name print as numbers.
 func icmpCodeName(s string, v6 bool) (string, bool) {
-	tab := icmpCodes
 	if v6 {
-		tab = icmp6Codes
+		return icmpLookup(icmp6Codes, s)
 	}
+	return icmpLookup(icmpCodes, s)
+}
+
+// icmpLookup maps a number to the first name tab gives it (numbers
+// without a name print as numbers) and accepts a name tab knows.
+func icmpLookup(tab []icmpName, s string) (string, bool) {
 	if n, err := strconv.Atoi(s); err == nil {
 		if n < 0 || n > 255 {
 			return "", false
