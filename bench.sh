@@ -22,4 +22,5 @@ run ./policy/pf 'Parse'
 echo "== apply: serverA on sim without restarts vs copy+fsync (target <= 3x copy, <= 20 ms)"
 run ./apply 'Apply|Copy'
 echo "== agent: no-change poll vs git ls-remote (target <= 2x, <= 10 ms); idle RSS (target <= 30 MB)"
-run ./agent 'Poll|LsRemote|RSS'
+run ./agent 'NoChangePoll'
+run ./agent/cli 'IdleRSS'

@@ -18,74 +18,87 @@ import (
 	"github.com/rigger-bsd/rigger/bundler/topology"
 )
 
-// TestIdleRSS builds cmd/agent, runs `agent run` polling a loopback git
-// server every 100 ms with nothing new to apply, and reads its resident
-// memory from /proc. Target: ≤ 30 MB. Then it stops the agent with SIGTERM
-// and expects a clean exit.
-func TestIdleRSS(t *testing.T) {
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("needs /proc to read VmRSS")
-	}
-	if testing.Short() {
-		t.Skip("builds the agent binary; skipped with -short")
-	}
-	dir := t.TempDir()
+// idleAgent builds cmd/agent and starts `agent run` polling a loopback git
+// server every 100 ms with nothing new to apply. It returns the process
+// and its stderr.
+func idleAgent(tb testing.TB) (*exec.Cmd, *strings.Builder) {
+	tb.Helper()
+	dir := tb.TempDir()
 	bin := filepath.Join(dir, "agent")
 	build := exec.Command("go", "build", "-o", bin, "../../cmd/agent")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 
 	srv, err := gittest.Serve(filepath.Join(dir, "srv"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer srv.Close()
+	tb.Cleanup(func() { srv.Close() })
 	repo, err := srv.Init("infra.git")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	signer, err := bundle.GenerateSigner(bundle.ECDSA)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	pub, _ := signer.PublicPEM()
-	os.WriteFile(filepath.Join(dir, "ci.pub"), pub, 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "ci.pub"), pub, 0o644); err != nil {
+		tb.Fatal(err)
+	}
 	// serverB's bundle sits in serverA's folder: the first poll rejects
 	// and quarantines it, and every later poll is "unchanged".
 	r := &topology.HostRender{Host: "serverB", Files: []topology.RenderedFile{{Path: "/etc/rc.conf", Content: []byte("x=1\n")}}}
 	b, err := bundle.Build(r, bundle.Meta{Serial: 1, Created: time.Now()})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := b.Sign(signer); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := gittest.Commit(repo, "bundles", map[string][]byte{"serverA/manifest.json": b.Envelope, "serverA/files.tar.zst": b.Archive}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	conf := fmt.Sprintf("host: serverA\nsource: {url: %q, timeout: 5s}\ntrust: {keys: [%q]}\ninterval: 100ms\nroot: %q\nstate_dir: %q\ndriver: freebsd\n",
 		srv.URL("infra.git"), filepath.Join(dir, "ci.pub"), dir, filepath.Join(dir, "state"))
-	os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte(conf), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte(conf), 0o600); err != nil {
+		tb.Fatal(err)
+	}
 
 	cmd := exec.Command(bin, "--config", filepath.Join(dir, "agent.yaml"), "run")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	time.Sleep(3 * time.Second)
-	rss := vmRSS(t, cmd.Process.Pid)
-	t.Logf("idle agent run: VmRSS %d kB (%.1f MB) after ~25 polls", rss, float64(rss)/1024)
+	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(3 * time.Second) // about 25 polls
 	st, err := agent.ReadStatus(agent.Store{Dir: filepath.Join(dir, "state")}, "serverA", time.Now())
 	if err != nil || st.LastPoll == nil || st.LastPoll.Outcome != agent.OutcomeUnchanged || !st.Running {
-		t.Fatalf("agent not idling: %+v, %v\n%s", st.LastPoll, err, stderr.String())
+		tb.Fatalf("agent not idling: %+v, %v\n%s", st.LastPoll, err, stderr.String())
 	}
-	if rss > 30*1024 {
-		t.Errorf("VmRSS %d kB, target ≤ 30 MB", rss)
-	}
+	return cmd, stderr
+}
 
+// BenchmarkIdleRSS reports the resident memory of an idle `agent run`
+// (target ≤ 30 MB) as rss-MB; bench.sh prints it.
+func BenchmarkIdleRSS(b *testing.B) {
+	cmd, _ := idleAgent(b)
+	var kb int
+	for b.Loop() {
+		kb = vmRSS(b, cmd.Process.Pid)
+	}
+	b.ReportMetric(float64(kb)/1024, "rss-MB")
+}
+
+// TestIdleAgentStops: an idle `agent run` stops cleanly, exit 0, within
+// 5 s of SIGTERM.
+func TestIdleAgentStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the agent binary; skipped with -short")
+	}
+	cmd, stderr := idleAgent(t)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +117,7 @@ func TestIdleRSS(t *testing.T) {
 	}
 }
 
-func vmRSS(t *testing.T, pid int) int {
+func vmRSS(t testing.TB, pid int) int {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
