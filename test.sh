@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the suite needs, then vets (linux and
-# freebsd), checks formatting and runs the whole suite, end-to-end test included.
+# freebsd), checks formatting and runs the whole suite with -race, end-to-end
+# test included.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -8,6 +9,7 @@ need_apt=()
 command -v spiped >/dev/null || need_apt+=(spiped)
 command -v git >/dev/null || need_apt+=(git)
 command -v dash >/dev/null || need_apt+=(dash)
+command -v gcc >/dev/null || need_apt+=(gcc libc6-dev) # the race detector needs cgo
 if [ ${#need_apt[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
@@ -26,4 +28,5 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 GOOS=freebsd go vet ./...
-go test -count=1 -timeout 30m ./...
+# Under the race detector: the whole suite takes about 2 minutes on 2 cores.
+go test -race -count=1 -timeout 30m ./...
