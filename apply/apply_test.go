@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -393,10 +394,17 @@ func TestFailureRestoresUnmanagedFile(t *testing.T) {
 	before := snapshot(t, e.root)
 	e.drv.OnActivate = applytest.FailUnit("jail:pg_j", errors.New("jail: pg_j: mount.devfs: /jails/pg_j/dev: No such file"))
 	_, err := e.eng.Apply(ctx, mkBundle(1, uirig("v1")))
-	var de *apply.DegradedError
-	if !errors.As(err, &de) {
-		// Re-activating pg_j fails again: degraded, but the files are back.
-		t.Fatalf("err %v", err)
+	// pg_j's files were all new: the rollback stops it rather than
+	// re-activate it with no config, and that succeeds.
+	var rb *apply.RolledBackError
+	if !errors.As(err, &rb) {
+		t.Fatalf("err %v, want *RolledBackError", err)
+	}
+	if calls := e.drv.Calls(); !slices.Contains(calls, "deactivate jail:pg_j") {
+		t.Errorf("calls %v: want pg_j deactivated", calls)
+	}
+	if running, _ := e.drv.JailRunning(ctx, "pg_j"); running {
+		t.Error("pg_j still running")
 	}
 	if d := diffSnap(before, snapshot(t, e.root)); d != "" {
 		t.Errorf("host differs from before the first apply:\n%s", d)

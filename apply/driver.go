@@ -26,11 +26,18 @@ type Driver interface {
 	// (pfctl -f, service jail restart NAME then jls -j NAME, …). The engine
 	// calls it in order and stops at the first error.
 	Activate(ctx context.Context, u verify.Unit) error
+	// Deactivate undoes a unit that a rollback takes away whole (every
+	// file of it was new), while its files are still in place: a new jail
+	// is stopped (service jail stop NAME). Other kinds have nothing to
+	// stop and return nil; pf keeps the loaded ruleset rather than fail
+	// open when there is no older pf.conf to go back to.
+	Deactivate(ctx context.Context, u verify.Unit) error
 	// JailRunning reports whether the jail is running (jls -j NAME).
 	JailRunning(ctx context.Context, name string) (bool, error)
 	// PFEnabled reports whether pf is enabled with a ruleset loaded.
 	PFEnabled(ctx context.Context) (bool, error)
-	// Close stops what the driver started itself (the sim's processes).
+	// Close releases what the driver holds; it does not stop the host's
+	// services (the sim's processes outlive it, as jails outlive the agent).
 	Close() error
 }
 

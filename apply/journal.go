@@ -47,7 +47,8 @@ type journal struct {
 type journalFile struct {
 	Path    string      `json:"path"`
 	Op      string      `json:"op"`
-	Existed bool        `json:"existed"` // true: restore from backup.tar; false: remove
+	Existed bool        `json:"existed"`        // true: restore from backup.tar; false: remove
+	Unit    string      `json:"unit,omitempty"` // the activation unit of the bundle's entry
 	Mode    fs.FileMode `json:"mode,omitempty"`
 	UID     int         `json:"uid"`
 	GID     int         `json:"gid"`

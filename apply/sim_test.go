@@ -298,3 +298,53 @@ func TestSimUIRig(t *testing.T) {
 		}
 	})
 }
+
+// TestSimFirstInstallRolledBack: a host's very first bundle fails its
+// health checks (serverA alone: its tunnels' far ends are not there).
+// Rolling back leaves the host as it was before Rigger came: no managed
+// file, no jail running, and the outcome is a rollback, not degraded.
+func TestSimFirstInstallRolledBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts jails with real spiped processes; skipped with -short")
+	}
+	hrs := renderUIRig(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := topotest.WriteSecrets(root, hrs["serverA"].Secrets); err != nil {
+		t.Fatal(err)
+	}
+	drv, err := apply.NewDriver("sim", apply.DriverOptions{Root: root, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.ShutdownOnCleanup(t, root)
+	eng, err := apply.New(apply.Config{Root: root, StateDir: filepath.Join(dir, "state"), Driver: drv,
+		HealthTimeout: 2 * time.Second, Logger: discard,
+		GitCheck: func(context.Context) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &simHost{root: root, eng: eng}
+	before := h.hostFiles(t)
+	_, err = eng.Apply(ctx, renderBundle(hrs["serverA"], 1))
+	var rb *apply.RolledBackError
+	if !errors.As(err, &rb) {
+		t.Fatalf("err %v, want *RolledBackError", err)
+	}
+	if !strings.Contains(rb.Reason.Error(), "to-serverB") {
+		t.Errorf("reason %v, want a tunnel to serverB", rb.Reason)
+	}
+	if d := diffSnap(before, h.hostFiles(t)); d != "" {
+		t.Errorf("host files differ from before the first install:\n%s", d)
+	}
+	st, err := sim.ReadState(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range st.Jails {
+		t.Errorf("jail %s still running after the first install was rolled back", name)
+	}
+	if g, _ := eng.Current(); g != nil && g.Serial != 0 {
+		t.Errorf("current generation %d, want none", g.Serial)
+	}
+}

@@ -227,7 +227,7 @@ func (e *Engine) backupAndJournal(rs *roots, chs []change, j *journal) (map[stri
 		if err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
-		jf := journalFile{Path: c.Path, Op: c.Op, Existed: st.exists}
+		jf := journalFile{Path: c.Path, Op: c.Op, Existed: st.exists, Unit: c.file.Unit}
 		if st.exists {
 			jf.Mode, jf.UID, jf.GID, jf.SHA256 = st.mode, st.uid, st.gid, sha256hex(data)
 			saved[c.Path] = data
@@ -346,6 +346,21 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 	if err := e.setStep(j, stepRollback); err != nil {
 		e.log.Warn("journal step", "err", err) // restore anyway
 	}
+	// A unit all of whose files this transaction created has nothing to
+	// go back to: it is undone while its files still exist (a new jail is
+	// stopped through its own config) and not re-activated after.
+	var again []verify.Unit
+	for _, u := range units {
+		if !onlyNewFiles(files, u) {
+			again = append(again, u)
+			continue
+		}
+		if err := e.cfg.Driver.Deactivate(ctx, u); err != nil {
+			return nil, err
+		}
+		e.log.Info("undone: its files did not exist before", "unit", u.String())
+	}
+	units = again
 	dirs := dirSet{}
 	var errs []error
 	for i := len(files) - 1; i >= 0; i-- {
@@ -399,6 +414,22 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 		return health, fmt.Errorf("re-check: %w", err)
 	}
 	return health, nil
+}
+
+// onlyNewFiles reports whether u has files in the transaction and every
+// one of them was created by it.
+func onlyNewFiles(files []journalFile, u verify.Unit) bool {
+	n := 0
+	for _, f := range files {
+		if f.Unit == "" || f.Unit != u.String() {
+			continue
+		}
+		if f.Existed || f.Op == OpRemove {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 func (e *Engine) restoreFile(rs *roots, f journalFile, backup map[string][]byte, dirs dirSet) error {

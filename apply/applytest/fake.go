@@ -69,6 +69,17 @@ func (d *Driver) Activate(ctx context.Context, u verify.Unit) error {
 	return nil
 }
 
+// Deactivate records "deactivate U"; a jail unit marks the jail stopped.
+func (d *Driver) Deactivate(ctx context.Context, u verify.Unit) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, "deactivate "+u.String())
+	if u.Kind == verify.UnitJail {
+		d.running[u.Jail] = false
+	}
+	return nil
+}
+
 func (d *Driver) JailRunning(ctx context.Context, name string) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -96,7 +107,8 @@ func (d *Driver) Activations() []string {
 	return out
 }
 
-// Calls returns every call since the last Reset ("precheck", "activate U").
+// Calls returns every call since the last Reset ("precheck", "activate U",
+// "deactivate U").
 func (d *Driver) Calls() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -141,6 +141,26 @@ func (d *Driver) activateJail(ctx context.Context, name string) error {
 	return &JailStartError{Jail: name, Reason: "not running after service jail restart (jls -j " + name + ")"}
 }
 
+// Deactivate stops a jail that a rollback removes from the config, while
+// its jail.conf entry still exists: `service jail stop NAME`, then jls
+// must no longer list it (the rc script exits 0 either way).
+func (d *Driver) Deactivate(ctx context.Context, u verify.Unit) error {
+	if u.Kind != verify.UnitJail {
+		return nil
+	}
+	if _, err := d.exec(ctx, "service", "jail", "stop", u.Jail); err != nil {
+		return fmt.Errorf("deactivate %s: %w", u, err)
+	}
+	running, err := d.JailRunning(ctx, u.Jail)
+	if err != nil {
+		return fmt.Errorf("deactivate %s: %w", u, err)
+	}
+	if running {
+		return fmt.Errorf("deactivate %s: still running after service jail stop (jls -j %s)", u, u.Jail)
+	}
+	return nil
+}
+
 // JailStartError: a jail did not come up.
 type JailStartError struct {
 	Jail   string

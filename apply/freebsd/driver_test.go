@@ -380,6 +380,41 @@ func TestActivateTable(t *testing.T) {
 	}
 }
 
+// TestDeactivateJail: a jail whose files a rollback removes is stopped
+// through its still-present config, and jls must no longer list it.
+func TestDeactivateJail(t *testing.T) {
+	ctx := context.Background()
+	jls := []string{"jls", "--libxo", "json", "-v", "-j", "pg_j"}
+	stop := []string{"service", "jail", "stop", "pg_j"}
+	pgj := verify.Unit{Kind: verify.UnitJail, Jail: "pg_j"}
+	t.Run("stopped", func(t *testing.T) {
+		d, _ := newDriver(t, "/",
+			step{argv: stop, reply: out("service_jail_stop_ok.txt", "", 0)},
+			step{argv: jls, reply: out("", "jls_notfound.stderr", 1)},
+		)
+		if err := d.Deactivate(ctx, pgj); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("still running", func(t *testing.T) {
+		d, _ := newDriver(t, "/",
+			step{argv: stop, reply: out("service_jail_stop_ok.txt", "", 0)},
+			step{argv: jls, reply: out("jls_v_pg_j.json", "", 0)},
+		)
+		if err := d.Deactivate(ctx, pgj); err == nil || !strings.Contains(err.Error(), "still running") {
+			t.Fatalf("err = %v, want still running", err)
+		}
+	})
+	t.Run("other kinds run nothing", func(t *testing.T) {
+		d, _ := newDriver(t, "/") // any command fails the test
+		for _, u := range []verify.Unit{{Kind: verify.UnitPF}, {Kind: verify.UnitService, Name: "sshd"}} {
+			if err := d.Deactivate(ctx, u); err != nil {
+				t.Errorf("%s: %v", u, err)
+			}
+		}
+	})
+}
+
 func TestActivateJail(t *testing.T) {
 	ctx := context.Background()
 	jls := []string{"jls", "--libxo", "json", "-v", "-j", "pg_j"}

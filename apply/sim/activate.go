@@ -31,6 +31,19 @@ func (d *Driver) Activate(ctx context.Context, u verify.Unit) error {
 	return nil
 }
 
+// Deactivate stops a jail a rollback takes away, as service jail stop.
+func (d *Driver) Deactivate(ctx context.Context, u verify.Unit) error {
+	if u.Kind != verify.UnitJail {
+		return nil
+	}
+	err := d.update(func(s *State) error { return d.stopJail(s, u.Jail) })
+	d.record("stop "+u.String(), err)
+	if err != nil {
+		return fmt.Errorf("deactivate %s: %w", u, err)
+	}
+	return nil
+}
+
 func (d *Driver) activate(ctx context.Context, u verify.Unit) error {
 	switch u.Kind {
 	case verify.UnitNone, verify.UnitCron:
