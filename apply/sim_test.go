@@ -285,6 +285,21 @@ func TestSimUIRig(t *testing.T) {
 			t.Errorf("reason %v", rb.Reason)
 		}
 	})
+	t.Run("write failure mid-install is rolled back", func(t *testing.T) {
+		nb := edit(t, b1, next(), "/etc/pf.conf", func(s string) string { return s + "# v-write\n" })
+		nb = edit(t, nb, nb.Manifest.Serial, "/jails/pg_j/etc/rc.conf", func(s string) string { return s + "# v-write\n" })
+		apply.SetHook(a.eng, func(step string, i int) error {
+			if step == apply.HookInstall && i == 1 {
+				return errors.New("injected: no space left on device")
+			}
+			return nil
+		})
+		defer apply.SetHook(a.eng, nil)
+		rb := rolledBack(t, nb, "")
+		if !strings.Contains(rb.Reason.Error(), "no space left on device") {
+			t.Errorf("reason %v", rb.Reason)
+		}
+	})
 	t.Run("pf syntax error is refused at pre-check", func(t *testing.T) {
 		before := a.hostFiles(t)
 		nb := edit(t, b1, next(), "/etc/pf.conf", func(s string) string { return s + "pass al\n" })
