@@ -1,11 +1,9 @@
 package apply_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -87,34 +85,7 @@ func TestCrashChild(t *testing.T) {
 // and kills it with SIGKILL.
 func runToCrash(t *testing.T, dir, mode, step string, i int) {
 	t.Helper()
-	os.Remove(filepath.Join(dir, "ready"))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%s|%d", crashEnv, dir, mode, step, i))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("child exited (%v) without reaching %s:%d; done=%q\n%s", err, step, i, readFile(filepath.Join(dir, "done")), out.String())
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatalf("child never reached %s:%d", step, i)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL
-		t.Fatal(err)
-	}
-	<-exited
+	killAt(t, filepath.Join(dir, "ready"), "^TestCrashChild$", fmt.Sprintf("%s|%s|%s|%d", dir, mode, step, i))
 }
 
 // TestKill9EveryStep kills a real process at every step of an install,
