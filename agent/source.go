@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -17,9 +14,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/rigger-bsd/rigger/agent/gitauth"
 )
 
 // Source is the git side of the agent: a bare repository in the state dir
@@ -116,70 +113,18 @@ func (s *Source) refSpec() gitconfig.RefSpec {
 	return gitconfig.RefSpec("+refs/heads/" + s.cfg.Branch + ":refs/remotes/origin/" + s.cfg.Branch)
 }
 
-// authFor builds the transport credentials. Secrets are read here and
-// kept in memory only; nothing logs them.
+// authFor builds the transport credentials (see gitauth), naming the
+// source.* key at fault.
 func authFor(cfg SourceConfig) (transport.AuthMethod, error) {
-	ep, err := transport.NewEndpoint(cfg.URL)
-	if err != nil {
-		return nil, &ConfigError{Key: "source.url", Err: fmt.Errorf("%s: %w", RedactURL(cfg.URL), err)}
+	auth, err := gitauth.Auth(gitauth.Config{URL: cfg.URL, TokenFile: cfg.TokenFile, SSHKey: cfg.SSHKey, KnownHosts: cfg.KnownHosts})
+	if fe, ok := errors.AsType[*gitauth.FieldError](err); ok {
+		return nil, &ConfigError{Key: "source." + fe.Field, Err: fe.Err}
 	}
-	switch ep.Protocol {
-	case "http", "https":
-		if cfg.TokenFile == "" {
-			return nil, nil
-		}
-		b, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return nil, &ConfigError{Key: "source.token_file", Err: err}
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return nil, &ConfigError{Key: "source.token_file", Err: fmt.Errorf("%s is empty", cfg.TokenFile)}
-		}
-		user, pass, ok := strings.Cut(tok, ":")
-		if !ok {
-			user, pass = "rigger", tok
-		}
-		return &githttp.BasicAuth{Username: user, Password: pass}, nil
-	case "ssh":
-		if cfg.SSHKey == "" {
-			return nil, &ConfigError{Key: "source.ssh_key", Err: errors.New("required for an ssh source")}
-		}
-		user := ep.User
-		if user == "" {
-			user = "git"
-		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, cfg.SSHKey, "")
-		if err != nil {
-			return nil, &ConfigError{Key: "source.ssh_key", Err: err}
-		}
-		var files []string
-		if cfg.KnownHosts != "" {
-			files = []string{cfg.KnownHosts}
-		}
-		// Host keys are always checked against known_hosts: a deploy key
-		// would otherwise be offered to whoever answers.
-		cb, err := gitssh.NewKnownHostsCallback(files...)
-		if err != nil {
-			return nil, &ConfigError{Key: "source.known_hosts", Err: err}
-		}
-		keys.HostKeyCallback = cb
-		return keys, nil
-	}
-	return nil, nil // file: local paths need no credentials
+	return auth, err
 }
 
 // RedactURL removes credentials from a URL for logs and status.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+func RedactURL(raw string) string { return gitauth.Redact(raw) }
 
 func (s *Source) url() string { return RedactURL(s.cfg.URL) }
 

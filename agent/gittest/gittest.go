@@ -45,6 +45,7 @@ type Server struct {
 	uploadPack  atomic.Int64
 	receivePack atomic.Int64
 	delay       atomic.Int64 // nanoseconds added before each request
+	auth        atomic.Pointer[[2]string]
 }
 
 // Counts are the requests a Server has seen since the last ResetCounts.
@@ -89,6 +90,13 @@ func Serve(root string) (*Server, error) {
 	}
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.count(r)
+		if want := s.auth.Load(); want != nil {
+			if u, p, ok := r.BasicAuth(); !ok || u != want[0] || p != want[1] {
+				w.Header().Set("WWW-Authenticate", `Basic realm="gittest"`)
+				http.Error(w, "authentication required", http.StatusUnauthorized)
+				return
+			}
+		}
 		if d := time.Duration(s.delay.Load()); d > 0 {
 			select {
 			case <-time.After(d):
@@ -172,6 +180,10 @@ func (s *Server) ResetCounts() {
 	s.uploadPack.Store(0)
 	s.receivePack.Store(0)
 }
+
+// RequireAuth makes every request need HTTP basic auth with user and
+// password, as a hosted git server asks a CI job for its token.
+func (s *Server) RequireAuth(user, password string) { s.auth.Store(&[2]string{user, password}) }
 
 // SetDelay makes the server wait d before answering each request (0 turns
 // it off): a slow server for deadline tests.

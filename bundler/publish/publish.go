@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +26,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/rigger-bsd/rigger/agent/gitauth"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -110,7 +110,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	case errors.Is(err, transport.ErrEmptyRemoteRepository), errors.As(err, &noRef):
 		err = nil
 	default:
-		return nil, fmt.Errorf("publish: fetch %s from %s: %w", o.Branch, redact(o.URL), err)
+		return nil, fmt.Errorf("publish: fetch %s from %s: %w", o.Branch, gitauth.Redact(o.URL), err)
 	}
 
 	var parent *object.Commit
@@ -190,7 +190,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		Auth:       o.Auth,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("publish: push %s to %s: %w", o.Branch, redact(o.URL), err)
+		return nil, fmt.Errorf("publish: push %s to %s: %w", o.Branch, gitauth.Redact(o.URL), err)
 	}
 	res.Commit, res.Pushed = commit.String(), true
 	return res, nil
@@ -358,15 +358,6 @@ func message(hosts []Host) string {
 }
 
 // redact drops a password or token from a remote URL before it is printed.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = url.User(u.User.Username())
-	return u.String()
-}
-
 func orNone(s string) string {
 	if s == "" {
 		return "unknown commit"
