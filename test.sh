@@ -5,18 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-need_apt=()
-command -v spiped >/dev/null || need_apt+=(spiped)
-command -v git >/dev/null || need_apt+=(git)
-command -v dash >/dev/null || need_apt+=(dash)
-command -v gcc >/dev/null || need_apt+=(gcc libc6-dev) # the race detector needs cgo
-if [ ${#need_apt[@]} -gt 0 ]; then
-	sudo=""
-	[ "$(id -u)" = 0 ] || sudo="sudo"
-	echo "installing: ${need_apt[*]}"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}"
-fi
+.ci/install-deps --race
 
 # FreeBSD's pfctl regression files, beside the clone in CI.
 export RIGGER_PFCTL_CORPUS="${RIGGER_PFCTL_CORPUS:-$PWD/../shared/corpus/pfctl}"
