@@ -43,7 +43,7 @@ type genMeta struct {
 }
 
 func (m genMeta) public() Generation {
-	return Generation{Serial: m.Serial, Manifest: m.Manifest, Signers: m.Signers, AppliedAt: m.AppliedAt}
+	return Generation(m)
 }
 
 func bundleGen(b *verify.Bundle) *generation {
@@ -309,16 +309,6 @@ func writeSynced(name string, data []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// replaceFile atomically replaces name with data: temp file, fsync,
-// rename, and an fsync of the directory when durable is set.
-func replaceFile(name string, data []byte, durable bool) error {
-	tmp, err := tempFile(name, data, true)
-	if err != nil {
-		return err
-	}
-	return renameTemp(tmp, name, durable)
 }
 
 // tempFile writes data to a new temp file beside name, synced if asked.

@@ -266,6 +266,7 @@ func (d *Driver) startSpecs(s *State, owner string, j *JailState, specs []svcSpe
 // enabled.
 func (d *Driver) restartService(s *State, owner string, j *JailState, root string, v *rcVars, svc string) error {
 	if !v.yes(svc + "_enable") {
+		//lint:ignore ST1005 rc.subr's own message, word for word
 		return fmt.Errorf("Cannot 'restart' %s. Set %s_enable to YES in /etc/rc.conf or use 'onerestart' instead of 'restart'.", svc, svc)
 	}
 	specs, err := d.services(root, v, j.Addrs, svc)
@@ -370,6 +371,7 @@ func (d *Driver) rcEnabled(svc string) error {
 		return err
 	}
 	if !v.yes(svc + "_enable") {
+		//lint:ignore ST1005 rc.subr's own message, word for word
 		return fmt.Errorf("Cannot 'restart' %s. Set %s_enable to YES in /etc/rc.conf or use 'onerestart' instead of 'restart'.", svc, svc)
 	}
 	return nil

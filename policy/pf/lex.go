@@ -60,18 +60,18 @@ func (l *lexer) getc() int {
 		return int(c)
 	}
 	l.fromPush = false
-	for l.pos < len(l.src) {
-		c := l.src[l.pos]
-		l.pos++
-		if c == '\\' && l.pos < len(l.src) && l.src[l.pos] == '\n' {
-			// line continuation: pfctl turns it into a blank
-			l.pos++
-			l.line++
-			return ' '
-		}
-		return int(c)
+	if l.pos >= len(l.src) {
+		return -1
 	}
-	return -1
+	c := l.src[l.pos]
+	l.pos++
+	if c == '\\' && l.pos < len(l.src) && l.src[l.pos] == '\n' {
+		// line continuation: pfctl turns it into a blank
+		l.pos++
+		l.line++
+		return ' '
+	}
+	return int(c)
 }
 
 func (l *lexer) ungetc(c int) {
