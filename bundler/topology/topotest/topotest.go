@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -45,11 +47,43 @@ var ipv4RE = regexp.MustCompile(`(^|[^0-9.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(/[0-
 // The returned map sends each rewritten address (without prefix) to its
 // new address; per-host copies are keyed "HOST/ADDR".
 //
-// The /24s are allocated from 127.B.16.0 on, with B drawn at random, so
-// test packages that run at once (go test runs packages in parallel) do not
-// fight over the same addresses and ports.
+// The /24s are allocated from 127.B.16.0 on, with B a block no other
+// Loopback call on this machine holds (see reserveBlock), so test packages
+// that run at once (go test runs packages in parallel) do not fight over
+// the same addresses and ports.
 func Loopback(src, dst string) (map[string]string, error) {
-	return LoopbackAt(src, dst, byte(1+rand.IntN(250)))
+	b, err := reserveBlock()
+	if err != nil {
+		return nil, err
+	}
+	return LoopbackAt(src, dst, b)
+}
+
+// reservePort is where a process holds a block: a listener on
+// 127.B.0.2:reservePort, kept open until the process exits.
+const reservePort = 47017
+
+var (
+	reserveMu sync.Mutex
+	reserved  []net.Listener // never closed: the block is ours until exit
+)
+
+// reserveBlock picks a free second octet B for 127.B.0.0/16. The kernel is
+// the lock: a bind on 127.B.0.2 fails while any process on this machine
+// (this one included) holds that block.
+func reserveBlock() (byte, error) {
+	reserveMu.Lock()
+	defer reserveMu.Unlock()
+	for range 1000 {
+		b := byte(1 + rand.IntN(250))
+		l, err := net.Listen("tcp4", fmt.Sprintf("127.%d.0.2:%d", b, reservePort))
+		if err != nil {
+			continue
+		}
+		reserved = append(reserved, l)
+		return b, nil
+	}
+	return 0, fmt.Errorf("topotest: no free 127.B.0.0/16 block (port %d taken on all of them?)", reservePort)
 }
 
 // LoopbackAt is Loopback with the second octet B of every new address

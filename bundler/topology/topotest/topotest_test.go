@@ -1,6 +1,8 @@
 package topotest
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -137,5 +139,27 @@ func TestWriteSecrets(t *testing.T) {
 	}
 	if err := WriteSecrets(a, []string{"relative"}); err == nil {
 		t.Error("relative secret path accepted")
+	}
+}
+
+// TestReserveBlock: blocks handed out are distinct and stay held (a bind
+// on their reservation address fails), which is what makes every other
+// Loopback caller on the machine pass them over.
+func TestReserveBlock(t *testing.T) {
+	seen := map[byte]bool{}
+	for range 20 {
+		b, err := reserveBlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[b] || b == 0 || b > 250 {
+			t.Fatalf("block %d handed out twice or out of range (have %v)", b, seen)
+		}
+		seen[b] = true
+		// The block is held: binding its reservation address fails.
+		if l, err := net.Listen("tcp4", fmt.Sprintf("127.%d.0.2:%d", b, reservePort)); err == nil {
+			l.Close()
+			t.Fatalf("block %d is not held", b)
+		}
 	}
 }
