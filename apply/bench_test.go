@@ -1,18 +1,22 @@
 package apply_test
 
 import (
+	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
-// BenchmarkApply measures the engine on a uirig serverA-sized bundle (15
-// files, about 17 KiB) with a no-op driver, so service restarts are out,
-// beside a plain copy-and-fsync of the same files in the same run: the
-// target is at most 3x the copy and at most 20 ms.
+// BenchmarkApply measures the engine alone on a uirig-like bundle (15
+// files, about 17 KiB) with the fake driver, beside a plain copy-and-fsync
+// of the same files in the same run. BenchmarkApplySimServerA is the
+// figure the target (at most 3x the copy, at most 20 ms) is about.
 //
 //	go test -run '^$' -bench . ./apply/
 func BenchmarkApply(b *testing.B) {
@@ -105,4 +109,73 @@ func syncDirs(b *testing.B, root string, bn *verify.Bundle) {
 		fh.Sync()
 		fh.Close()
 	}
+}
+
+// noRestarts is the sim driver with activation left out: what the engine
+// does around the driver (stage, sim pre-check, backup, journal, install,
+// generation, commit) is measured, not jail or service restarts.
+type noRestarts struct{ apply.Driver }
+
+func (noRestarts) Activate(context.Context, verify.Unit) error   { return nil }
+func (noRestarts) Deactivate(context.Context, verify.Unit) error { return nil }
+
+// BenchmarkApplySimServerA applies the real uirig serverA bundle (20
+// files) on the sim driver without restarts, every file changed at every
+// serial, beside a copy-and-fsync of the same files in the same run.
+// Targets: at most 3x the copy, at most 20 ms.
+func BenchmarkApplySimServerA(b *testing.B) {
+	hr := renderUIRig(b)["serverA"]
+	v1 := renderBundle(hr, 1)
+	v1.Manifest.Health = nil // the checks need the restarts left out
+	v2 := v1
+	for _, f := range hr.Files {
+		v2 = editB(v2, f.Path, func(s string) string { return s + "# v2\n" })
+	}
+	b.Run("copy-fsync", func(b *testing.B) {
+		root := b.TempDir()
+		for b.Loop() {
+			copyFsync(b, root, v1)
+		}
+	})
+	b.Run("apply-sim", func(b *testing.B) {
+		dir := b.TempDir()
+		root := filepath.Join(dir, "root")
+		if err := topotest.WriteSecrets(root, hr.Secrets); err != nil {
+			b.Fatal(err)
+		}
+		drv, err := apply.NewDriver("sim", apply.DriverOptions{Root: root, Logger: discard})
+		if err != nil {
+			b.Fatal(err)
+		}
+		eng, err := apply.New(apply.Config{Root: root, StateDir: filepath.Join(dir, "state"), Driver: noRestarts{drv},
+			HealthTimeout: time.Second, Logger: discard, GitCheck: func(context.Context) error { return nil }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bs := []*verify.Bundle{v1, v2}
+		i := 0
+		for b.Loop() {
+			nb := *bs[i%2]
+			nb.Manifest.Serial = uint64(i + 1)
+			i++
+			if _, err := eng.Apply(ctx, &nb); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// editB is edit for benchmarks: a copy of bn with path's contents changed.
+func editB(bn *verify.Bundle, path string, fn func(string) string) *verify.Bundle {
+	nb := *bn
+	nb.Manifest.Files = append([]verify.File(nil), bn.Manifest.Files...)
+	nb.Files = maps.Clone(bn.Files)
+	data := []byte(fn(string(bn.Files[path])))
+	nb.Files[path] = data
+	for i := range nb.Manifest.Files {
+		if nb.Manifest.Files[i].Path == path {
+			nb.Manifest.Files[i].SHA256, nb.Manifest.Files[i].Size = hexsum(data), int64(len(data))
+		}
+	}
+	return &nb
 }

@@ -31,6 +31,16 @@ const jailsDir = "/jails"
 type roots struct {
 	host  *os.Root
 	jails map[string]*os.Root
+
+	// ids caches the passwd and group files read for owner lookups, per
+	// root and file, for the life of the transaction.
+	idsMu sync.Mutex
+	ids   map[idDB]map[string]int
+}
+
+type idDB struct {
+	root *os.Root
+	db   string // "etc/passwd" or "etc/group"
 }
 
 func openRoots(base string) (*roots, error) {
@@ -422,7 +432,7 @@ func lookupOwner(rs *roots, f verify.File) (uid, gid int, err error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, err
 	}
-	uid, err = lookupID(r, rs.host, "etc/passwd", f.Owner, "root", func(n string) (string, error) {
+	uid, err = rs.lookupID(r, "etc/passwd", f.Owner, "root", func(n string) (string, error) {
 		u, err := user.Lookup(n)
 		if err != nil {
 			return "", err
@@ -432,7 +442,7 @@ func lookupOwner(rs *roots, f verify.File) (uid, gid int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("owner %q: %w", f.Owner, err)
 	}
-	gid, err = lookupID(r, rs.host, "etc/group", f.Group, "wheel", func(n string) (string, error) {
+	gid, err = rs.lookupID(r, "etc/group", f.Group, "wheel", func(n string) (string, error) {
 		g, err := user.LookupGroup(n)
 		if err != nil {
 			return "", err
@@ -445,18 +455,18 @@ func lookupOwner(rs *roots, f verify.File) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-func lookupID(r, host *os.Root, db, name, zero string, system func(string) (string, error)) (int, error) {
+func (rs *roots) lookupID(r *os.Root, db, name, zero string, system func(string) (string, error)) (int, error) {
 	if name == "" {
 		return 0, errors.New("empty name")
 	}
 	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
 		return n, nil
 	}
-	for _, root := range []*os.Root{r, host} {
+	for _, root := range []*os.Root{r, rs.host} {
 		if root == nil {
 			continue
 		}
-		if id, ok := idFromDB(root, db, name); ok {
+		if id, ok := rs.idsOf(root, db)[name]; ok {
 			return id, nil
 		}
 	}
@@ -470,22 +480,36 @@ func lookupID(r, host *os.Root, db, name, zero string, system func(string) (stri
 	return strconv.Atoi(s)
 }
 
-// idFromDB finds name in a passwd or group file (name:x:id:...).
-func idFromDB(r *os.Root, db, name string) (int, bool) {
-	b, fi, err := readRegular(r, db)
-	if err != nil || !fi.Mode().IsRegular() {
-		return 0, false
+// idsOf returns the name → id map of a passwd or group file
+// (name:x:id:...) in root, read once per transaction; empty if absent.
+func (rs *roots) idsOf(root *os.Root, db string) map[string]int {
+	rs.idsMu.Lock()
+	defer rs.idsMu.Unlock()
+	k := idDB{root, db}
+	if m, ok := rs.ids[k]; ok {
+		return m
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 3 && fields[0] == name {
+	m := map[string]int{}
+	if b, fi, err := readRegular(root, db); err == nil && fi.Mode().IsRegular() {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			fields := strings.Split(sc.Text(), ":")
+			if len(fields) < 3 {
+				continue
+			}
+			if _, dup := m[fields[0]]; dup {
+				continue // the first entry wins, as getpwnam(3)
+			}
 			if id, err := strconv.Atoi(fields[2]); err == nil && id >= 0 {
-				return id, true
+				m[fields[0]] = id
 			}
 		}
 	}
-	return 0, false
+	if rs.ids == nil {
+		rs.ids = map[idDB]map[string]int{}
+	}
+	rs.ids[k] = m
+	return m
 }
 
 func randHex(n int) string {
