@@ -513,7 +513,7 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		a.st.SeenCommit = commit
 		a.st.Health = healthOf(rb.Recheck)
 		a.st.RolledBack = &RolledBack{Serial: serial, Reason: rb.Reason.Error(), At: now, Health: healthOf(rb.Health)}
-		qerr := a.quarantine(serial, commit, "rolled-back", err, bf)
+		qerr := a.quarantine(serial, commit, "rolled-back", rb.Reason, bf) // the kind says it was rolled back
 		return OutcomeRolledBack, commit, serial, errors.Join(err, qerr)
 	case errors.As(err, &dg):
 		a.st.SeenCommit = commit
