@@ -2,7 +2,6 @@ package apply_test
 
 import (
 	"context"
-	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -129,7 +128,7 @@ func BenchmarkApplySimServerA(b *testing.B) {
 	v1.Manifest.Health = nil // the checks need the restarts left out
 	v2 := v1
 	for _, f := range hr.Files {
-		v2 = editB(v2, f.Path, func(s string) string { return s + "# v2\n" })
+		v2 = edit(b, v2, 1, f.Path, func(s string) string { return s + "# v2\n" })
 	}
 	b.Run("copy-fsync", func(b *testing.B) {
 		root := b.TempDir()
@@ -163,19 +162,4 @@ func BenchmarkApplySimServerA(b *testing.B) {
 			}
 		}
 	})
-}
-
-// editB is edit for benchmarks: a copy of bn with path's contents changed.
-func editB(bn *verify.Bundle, path string, fn func(string) string) *verify.Bundle {
-	nb := *bn
-	nb.Manifest.Files = append([]verify.File(nil), bn.Manifest.Files...)
-	nb.Files = maps.Clone(bn.Files)
-	data := []byte(fn(string(bn.Files[path])))
-	nb.Files[path] = data
-	for i := range nb.Manifest.Files {
-		if nb.Manifest.Files[i].Path == path {
-			nb.Manifest.Files[i].SHA256, nb.Manifest.Files[i].Size = hexsum(data), int64(len(data))
-		}
-	}
-	return &nb
 }

@@ -60,7 +60,7 @@ func renderBundle(hr *topology.HostRender, serial uint64) *verify.Bundle {
 }
 
 // edit returns a copy of b with serial and path's contents changed by fn.
-func edit(t *testing.T, b *verify.Bundle, serial uint64, path string, fn func(string) string) *verify.Bundle {
+func edit(t testing.TB, b *verify.Bundle, serial uint64, path string, fn func(string) string) *verify.Bundle {
 	t.Helper()
 	nb := *b
 	nb.Manifest.Serial = serial

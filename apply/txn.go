@@ -421,7 +421,7 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 func onlyNewFiles(files []journalFile, u verify.Unit) bool {
 	n := 0
 	for _, f := range files {
-		if f.Unit == "" || f.Unit != u.String() {
+		if f.Unit != u.String() {
 			continue
 		}
 		if f.Existed || f.Op == OpRemove {

@@ -25,14 +25,23 @@ steps and never inside an install. One agent runs per state dir.`,
 	}
 }
 
-func runRun(ctx context.Context, g *globals) error {
+// openStoppable opens the agent with a context that SIGTERM and SIGINT
+// cancel; done releases both.
+func openStoppable(ctx context.Context, g *globals) (a *agent.Agent, _ context.Context, done func(), err error) {
 	a, closeFn, err := g.open()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	return a, ctx, func() { stop(); closeFn() }, nil
+}
+
+func runRun(ctx context.Context, g *globals) error {
+	a, ctx, done, err := openStoppable(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	defer done()
 	reload := notify(ctx, syscall.SIGHUP)
 	wake := notify(ctx, syscall.SIGUSR1)
 	return a.Run(ctx, agent.RunOptions{
@@ -81,13 +90,11 @@ branch head, fetch, verify, apply, check drift, write the status, exit.
 }
 
 func runOnce(ctx context.Context, g *globals) error {
-	a, closeFn, err := g.open()
+	a, ctx, done, err := openStoppable(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	defer done()
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}

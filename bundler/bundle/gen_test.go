@@ -94,16 +94,7 @@ func BenchmarkBuildSignFleet1000(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			bb, err := Build(r, Meta{Serial: 1, Created: now})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := bb.Sign(s); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := bb.Write(out); err != nil {
-				b.Fatal(err)
-			}
+			buildSignWrite(b, r, s, out)
 		}
 	}
 	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "hosts/s")

@@ -230,17 +230,8 @@ func (d *Demo) WaitFor(ctx context.Context, host, what string, timeout time.Dura
 
 // Applied is true when serial is the host's healthy current generation.
 func Applied(serial uint64) func(*agent.Status) bool {
-	return func(st *agent.Status) bool {
-		if st.Current == nil || st.Current.Serial != serial || st.State != agent.StateIdle {
-			return false
-		}
-		for _, h := range st.Health {
-			if !h.OK {
-				return false
-			}
-		}
-		return true
-	}
+	healthy := Healthy(serial)
+	return func(st *agent.Status) bool { return st.State == agent.StateIdle && healthy(st) }
 }
 
 // Healthy is true when serial is the current generation and its last
