@@ -58,6 +58,9 @@ func runCheck(_ context.Context, o CheckOptions, stdout, stderr io.Writer) error
 		}
 		return fmt.Errorf("check: %w", err)
 	}
+	for _, w := range repo.Warnings() {
+		fmt.Fprintln(stdout, w.String())
+	}
 	failed := 0
 	for _, h := range repo.Hosts() {
 		hr, err := repo.Render(h)

@@ -29,7 +29,15 @@ type Repo struct {
 	tmpls   map[string]*template.Template
 	sources map[string][]byte
 	renders map[string]*HostRender
+	warns   Problems
+	// dangling: some pipe did not resolve or targets no listener; that
+	// problem is reported, and "no client" reports would only echo it.
+	dangling bool
 }
+
+// Warnings are the problems found that do not stop the repo from loading
+// (a gateway no host or network of the topology holds, ...).
+func (r *Repo) Warnings() Problems { return append(Problems(nil), r.warns...) }
 
 // HostRender is everything the bundler needs to pack one host's bundle.
 type HostRender struct {

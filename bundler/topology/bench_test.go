@@ -48,7 +48,7 @@ hosts:
 	for i := 0; i < n; i++ {
 		peer := i ^ 1
 		fmt.Fprintf(&b, "  h%04d:\n    role: node\n    peer: h%04d\n    wave: %dm\n    addrs:\n      xnic: 10.255.%d.%d/16\n      inic: 10.%d.%d.10/16\n      idb_b: 10.%d.%d.40/16\n",
-			i, peer, i%3*5, i/250, i%250+2, 100+i/250/2, i%250, 100+i/250/2, i%250)
+			i, peer, i%3*5, i/250, i%250+2, 100+i/250, i%250, 100+i/250, i%250)
 	}
 	return fstest.MapFS{
 		TopologyFile: {Data: []byte(b.String())},

@@ -29,7 +29,9 @@
 // Keys of a host or role:
 //
 //	hostname, domain, gateway (defaultrouter: address or interface ref),
-//	gateway_enable, services ([sshd, pflog] → NAME_enable="YES"), rc (more
+//	gateway_enable, services ([sshd, pflog] → NAME_enable="YES"),
+//	serves (service names, e.g. [www.example.com], the host answers behind
+//	with others: hosts sharing one must be in different waves), rc (more
 //	rc.conf variables, always quoted as data), routes (static_routes),
 //	sysctl, loader (/boot/loader.conf.d/rigger.conf; needs policy.roots),
 //	vars,
@@ -51,7 +53,8 @@
 //	          host; default /usr/local/etc/wireguard/NAME.key), endpoint
 //	          (address or interface ref peers dial), mtu, table: off, fib,
 //	          fib_routes, post_up, post_down, peers: [{host, interface,
-//	          allowed_ips | routes, preshared_key (path), keepalive}]}
+//	          allowed_ips | routes, preshared_key (path), keepalive,
+//	          public_key (optional; must match the peer interface's)}]}
 //	pf:     {template: templates/pf.conf.tmpl, tables: {NAME: {entries: [...] | source: FILE, path}}}
 //	files:  - {target: /abs/path, template: T | source: F, mode: "0644", owner, group, unit}
 //	checks: - {name, kind: tcp|http|exec, addr (endpoint), url, status, command, jail, timeout}
@@ -66,10 +69,13 @@
 //
 // A pipe is {name, mode: encrypt|decrypt, source, target, key (path in the
 // jail, default /etc/spiped.key), probe: pg-ssl|send-expect|banner|none,
-// send, expect}. It renders the spiped port's variables in the jail's
+// send, expect, clients: one|many|external}. It renders the spiped port's variables in the jail's
 // rc.conf (spiped_pipes, spiped_pipe_NAME_mode/source/target/key). An
 // encrypt pipe must name a probe; it becomes a tunnel health check named
-// "<pipe>-to-<host>". Its target must be a decrypt pipe's source.
+// "<pipe>-to-<host>". Its target must be a decrypt pipe's source. A
+// decrypt pipe must have a client: encrypt pipes of one host target it
+// (clients: one, the default), of several hosts (clients: many), or its
+// clients are outside the topology (clients: external).
 //
 // # Rendered files and units
 //
@@ -107,6 +113,23 @@
 // with no decrypt listener on the target host, unknown hosts, jails,
 // bridges, tables or interfaces, bad units, template errors, target paths
 // outside the policy roots, targets rendered twice.
+//
+// Then the fleet as a whole, each problem naming the hosts involved:
+//
+//   - an address on a shared network (NICs, laggs, vlans, WireGuard, bridges
+//     with one of those as a member and the epairs plugged into them) is
+//     held by one host only; host-only bridges and jail-to-jail epairs may
+//     repeat the same addresses on every host;
+//   - every decrypt pipe has a client, and the clients of one listener are
+//     on one host unless it says clients: many;
+//   - a WireGuard peering is declared on both sides, public keys are
+//     WireGuard keys, unique, and match where a peer names one; at least
+//     one side of each pair has an endpoint and a listen_port; the peers of
+//     one interface have disjoint AllowedIPs;
+//   - hosts serving one name (serves) are in different waves;
+//   - a warning (the repo still loads; Repo.Warnings) for a gateway or a
+//     static route's gateway that is neither an address nor in a network of
+//     any host in the topology.
 //
 // # Secrets
 //

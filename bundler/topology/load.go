@@ -34,6 +34,14 @@ type host struct {
 	listeners map[string]*rpipe
 	// incoming are ports of this host's listeners that other hosts dial.
 	incoming map[int]bool
+	// clients are the encrypt pipes targeting each listener, by "addr:port".
+	clients map[string][]pipeEnd
+}
+
+// pipeEnd is a pipe on a host.
+type pipeEnd struct {
+	host *host
+	rp   *rpipe
 }
 
 // iface is an interface the host creates (or owns, for NICs).
@@ -94,6 +102,7 @@ func LoadFS(fsys fs.FS) (*Repo, error) {
 	if err := pl.err(); err != nil {
 		return nil, err
 	}
+	r.warns = pl.warnings()
 	return r, nil
 }
 
@@ -156,6 +165,7 @@ func (r *Repo) build(pl *problemList) {
 	for _, name := range r.names {
 		r.crossCheck(r.hosts[name], pl)
 	}
+	r.crossHosts(pl)
 	for _, name := range r.names {
 		r.prepareFiles(r.hosts[name], pl)
 	}
@@ -180,6 +190,7 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 		m.GatewayEnable = role.GatewayEnable
 	}
 	m.Services = append(append([]string{}, role.Services...), own.Services...)
+	m.Serves = append(append([]string{}, role.Serves...), own.Serves...)
 	m.RC = mergeMap(role.RC, own.RC)
 	m.Sysctl = mergeMap(role.Sysctl, own.Sysctl)
 	m.Loader = mergeMap(role.Loader, own.Loader)
@@ -631,10 +642,12 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 			var err error
 			if rp.src, err = r.endpointOf(h, pp.Source); err != nil {
 				pl.add(r.pos.at(pp, "source"), pw+": source", "%v", err)
+				r.dangling = true
 				continue
 			}
 			if rp.dst, err = r.endpointOf(h, pp.Target); err != nil {
 				pl.add(r.pos.at(pp, "target"), pw+": target", "%v", err)
+				r.dangling = true
 				continue
 			}
 			if owner, i := r.jailOf(h, rp.src.addr); (i == nil || !i.contested) && (rp.src.host != h.name || owner != j.Name) {
@@ -714,7 +727,12 @@ func (r *Repo) crossCheck(h *host, pl *problemList) {
 			}
 			peer.incoming[rp.dst.port] = true
 		}
+		if peer.clients == nil {
+			peer.clients = map[string][]pipeEnd{}
+		}
+		peer.clients[rp.dst.String()] = append(peer.clients[rp.dst.String()], pipeEnd{h, rp})
 		if _, ok := peer.listeners[rp.dst.String()]; !ok {
+			r.dangling = true
 			pl.add(r.pos.at(rp.p, "target"), h.where+": jail "+rp.jail.Name+": pipe "+rp.p.Name,
 				"no decrypt pipe listens on %s on host %s", rp.dst, rp.dst.host)
 		}

@@ -37,16 +37,19 @@ type Spec struct {
 	Peer         string   `yaml:"peer"` // the host "peer/IF" refers to
 	NetifRestart []string `yaml:"netif_restart"`
 
-	Hostname      string            `yaml:"hostname"`
-	Domain        string            `yaml:"domain"`
-	Gateway       string            `yaml:"gateway"` // defaultrouter: address or interface ref
-	GatewayEnable *bool             `yaml:"gateway_enable"`
-	Services      []string          `yaml:"services"` // NAME_enable="YES" in /etc/rc.conf
-	RC            map[string]string `yaml:"rc"`       // further /etc/rc.conf variables
-	Sysctl        map[string]string `yaml:"sysctl"`
-	Loader        map[string]string `yaml:"loader"`
-	Routes        map[string]string `yaml:"routes"` // static_routes: name → "-net 10.0.0.0/8 10.0.0.1"
-	Vars          map[string]string `yaml:"vars"`
+	Hostname      string   `yaml:"hostname"`
+	Domain        string   `yaml:"domain"`
+	Gateway       string   `yaml:"gateway"` // defaultrouter: address or interface ref
+	GatewayEnable *bool    `yaml:"gateway_enable"`
+	Services      []string `yaml:"services"` // NAME_enable="YES" in /etc/rc.conf
+	// Serves names the services (DNS names) the host answers behind with
+	// others: hosts sharing one must never be in the same rollout wave.
+	Serves []string          `yaml:"serves"`
+	RC     map[string]string `yaml:"rc"` // further /etc/rc.conf variables
+	Sysctl map[string]string `yaml:"sysctl"`
+	Loader map[string]string `yaml:"loader"`
+	Routes map[string]string `yaml:"routes"` // static_routes: name → "-net 10.0.0.0/8 10.0.0.1"
+	Vars   map[string]string `yaml:"vars"`
 	// Addrs is the one place for interface addresses: interface → one
 	// address or a list ("10.0.2.1/24", "DHCP").
 	Addrs map[string]Strings `yaml:"addrs"`
@@ -134,8 +137,12 @@ type Pipe struct {
 	Target string `yaml:"target"`
 	Key    string `yaml:"key"`   // path inside the jail; default /etc/spiped.key
 	Probe  string `yaml:"probe"` // tunnel health probe of an encrypt pipe
-	Send   string `yaml:"send"`
-	Expect string `yaml:"expect"`
+	// Clients of a decrypt pipe: "one" (default: encrypt pipes of one
+	// host target it), "many" (several hosts may share it) or "external"
+	// (its clients are outside the topology; none is required).
+	Clients string `yaml:"clients"`
+	Send    string `yaml:"send"`
+	Expect  string `yaml:"expect"`
 }
 
 // WG is a WireGuard interface (wg-quick config).
@@ -159,6 +166,7 @@ type WG struct {
 type WGPeer struct {
 	Host         string   `yaml:"host"`
 	Interface    string   `yaml:"interface"`   // the peer's interface; default the same name
+	PublicKey    string   `yaml:"public_key"`  // optional: must match the peer interface's key
 	AllowedIPs   []string `yaml:"allowed_ips"` // replaces the derived list
 	Routes       []string `yaml:"routes"`      // added to the derived list
 	PresharedKey string   `yaml:"preshared_key"`

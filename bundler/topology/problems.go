@@ -18,6 +18,9 @@ type Problem struct {
 	Line  int
 	Where string
 	Msg   string
+	// Warning marks a problem that does not fail Load (the repo still
+	// loads; Repo.Warnings lists it).
+	Warning bool
 }
 
 func (p Problem) String() string {
@@ -33,6 +36,9 @@ func (p Problem) String() string {
 	if p.Where != "" {
 		b.WriteString(p.Where)
 		b.WriteString(": ")
+	}
+	if p.Warning {
+		b.WriteString("warning: ")
 	}
 	b.WriteString(p.Msg)
 	return b.String()
@@ -58,11 +64,12 @@ func (ps Problems) sorted() Problems {
 		file      string
 		line      int
 		rest, msg string
+		warn      bool
 	}
 	hosts := map[key][]string{}
 	var order []key
 	for _, p := range ps {
-		k := key{p.File, p.Line, p.Where, p.Msg}
+		k := key{p.File, p.Line, p.Where, p.Msg, p.Warning}
 		h := ""
 		if name, rest, ok := strings.Cut(strings.TrimPrefix(p.Where, "host "), ": "); ok && strings.HasPrefix(p.Where, "host ") {
 			h, k.rest = name, rest
@@ -79,7 +86,7 @@ func (ps Problems) sorted() Problems {
 	}
 	out := make(Problems, 0, len(order))
 	for _, k := range order {
-		p := Problem{File: k.file, Line: k.line, Where: k.rest, Msg: k.msg}
+		p := Problem{File: k.file, Line: k.line, Where: k.rest, Msg: k.msg, Warning: k.warn}
 		if hs := hosts[k]; len(hs) > 0 {
 			sort.Strings(hs)
 			who := "host " + hs[0]
@@ -132,8 +139,25 @@ func (l *problemList) addProblem(p Problem) {
 	}
 }
 
+// warn adds a warning: reported, but the repo still loads.
+func (l *problemList) warn(pos Pos, where, format string, args ...any) {
+	l.ps = append(l.ps, Problem{File: pos.File, Line: pos.Line, Where: where, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// err is every problem (warnings included) when at least one is an
+// error, else nil.
 func (l *problemList) err() error {
-	if len(l.ps) == 0 {
+	for _, p := range l.ps {
+		if !p.Warning {
+			return l.ps.sorted()
+		}
+	}
+	return nil
+}
+
+// warnings are the problems when all of them are warnings.
+func (l *problemList) warnings() Problems {
+	if len(l.ps) == 0 || l.err() != nil {
 		return nil
 	}
 	return l.ps.sorted()

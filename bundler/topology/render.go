@@ -436,9 +436,11 @@ func hostAddrs(i *iface) []string {
 
 func ifVar(name string) string { return strings.NewReplacer(".", "_", "-", "_").Replace(name) }
 
-func jailQuote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
+// jailQuoter escapes a jail.conf string (built once: a Replacer's tables
+// cost more than the quoting).
+var jailQuoter = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+func jailQuote(s string) string { return `"` + jailQuoter.Replace(s) + `"` }
 
 func (r *Repo) jailHostname(h *host, j *Jail) string {
 	if j.Hostname != "" {
@@ -602,13 +604,7 @@ func (r *Repo) wgConf(h *host, w *WG) string {
 		}
 		ph := r.hosts[p.Host]
 		fmt.Fprintf(&b, "\n[Peer]\n# %s %s\nPublicKey = %s\n", p.Host, pw.Name, pw.PublicKey)
-		allowed := p.AllowedIPs
-		if len(allowed) == 0 {
-			for _, pf := range ph.ifaces[pw.Name].prefix {
-				allowed = append(allowed, netip.PrefixFrom(pf.Addr(), pf.Addr().BitLen()).String())
-			}
-			allowed = append(allowed, p.Routes...)
-		}
+		allowed := r.wgAllowed(p, pw)
 		if len(allowed) > 0 {
 			fmt.Fprintf(&b, "AllowedIPs = %s\n", strings.Join(allowed, ", "))
 		}
@@ -622,6 +618,21 @@ func (r *Repo) wgConf(h *host, w *WG) string {
 		}
 	}
 	return b.String()
+}
+
+// wgAllowed is a peer's AllowedIPs: allowed_ips as given, else the peer
+// interface's addresses (host routes) plus routes.
+func (r *Repo) wgAllowed(p *WGPeer, pw *WG) []string {
+	if len(p.AllowedIPs) > 0 {
+		return p.AllowedIPs
+	}
+	var allowed []string
+	if i := r.hosts[p.Host].ifaces[pw.Name]; i != nil {
+		for _, pf := range i.prefix {
+			allowed = append(allowed, netip.PrefixFrom(pf.Addr(), pf.Addr().BitLen()).String())
+		}
+	}
+	return append(allowed, p.Routes...)
 }
 
 func wgKey(w *WG) string { return pick(w.PrivateKey, wireguardDir+"/"+w.Name+".key") }
