@@ -124,6 +124,46 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 			return bad("netif_restart %q: not an interface name", n)
 		}
 	}
+	if m.ReportKey != "" {
+		if _, err := LoadPublicKey([]byte(m.ReportKey)); err != nil {
+			return bad("report_key: %v", err)
+		}
+	}
+	return checkGate(m)
+}
+
+// MaxGateHosts bounds the gating hosts of one bundle.
+const MaxGateHosts = 64
+
+func checkGate(m *Manifest) error {
+	g := m.Gate
+	if g == nil {
+		return nil
+	}
+	bad := func(format string, args ...any) error { return reject(ErrMalformed, "manifest gate: "+format, args...) }
+	if len(g.Hosts) == 0 || len(g.Hosts) > MaxGateHosts {
+		return bad("%d hosts: want 1 to %d", len(g.Hosts), MaxGateHosts)
+	}
+	if g.Bake < 0 {
+		return bad("negative bake")
+	}
+	seen := map[string]bool{}
+	for i, h := range g.Hosts {
+		switch {
+		case !hostRe.MatchString(h.Host):
+			return bad("hosts[%d]: %q is not a host name", i, h.Host)
+		case h.Host == m.Host:
+			return bad("hosts[%d]: a host cannot gate itself", i)
+		case seen[h.Host]:
+			return bad("hosts[%d]: %s listed twice", i, h.Host)
+		case h.Serial == 0:
+			return bad("host %s: serial 0", h.Host)
+		}
+		seen[h.Host] = true
+		if _, err := LoadPublicKey([]byte(h.Key)); err != nil {
+			return bad("host %s: key: %v", h.Host, err)
+		}
+	}
 	return nil
 }
 

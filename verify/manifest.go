@@ -37,6 +37,29 @@ type Manifest struct {
 	// restart one by one (service netif restart IF). Any other netif change
 	// is reported as reboot-required instead of touched.
 	NetifRestart []string `json:"netif_restart,omitempty"`
+	// ReportKey is this host's own status report key (PKIX PEM) as pinned
+	// in the topology, so fleet views can check the host's reports.
+	ReportKey string `json:"report_key,omitempty"`
+	// Gate holds the bundle back until hosts of earlier waves report it
+	// healthy (see Gate).
+	Gate *Gate `json:"gate,omitempty"`
+}
+
+// Gate makes a host apply its bundle only after every gating host has
+// reported, signed with the key pinned here, that it runs Serial or a later
+// serial healthily for at least Bake; a gating host that rolled back or
+// rejected Serial closes the gate for this bundle for good.
+type Gate struct {
+	Hosts []GateHost `json:"hosts"`
+	Bake  Duration   `json:"bake,omitempty"`
+}
+
+// GateHost is one gating host: its name, its report key (PKIX PEM) and the
+// serial of its bundle built from the same commit.
+type GateHost struct {
+	Host   string `json:"host"`
+	Key    string `json:"key"`
+	Serial uint64 `json:"serial"`
 }
 
 // Source names the infra repo commit a bundle was built from.

@@ -48,6 +48,10 @@ type Meta struct {
 	// NotBefore defaults to Created + the render's rollout Wave.
 	NotBefore time.Time
 	Source    verify.Source
+	// GateSerials has, for each gating host of the render, the serial of
+	// its bundle built from the same commit: the serial it must report
+	// healthy before this host applies.
+	GateSerials map[string]uint64
 	// Paths is the path policy the manifest is checked against before
 	// signing; zero means policy.DefaultPaths.
 	Paths policy.Paths
@@ -96,6 +100,17 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 		Health:       r.Health,
 		Secrets:      r.Secrets,
 		NetifRestart: r.NetifRestart,
+		ReportKey:    r.ReportKey,
+	}
+	if len(r.Gate) > 0 {
+		man.Gate = &verify.Gate{Bake: verify.Duration(r.Bake)}
+		for _, g := range r.Gate {
+			serial := m.GateSerials[g]
+			if serial == 0 {
+				return nil, fmt.Errorf("bundle %s: gating host %s: no serial of its bundle from this build", r.Host, g)
+			}
+			man.Gate.Hosts = append(man.Gate.Hosts, verify.GateHost{Host: g, Key: r.ReportKeys[g], Serial: serial})
+		}
 	}
 	for _, f := range files {
 		man.Files = append(man.Files, verify.File{

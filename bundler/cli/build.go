@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -105,6 +106,10 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	gates, err := gateSerials(repo, hosts, o)
+	if err != nil {
+		return err
+	}
 	// Hosts are independent: build them on every core, report in order.
 	type result struct {
 		line string
@@ -118,7 +123,7 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				line, err := buildHost(repo, hosts[i], o, created, source, signer)
+				line, err := buildHost(repo, hosts[i], o, created, source, signer, gates)
 				results[i] = result{line, err}
 			}
 		}()
@@ -141,18 +146,14 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 
 // buildHost renders, packs, signs and writes one host's bundle and returns
 // the line to print.
-func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Time, source verify.Source, signer *bundle.Signer) (string, error) {
+func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Time, source verify.Source, signer *bundle.Signer, gates map[string]uint64) (string, error) {
 	r, err := repo.Render(host)
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", host, err)
 	}
-	serial := o.Serial
-	if o.Previous != "" {
-		prev, err := bundle.PreviousSerial(o.Previous, host)
-		if err != nil {
-			return "", fmt.Errorf("build %s: previous: %w", host, err)
-		}
-		serial = prev + 1
+	serial, err := newSerial(host, o)
+	if err != nil {
+		return "", err
 	}
 	// Never reuse a serial: a second, different bundle with the same
 	// serial would be an equivocation the agents must refuse.
@@ -161,7 +162,7 @@ func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Ti
 	} else if have >= serial {
 		return "", fmt.Errorf("build %s: serial %d is not above the bundle already in %s (serial %d); serials are never reused", host, serial, o.Out, have)
 	}
-	b, err := bundle.Build(r, bundle.Meta{Serial: serial, Created: created, Expires: created.Add(o.Expires), Source: source})
+	b, err := bundle.Build(r, bundle.Meta{Serial: serial, Created: created, Expires: created.Add(o.Expires), Source: source, GateSerials: gates})
 	if err != nil {
 		return "", fmt.Errorf("build: %w", err)
 	}
@@ -250,4 +251,53 @@ func buildTime() (time.Time, error) {
 		return time.Unix(n, 0).UTC(), nil
 	}
 	return time.Now().UTC(), nil
+}
+
+// newSerial is the serial host's bundle gets in this build.
+func newSerial(host string, o buildOptions) (uint64, error) {
+	if o.Previous == "" {
+		return o.Serial, nil
+	}
+	prev, err := bundle.PreviousSerial(o.Previous, host)
+	if err != nil {
+		return 0, fmt.Errorf("build %s: previous: %w", host, err)
+	}
+	return prev + 1, nil
+}
+
+// gateSerials finds, for every host that gates one being built, the serial
+// it must report healthy: its serial in this build when it is built too,
+// else its published serial in --previous (it keeps running that bundle).
+func gateSerials(repo *topology.Repo, hosts []string, o buildOptions) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for _, h := range hosts {
+		r, err := repo.Render(h)
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", h, err)
+		}
+		for _, g := range r.Gate {
+			if _, ok := out[g]; ok {
+				continue
+			}
+			if slices.Contains(hosts, g) {
+				s, err := newSerial(g, o)
+				if err != nil {
+					return nil, err
+				}
+				out[g] = s
+				continue
+			}
+			var prev uint64
+			if o.Previous != "" {
+				if prev, err = bundle.PreviousSerial(o.Previous, g); err != nil {
+					return nil, fmt.Errorf("build %s: gating host %s: %w", h, g, err)
+				}
+			}
+			if prev == 0 {
+				return nil, fmt.Errorf("build %s: gating host %s is not built in this run and has no published bundle in --previous; build it too (--all or --host %s)", h, g, g)
+			}
+			out[g] = prev
+		}
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ package topology
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"text/template"
 	"time"
 
@@ -47,6 +48,14 @@ type HostRender struct {
 	Health []verify.Check
 	// Wave is the rollout delay of this host: not_before = created + Wave.
 	Wave time.Duration
+	// Gate names the hosts (earlier waves) that must report this host's
+	// commit healthy for Bake before it applies; ReportKeys has their
+	// status keys (PEM) by host name.
+	Gate       []string
+	Bake       time.Duration
+	ReportKeys map[string]string
+	// ReportKey is this host's own status key (PEM), "" without one.
+	ReportKey string
 	// Secrets are host files the rendered config relies on (key paths).
 	Secrets []string
 	// NetifRestart lists interfaces the agent may restart one by one.
@@ -86,6 +95,8 @@ func (r *Repo) Render(host string) (*HostRender, error) {
 	out.Secrets = append([]string(nil), hr.Secrets...)
 	out.NetifRestart = append([]string(nil), hr.NetifRestart...)
 	out.TunnelPorts = append([]int(nil), hr.TunnelPorts...)
+	out.Gate = append([]string(nil), hr.Gate...)
+	out.ReportKeys = maps.Clone(hr.ReportKeys)
 	return &out, nil
 }
 

@@ -24,6 +24,9 @@ type host struct {
 	role  *Spec
 	spec  *Spec // merged
 	wave  time.Duration
+	bake  time.Duration
+	// reportKey is the PEM of status_key, "" without one.
+	reportKey string
 
 	addrPos map[string]Pos // where each addrs key came from
 	ifaces  map[string]*iface
@@ -126,8 +129,8 @@ func (r *Repo) build(pl *problemList) {
 		if role.Role != "" {
 			pl.add(r.pos.at(role, "role"), where, "a role cannot have a role")
 		}
-		if role.Wave != "" || role.Peer != "" || len(role.NetifRestart) > 0 {
-			pl.add(r.pos.at(role, ""), where, "wave, peer and netif_restart are host keys")
+		if role.Wave != "" || role.Peer != "" || len(role.NetifRestart) > 0 || len(role.Gate) > 0 || role.Bake != "" || role.StatusKey != "" {
+			pl.add(r.pos.at(role, ""), where, "wave, peer, netif_restart, gate, bake and status_key are host keys")
 		}
 	}
 	for name, own := range f.Hosts {
@@ -157,6 +160,12 @@ func (r *Repo) build(pl *problemList) {
 	}
 	sort.Strings(r.names)
 	for _, name := range r.names {
+		r.loadStatusKey(r.hosts[name], pl)
+	}
+	for _, name := range r.names {
+		r.loadGate(r.hosts[name], pl)
+	}
+	for _, name := range r.names {
 		r.resolveIfaces(r.hosts[name], pl)
 	}
 	for _, name := range r.names {
@@ -181,6 +190,7 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 	}
 	m := &Spec{
 		Role: own.Role, Wave: own.Wave, Peer: own.Peer, NetifRestart: own.NetifRestart,
+		Gate: own.Gate, Bake: own.Bake, StatusKey: own.StatusKey,
 		Hostname:      pick(own.Hostname, role.Hostname),
 		Domain:        pick(own.Domain, role.Domain, r.file.Domain),
 		Gateway:       pick(own.Gateway, role.Gateway),

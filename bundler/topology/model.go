@@ -36,6 +36,13 @@ type Spec struct {
 	Wave         string   `yaml:"wave"` // rollout delay, e.g. 15m
 	Peer         string   `yaml:"peer"` // the host "peer/IF" refers to
 	NetifRestart []string `yaml:"netif_restart"`
+	// Gate names hosts of earlier waves that must report this host's
+	// commit healthy, for at least Bake, before this host applies it.
+	Gate Strings `yaml:"gate"`
+	Bake string  `yaml:"bake"` // e.g. 10m; needs gate
+	// StatusKey is the repo path of the host's status report public key
+	// (made on the host by `agent keygen`); required for a gating host.
+	StatusKey string `yaml:"status_key"`
 
 	Hostname      string   `yaml:"hostname"`
 	Domain        string   `yaml:"domain"`

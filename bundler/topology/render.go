@@ -27,7 +27,16 @@ const header = "# Rendered by rigger from the infra repo: edit the repo, not thi
 // prepareFiles renders host h once, recording problems (template errors,
 // paths, units, duplicate targets). Render returns the cached result.
 func (r *Repo) prepareFiles(h *host, pl *problemList) {
-	hr := &HostRender{Host: h.name, Wave: h.wave}
+	hr := &HostRender{Host: h.name, Wave: h.wave, Bake: h.bake, ReportKey: h.reportKey}
+	for _, g := range h.own.Gate {
+		if gh := r.hosts[g]; gh != nil {
+			hr.Gate = append(hr.Gate, g)
+			if hr.ReportKeys == nil {
+				hr.ReportKeys = map[string]string{}
+			}
+			hr.ReportKeys[g] = gh.reportKey
+		}
+	}
 	add := func(f RenderedFile, pos Pos) {
 		if err := r.paths.Check(f.Path); err != nil {
 			pl.add(pos, h.where, "%v", err)
