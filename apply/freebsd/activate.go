@@ -27,9 +27,9 @@ func (d *Driver) Activate(ctx context.Context, u verify.Unit) error {
 		err = d.activateJail(ctx, u.Jail)
 	case verify.UnitJailService:
 		// service(8) -j runs the rc script inside the jail (jexec).
-		_, err = d.exec(ctx, "service", "-j", u.Jail, u.Name, "restart")
+		_, err = d.service(ctx, u.Jail, u.Name, "restart")
 	case verify.UnitService:
-		_, err = d.exec(ctx, "service", u.Name, "restart")
+		_, err = d.service(ctx, "", u.Name, "restart")
 	case verify.UnitNetif:
 		err = d.activateNetif(ctx, u.Name)
 	case verify.UnitWireGuard:
@@ -123,7 +123,7 @@ func (d *Driver) tableFiles(table string) ([]string, error) {
 // activateJail restarts one jail and asks jls whether it runs: rc.d/jail
 // exits 0 even when the jail fails to start, so its output only explains.
 func (d *Driver) activateJail(ctx context.Context, name string) error {
-	r, err := d.exec(ctx, "service", "jail", "restart", name)
+	r, err := d.service(ctx, "", "jail", "restart", name)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (d *Driver) Deactivate(ctx context.Context, u verify.Unit) error {
 	if u.Kind != verify.UnitJail {
 		return nil
 	}
-	if _, err := d.exec(ctx, "service", "jail", "stop", u.Jail); err != nil {
+	if _, err := d.service(ctx, "", "jail", "stop", u.Jail); err != nil {
 		return fmt.Errorf("deactivate %s: %w", u, err)
 	}
 	running, err := d.JailRunning(ctx, u.Jail)
@@ -159,6 +159,41 @@ func (d *Driver) Deactivate(ctx context.Context, u verify.Unit) error {
 		return fmt.Errorf("deactivate %s: still running after service jail stop (jls -j %s)", u, u.Jail)
 	}
 	return nil
+}
+
+// service runs `service [-j JAIL] NAME VERB ARGS...` and fails on a
+// non-zero exit, and also when rc.subr printed that it did nothing because
+// the service is not enabled (run_rc_command returns 0 then).
+func (d *Driver) service(ctx context.Context, jail, name, verb string, args ...string) (Result, error) {
+	argv := []string{"service"}
+	if jail != "" {
+		argv = append(argv, "-j", jail)
+	}
+	argv = append(append(argv, name, verb), args...)
+	r, err := d.exec(ctx, argv...)
+	if err != nil {
+		return r, err
+	}
+	if rcvar, ok := ServiceNotEnabled(r.Stdout); ok {
+		return r, &ServiceNotEnabledError{Jail: jail, Service: name, Verb: verb, RCVar: rcvar}
+	}
+	return r, nil
+}
+
+// ServiceNotEnabledError: service(8) did nothing because the service's
+// rcvar is not YES. The unit was meant to run, so the fix is the rcvar.
+type ServiceNotEnabledError struct {
+	Jail, Service, Verb, RCVar string
+}
+
+func (e *ServiceNotEnabledError) Error() string {
+	where := "/etc/rc.conf"
+	cmd := "service " + e.Service + " " + e.Verb
+	if e.Jail != "" {
+		where = "jail " + e.Jail + "'s /etc/rc.conf"
+		cmd = "service -j " + e.Jail + " " + e.Service + " " + e.Verb
+	}
+	return fmt.Sprintf("%s did nothing: %s is not YES (set %s=\"YES\" in %s)", cmd, e.RCVar, e.RCVar, where)
 }
 
 // JailStartError: a jail did not come up.
@@ -176,7 +211,7 @@ func (e *JailStartError) Error() string { return "jail " + e.Jail + " did not st
 // (FREEBSD.md 5.3). Whether IF may be restarted at all is the engine's
 // call (manifest netif_restart).
 func (d *Driver) activateNetif(ctx context.Context, ifname string) error {
-	if _, err := d.exec(ctx, "service", "netif", "restart", ifname); err != nil {
+	if _, err := d.service(ctx, "", "netif", "restart", ifname); err != nil {
 		return err
 	}
 	_, err := d.exec(ctx, "ifconfig", ifname)
@@ -214,7 +249,12 @@ func (d *Driver) activateWireGuard(ctx context.Context, ifname string) error {
 	return err
 }
 
-// JailRunning asks jls(8). A missing jail is "not running", not an error.
+// JailRunning asks jls(8). A missing or dying jail is "not running", not
+// an error: without -d, jls -j NAME fails with `jls: jail "NAME" not found`
+// or, for a jail that is going away (a vnet jail stays dying while sockets
+// linger), `jls: jail "NAME" is dying` (sys/kern/kern_jail.c
+// kern_jail_get, both ENOENT; usr.sbin/jls/jls.c main, xo_errx with
+// jail_errmsg), exit 1.
 func (d *Driver) JailRunning(ctx context.Context, name string) (bool, error) {
 	argv := []string{"jls", "--libxo", "json", "-v", "-j", name}
 	r, err := d.run.Run(ctx, argv...)
@@ -222,7 +262,8 @@ func (d *Driver) JailRunning(ctx context.Context, name string) (bool, error) {
 		return false, err
 	}
 	if r.ExitCode != 0 {
-		if strings.Contains(string(r.Stderr), "not found") {
+		q := `jail "` + name + `" `
+		if e := string(r.Stderr); strings.Contains(e, q+"not found") || strings.Contains(e, q+"is dying") {
 			return false, nil
 		}
 		return false, commandError(argv, r)

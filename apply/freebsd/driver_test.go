@@ -430,7 +430,7 @@ func TestActivateJail(t *testing.T) {
 	})
 	for _, tc := range []struct{ rec, want string }{
 		{"service_jail_restart_nopath.txt", "jail: pg_j: path /jails/pg_j: No such file or directory"},
-		{"service_jail_restart_vnet.txt", "ifconfig: interface pg_b does not exist; jail: pg_j: ifconfig pg_b vnet pg_j: failed"},
+		{"service_jail_restart_vnet.txt", "ifconfig: interface pg_b does not exist; jail: pg_j: /sbin/ifconfig pg_b vnet pg_j: failed"},
 	} {
 		t.Run(tc.rec, func(t *testing.T) {
 			// rc.d/jail exits 0 on failure: only jls tells.
@@ -448,10 +448,12 @@ func TestActivateJail(t *testing.T) {
 	t.Run("silent failure", func(t *testing.T) {
 		d, _ := newDriver(t, "/",
 			step{argv: restart, reply: out("service_jail_restart_ok.txt", "", 0)},
-			step{argv: jls, reply: out("jls_v_pg_j_dying.json", "", 0)},
+			step{argv: jls, reply: out("", "jls_dying.stderr", 1)},
 		)
-		if err := d.Activate(ctx, verify.Unit{Kind: verify.UnitJail, Jail: "pg_j"}); err == nil {
-			t.Fatal("a dying jail passed")
+		err := d.Activate(ctx, verify.Unit{Kind: verify.UnitJail, Jail: "pg_j"})
+		var je *JailStartError
+		if !errors.As(err, &je) || !strings.Contains(je.Reason, "not running") {
+			t.Fatalf("a dying jail passed: %v", err)
 		}
 	})
 }
@@ -464,7 +466,7 @@ func TestJailRunning(t *testing.T) {
 		wantErr bool
 	}{
 		{out("jls_v_pg_j.json", "", 0), true, false},
-		{out("jls_v_pg_j_dying.json", "", 0), false, false},
+		{out("", "jls_dying.stderr", 1), false, false},
 		{out("", "jls_notfound.stderr", 1), false, false},
 		{func(*testing.T, []string) Result {
 			return Result{ExitCode: 1, Stderr: []byte("jls: sysctl: Operation not permitted\n")}
@@ -509,9 +511,7 @@ func TestActivateServicesAndNetif(t *testing.T) {
 		step{argv: []string{"service", "sysctl", "restart"}},
 		step{argv: []string{"service", "netif", "restart", "ngx_a"}},
 		step{argv: []string{"ifconfig", "ngx_a"}},
-		step{argv: []string{"service", "nginx", "restart"}, reply: func(*testing.T, []string) Result {
-			return Result{ExitCode: 1, Stdout: []byte("Cannot 'restart' nginx. Set nginx_enable to YES in /etc/rc.conf or use 'onerestart' instead of 'restart'.\n")}
-		}},
+		step{argv: []string{"service", "nginx", "restart"}, reply: out("service_restart_not_enabled.txt", "", 0)},
 	)
 	ctx := context.Background()
 	for _, u := range []string{"jail-service:pg_j:postgresql", "service:sshd", "sysctl", "netif:ngx_a", "cron", "none", "reboot-required"} {
@@ -524,7 +524,7 @@ func TestActivateServicesAndNetif(t *testing.T) {
 		}
 	}
 	err := d.Activate(ctx, verify.Unit{Kind: verify.UnitService, Name: "nginx"})
-	if err == nil || !strings.Contains(err.Error(), "Set nginx_enable to YES") {
+	if err == nil || !strings.Contains(err.Error(), `set nginx_enable="YES" in /etc/rc.conf`) {
 		t.Fatalf("err = %v", err)
 	}
 	want := []string{"service -j pg_j postgresql restart", "service sshd restart", "service sysctl restart", "service netif restart ngx_a", "ifconfig ngx_a", "service nginx restart"}
@@ -646,5 +646,65 @@ func TestPrecheckUnderRoot(t *testing.T) {
 	}
 	if want := `file "` + filepath.Join(root, "etc/ips_blocklist") + `"`; !strings.Contains(pfSrc, want) {
 		t.Errorf("pf.conf given to pfctl lacks %s:\n%s", want, pfSrc)
+	}
+}
+
+// TestServiceNotEnabled: rc.subr's run_rc_command prints `Cannot 'restart'
+// X. Set X_enable to YES ...` and returns 0 when X is not enabled. The
+// command did nothing, so the unit fails and names the rcvar to set.
+func TestServiceNotEnabled(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		unit  string
+		argv  []string
+		rec   string
+		rcvar string
+		where string
+	}{
+		{"service:nginx", []string{"service", "nginx", "restart"}, "service_restart_not_enabled.txt", "nginx_enable", "in /etc/rc.conf"},
+		{"jail-service:pg_j:nginx", []string{"service", "-j", "pg_j", "nginx", "restart"}, "service_restart_not_enabled.txt", "nginx_enable", "in jail pg_j's /etc/rc.conf"},
+		{"jail:pg_j", []string{"service", "jail", "restart", "pg_j"}, "service_jail_restart_not_enabled.txt", "jail_enable", "in /etc/rc.conf"},
+	} {
+		t.Run(tc.unit, func(t *testing.T) {
+			d, _ := newDriver(t, "/", step{argv: tc.argv, reply: out(tc.rec, "", 0)})
+			u, err := verify.ParseUnit(tc.unit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = d.Activate(ctx, u)
+			var ne *ServiceNotEnabledError
+			if !errors.As(err, &ne) || ne.RCVar != tc.rcvar {
+				t.Fatalf("err = %v, want ServiceNotEnabledError for %s", err, tc.rcvar)
+			}
+			if want := `set ` + tc.rcvar + `="YES" ` + tc.where; !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v, want %q", err, want)
+			}
+		})
+	}
+	t.Run("deactivate", func(t *testing.T) {
+		stop := "Cannot 'stop' jail. Set jail_enable to YES in /etc/rc.conf or use 'onestop' instead of 'stop'.\n"
+		d, _ := newDriver(t, "/", step{argv: []string{"service", "jail", "stop", "pg_j"}, reply: func(*testing.T, []string) Result {
+			return Result{Stdout: []byte(stop)}
+		}})
+		var ne *ServiceNotEnabledError
+		if err := d.Deactivate(ctx, verify.Unit{Kind: verify.UnitJail, Jail: "pg_j"}); !errors.As(err, &ne) {
+			t.Fatalf("err = %v, want ServiceNotEnabledError", err)
+		}
+	})
+}
+
+func TestServiceJailFailureSpacing(t *testing.T) {
+	for _, out := range []string{
+		"Starting jails: cannot start jail  \"pg_j\": \njail: pg_j: x\n.\n", // rc.d/jail: two spaces
+		"Starting jails: cannot start jail \"pg_j\": \njail: pg_j: x\n.\n",
+		"Starting jails:\tcannot  start jail\t\"pg_j\":\njail: pg_j: x\n.\n",
+	} {
+		reason, ok := ServiceJailFailure([]byte(out), "pg_j")
+		if !ok || reason != "jail: pg_j: x" {
+			t.Errorf("ServiceJailFailure(%q) = %q, %v", out, reason, ok)
+		}
+	}
+	if _, ok := ServiceJailFailure([]byte("Starting jails: cannot start jail  \"pg_jx\": \n"), "pg_j"); ok {
+		t.Error("matched another jail's failure")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -98,21 +99,41 @@ func ParsePFInfo(out []byte) (enabled bool, err error) {
 }
 
 // ServiceJailFailure extracts why `service jail start|restart NAME` could
-// not start the jail: rc.d/jail prints ` cannot start jail "NAME": `, then
-// jail(8)'s output, then `.`, and exits 0 regardless.
+// not start the jail. rc.d/jail's jail_start (libexec/rc/rc.d/jail)
+// prints `echo " cannot start jail " "\"NAME\": "`, and echo joins its arguments with a space: the
+// line reads ` cannot start jail  "NAME": ` with two spaces (the errata
+// of reference/FREEBSD.md quote the current script's startmsg with the
+// same two arguments). jail(8)'s
+// captured output follows, then `.`; the script exits 0 regardless. The
+// words are matched with any run of blanks between them.
 func ServiceJailFailure(out []byte, name string) (reason string, failed bool) {
+	re := regexp.MustCompile(`cannot\s+start\s+jail\s+"` + regexp.QuoteMeta(name) + `":`)
 	s := string(out)
-	marker := `cannot start jail "` + name + `":`
-	i := strings.Index(s, marker)
-	if i < 0 {
+	loc := re.FindStringIndex(s)
+	if loc == nil {
 		return "", false
 	}
-	rest := strings.TrimSpace(s[i+len(marker):])
 	var lines []string
-	for _, ln := range strings.Split(rest, "\n") {
+	for _, ln := range strings.Split(s[loc[1]:], "\n") {
 		if ln = strings.TrimSpace(ln); ln != "" && ln != "." {
 			lines = append(lines, ln)
 		}
 	}
 	return strings.Join(lines, "; "), true
+}
+
+// notEnabled matches run_rc_command's message (libexec/rc/rc.subr) when
+// ${rcvar} is not YES: `Cannot 'restart' nginx. Set nginx_enable to YES
+// in /etc/rc.conf or use 'onerestart' instead of 'restart'.` It is printed
+// on stdout and run_rc_command returns 0: the command did nothing.
+var notEnabled = regexp.MustCompile(`(?m)^Cannot '(\S+)' (\S+)\. Set (\S+) to YES`)
+
+// ServiceNotEnabled reports whether service(8)'s output says it did
+// nothing because the service's rcvar is not YES, and names the rcvar.
+func ServiceNotEnabled(stdout []byte) (rcvar string, ok bool) {
+	m := notEnabled.FindSubmatch(stdout)
+	if m == nil {
+		return "", false
+	}
+	return string(m[3]), true
 }
