@@ -85,6 +85,8 @@ type Agent struct {
 	log    *slog.Logger
 	now    func() time.Time
 	st     *Status
+	// warnings found at start (a rebuilt status.json), shown in status.
+	warnings []string
 }
 
 // Open prepares an agent: state dir, git repository, trust keys, driver
@@ -132,6 +134,18 @@ func Open(cfg *Config, opts Options) (*Agent, error) {
 	}
 	st, err := a.store.Status()
 	if err != nil {
+		// A report, not a record that must be trusted: rebuild it from
+		// the engine's generations and the other state files.
+		a.log.Warn("status.json is unreadable; rebuilding it from the other state records", "err", err)
+		a.warnings = append(a.warnings, "status.json was unreadable and has been rebuilt: "+err.Error())
+		st = nil
+	}
+	var stSerial uint64
+	if st != nil && st.Current != nil {
+		stSerial = st.Current.Serial
+	}
+	if err := a.initFloor(stSerial, st != nil); err != nil {
+		a.Close()
 		return nil, err
 	}
 	if st == nil {
@@ -258,15 +272,19 @@ func (a *Agent) syncCurrent() error {
 	return nil
 }
 
-// lastSerial is the highest serial accepted so far: last_serial, or the
-// current generation's serial if that is higher (last_serial lost).
+// lastSerial is the serial floor: the highest serial accepted so far by
+// any record in memory (last_serial, the current generation, the serial
+// a rollback pin holds back).
 func (a *Agent) lastSerial() (uint64, error) {
 	n, _, err := a.store.LastSerial()
 	if err != nil {
 		return 0, err
 	}
-	if c := a.st.Current; c != nil && c.Serial > n {
-		n = c.Serial
+	if c := a.st.Current; c != nil {
+		n = max(n, c.Serial)
+	}
+	if p := a.st.Pin; p != nil {
+		n = max(n, p.Above)
 	}
 	return n, nil
 }
@@ -423,6 +441,12 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 			// stays published until a newer one arrives.
 			return OutcomeUpToDate, commit, claimed, nil
 		}
+		if errors.Is(err, verify.ErrRollback) && a.quarantinedSerial(claimed) != nil {
+			// A signed serial that failed here before, republished: the
+			// floor is above it now; it stays quarantined.
+			e := a.quarantinedSerial(claimed)
+			return OutcomeQuarantined, commit, claimed, fmt.Errorf("serial %d is quarantined: %s", claimed, e.Reason)
+		}
 		if errors.Is(err, verify.ErrRollback) && a.st.Current != nil && claimed == a.st.Current.Serial {
 			// Our own serial under a new commit: status.json was lost, or
 			// the bundle was re-signed (bundler sign adds a signature).
@@ -482,11 +506,17 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		rb  *apply.RolledBackError
 		dg  *apply.DegradedError
 	)
+	if err == nil || errors.As(err, &pre) || errors.As(err, &rb) || errors.As(err, &dg) {
+		// Applied, or failed for good: the floor moves above it, so that
+		// neither a lost quarantine entry nor a pin can let it in again.
+		// (An interrupted install is not recorded: after recovery it may
+		// be retried, SECURITY.md 3.2.)
+		if ferr := a.raiseFloor(serial); ferr != nil {
+			return OutcomeError, commit, serial, errors.Join(err, ferr)
+		}
+	}
 	switch {
 	case err == nil:
-		if err := a.store.SetLastSerial(serial); err != nil {
-			return OutcomeError, commit, serial, err
-		}
 		if err := a.store.ClearPin(); err != nil {
 			return OutcomeError, commit, serial, err
 		}
@@ -525,6 +555,21 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		return OutcomeDegraded, commit, serial, errors.Join(err, herr, qerr)
 	}
 	return OutcomeError, commit, serial, fmt.Errorf("apply serial %d: %w", serial, err)
+}
+
+// quarantinedSerial returns the quarantine entry of a signed serial that
+// failed or was rolled back, or nil.
+func (a *Agent) quarantinedSerial(serial uint64) *Quarantined {
+	q, err := a.store.Quarantine()
+	if err != nil {
+		return nil
+	}
+	for i := range q {
+		if q[i].Verified && q[i].Serial == serial {
+			return &q[i]
+		}
+	}
+	return nil
 }
 
 func (a *Agent) quarantine(serial uint64, commit, kind string, err error, bf *BundleFiles) error {

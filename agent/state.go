@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -191,8 +192,12 @@ func (s Store) Quarantine() ([]Quarantined, error) {
 	return q, err
 }
 
-// maxQuarantine bounds quarantine.json; the oldest entries go first.
-const maxQuarantine = 50
+// maxQuarantine bounds each class of quarantine.json entries: rejected
+// (unverified) ones and signed serials that failed or were rolled back.
+// The classes are bounded separately, so that anyone able to push to the
+// branch cannot push a signed failure out with unsigned garbage; the
+// oldest entry of the same class goes first.
+var maxQuarantine = 50 // a variable for tests
 
 // AddQuarantine appends q.
 func (s Store) AddQuarantine(q Quarantined) error {
@@ -201,8 +206,21 @@ func (s Store) AddQuarantine(q Quarantined) error {
 		return err
 	}
 	all = append(all, q)
-	if len(all) > maxQuarantine {
-		all = all[len(all)-maxQuarantine:]
+	n := 0
+	for _, e := range all {
+		if e.Verified == q.Verified {
+			n++
+		}
+	}
+	if n > maxQuarantine {
+		drop := n - maxQuarantine
+		all = slices.DeleteFunc(all, func(e Quarantined) bool {
+			if drop > 0 && e.Verified == q.Verified {
+				drop--
+				return true
+			}
+			return false
+		})
 	}
 	return s.writeJSON(fileQuarantine, all)
 }
