@@ -138,6 +138,10 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 			return nil, abort(j.Files, i+1, err, nil)
 		}
 		log.Info("activating", "unit", u.String())
+		if err := u.Check(); err != nil {
+			// Verified bundles never carry one; the driver must never see one.
+			return nil, abort(j.Files, i, fmt.Errorf("activate: %w", err), nil)
+		}
 		if err := e.cfg.Driver.Activate(ctx, u); err != nil {
 			return nil, abort(j.Files, i+1, fmt.Errorf("activate %s: %w", u, err), nil)
 		}
@@ -351,6 +355,10 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 	// stopped through its own config) and not re-activated after.
 	var again []verify.Unit
 	for _, u := range units {
+		if err := u.Check(); err != nil {
+			e.log.Warn("not undone: outside the unit grammar", "unit", u.String(), "err", err)
+			continue
+		}
 		if !onlyNewFiles(files, u) {
 			again = append(again, u)
 			continue
@@ -360,7 +368,7 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 		}
 		e.log.Info("undone: its files did not exist before", "unit", u.String())
 	}
-	units = again
+	units = previousUnits(cur, files, again)
 	dirs := dirSet{}
 	var errs []error
 	for i := len(files) - 1; i >= 0; i-- {
@@ -414,6 +422,45 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 		return health, fmt.Errorf("re-check: %w", err)
 	}
 	return health, nil
+}
+
+// previousUnits maps the units to re-activate after the files went back
+// onto the previous generation's: a unit the previous generation knows is
+// kept; a unit new in the failed bundle (a renamed jail, a bad name) is
+// never run again, its restored files are re-activated under the units
+// the previous generation gave them instead. Without a previous
+// generation the units stay as they are (the files were not managed).
+func previousUnits(cur *generation, files []journalFile, units []verify.Unit) []verify.Unit {
+	if cur == nil {
+		return units
+	}
+	known := map[string]bool{}
+	before := map[string]string{} // path -> unit in the previous generation
+	for _, f := range cur.meta.Manifest.Files {
+		known[f.Unit] = true
+		before[f.Path] = f.Unit
+	}
+	var out []verify.Unit
+	add := func(u verify.Unit) {
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	for _, u := range units {
+		if known[u.String()] {
+			add(u)
+			continue
+		}
+		for _, f := range files {
+			if f.Unit != u.String() {
+				continue
+			}
+			if prev, err := verify.ParseUnit(before[f.Path]); err == nil && f.Existed && prev.Kind != verify.UnitNone {
+				add(prev)
+			}
+		}
+	}
+	return out
 }
 
 // onlyNewFiles reports whether u has files in the transaction and every

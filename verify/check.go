@@ -110,6 +110,11 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 		default:
 			return bad("health check %q: unknown kind %q", c.Name, c.Kind)
 		}
+		if c.Jail != "" || c.Kind == CheckJail {
+			if err := CheckUnitName(c.Jail); err != nil {
+				return bad("health check %q: jail %v", c.Name, err)
+			}
+		}
 		if c.Timeout < 0 {
 			return bad("health check %q: negative timeout", c.Name)
 		}

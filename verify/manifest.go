@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -193,8 +194,56 @@ func (u Unit) String() string {
 	return string(u.Kind)
 }
 
-// ParseUnit parses the string form of a unit and rejects unknown kinds and
-// missing or extra arguments.
+// unitNameRe is the closed grammar of a unit's names (jail, service,
+// table, interface): drivers pass them to commands as arguments, so no
+// shell metacharacter, no path, and no leading "-" (an option) or "."
+// ("." and ".." name directories).
+var unitNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
+
+// CheckUnitName reports whether name may name a jail, service, table or
+// interface in a unit or a health check.
+func CheckUnitName(name string) error {
+	if !unitNameRe.MatchString(name) {
+		return fmt.Errorf("name %q: want 1-64 of [A-Za-z0-9_.-], not starting with - or .", name)
+	}
+	return nil
+}
+
+// Check validates a unit against the closed grammar: a known kind with
+// exactly its names, each matching CheckUnitName. The apply engine calls
+// it again before handing a unit to a driver.
+func (u Unit) Check() error {
+	var names []string
+	switch u.Kind {
+	case UnitNone, UnitPF, UnitSysctl, UnitCron, UnitRebootRequired:
+		if u.Jail != "" || u.Name != "" {
+			return fmt.Errorf("unit %s: kind %s takes no names", u, u.Kind)
+		}
+	case UnitJail:
+		if u.Name != "" {
+			return fmt.Errorf("unit %s: kind jail takes only a jail name", u)
+		}
+		names = []string{u.Jail}
+	case UnitJailService:
+		names = []string{u.Jail, u.Name}
+	case UnitPFTable, UnitService, UnitNetif, UnitWireGuard:
+		if u.Jail != "" {
+			return fmt.Errorf("unit %s: kind %s takes no jail", u, u.Kind)
+		}
+		names = []string{u.Name}
+	default:
+		return fmt.Errorf("unit %q: unknown kind %q", u.String(), u.Kind)
+	}
+	for _, n := range names {
+		if err := CheckUnitName(n); err != nil {
+			return fmt.Errorf("unit %q: %w", u.String(), err)
+		}
+	}
+	return nil
+}
+
+// ParseUnit parses the string form of a unit and rejects unknown kinds,
+// missing or extra arguments, and names outside the grammar (Unit.Check).
 func ParseUnit(s string) (Unit, error) {
 	parts := strings.Split(s, ":")
 	k := UnitKind(parts[0])
@@ -212,11 +261,6 @@ func ParseUnit(s string) (Unit, error) {
 	if len(args) != want {
 		return Unit{}, fmt.Errorf("unit %q: kind %s takes %d argument(s)", s, k, want)
 	}
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n/") {
-			return Unit{}, fmt.Errorf("unit %q: bad argument %q", s, a)
-		}
-	}
 	u := Unit{Kind: k}
 	switch k {
 	case UnitJail:
@@ -225,6 +269,9 @@ func ParseUnit(s string) (Unit, error) {
 		u.Jail, u.Name = args[0], args[1]
 	case UnitPFTable, UnitService, UnitNetif, UnitWireGuard:
 		u.Name = args[0]
+	}
+	if err := u.Check(); err != nil {
+		return Unit{}, err
 	}
 	return u, nil
 }
