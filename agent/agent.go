@@ -87,6 +87,9 @@ type Agent struct {
 	st     *Status
 	// warnings found at start (a rebuilt status.json), shown in status.
 	warnings []string
+	rep    *reporter
+	// lastManifest is the last bundle verified, for the status report.
+	lastManifest *verify.Manifest
 }
 
 // Open prepares an agent: state dir, git repository, trust keys, driver
@@ -107,6 +110,9 @@ func Open(cfg *Config, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	if a.src, err = OpenSource(a.store.path(dirGit), cfg.Source); err != nil {
+		return nil, err
+	}
+	if a.rep, err = openReporter(cfg); err != nil {
 		return nil, err
 	}
 	a.engine = opts.Engine
@@ -223,6 +229,12 @@ func (a *Agent) Reload(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	rep, err := openReporter(cfg)
+	if err != nil {
+		return err
+	}
+	rep.event, rep.last, rep.lastPush, rep.newest = a.rep.event, a.rep.last, a.rep.lastPush, a.rep.newest
+	a.rep = rep
 	if cfg.Source.URL != a.cfg.Source.URL || cfg.Source.Branch != a.cfg.Source.Branch {
 		a.st.SeenCommit = "" // a different branch: look again
 	}
@@ -347,6 +359,7 @@ func (a *Agent) Poll(ctx context.Context) (Outcome, error) {
 	if out == OutcomeUnchanged && (a.st.Drift == nil || len(a.st.Drift.Files) == 0) {
 		write = a.writeStatusFast
 	}
+	a.afterPoll(ctx, out, serial, err)
 	if werr := write(); werr != nil && err == nil {
 		return OutcomeError, werr
 	}
@@ -464,6 +477,7 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 		return OutcomeRejected, commit, claimed, errors.Join(err, qerr)
 	}
 	serial = b.Manifest.Serial
+	a.lastManifest = &b.Manifest
 	q, err := a.store.Quarantine()
 	if err != nil {
 		return OutcomeError, commit, serial, err
@@ -481,6 +495,9 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 	if a.st.Hold != nil {
 		a.st.Pending = &Pending{Serial: serial, Commit: commit, Reason: "held: " + a.st.Hold.Reason}
 		return OutcomeHeld, commit, serial, nil
+	}
+	if out, err := a.checkGate(ctx, b, bf); out != "" {
+		return out, commit, serial, err
 	}
 	if ctx.Err() != nil {
 		return OutcomeError, commit, serial, ctx.Err()

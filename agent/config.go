@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ type Config struct {
 	Health     HealthConfig
 	Drift      string // report | correct
 	Log        LogConfig
+	Status     StatusConfig
 
 	// File is the config file this was read from.
 	File string
@@ -57,6 +59,27 @@ type SourceConfig struct {
 type TrustConfig struct {
 	Keys      []string // PEM public key files
 	Threshold int      // distinct keys that must have signed, 1 ≤ k ≤ len(Keys)
+}
+
+// StatusConfig is what the agent tells others: a signed status report
+// pushed to its own ref on the git server (status.push), a Prometheus
+// textfile and a hook command run on every outcome. The gates of this
+// host's bundles read other hosts' reports from the same server.
+type StatusConfig struct {
+	Push bool   // push a signed report after every outcome
+	Key  string // the host's private key (agent keygen); required with push
+	// URL is the git server of the status refs; empty: source.url, with
+	// the source's credentials unless the status ones are set.
+	URL        string
+	TokenFile  string
+	SSHKey     string
+	KnownHosts string
+	// Heartbeat re-pushes an unchanged report this often, so gates can
+	// see a serial stay healthy through their bake time and fleet views
+	// can tell a silent host from a quiet one.
+	Heartbeat time.Duration
+	Textfile  string // node_exporter textfile (…/rigger.prom); empty: none
+	Hook      string // executable run with the report on stdin; empty: none
 }
 
 // HealthConfig bounds the health checks after an apply.
@@ -114,6 +137,15 @@ var keys = []struct {
 	{"drift", "report"},
 	{"log.level", "info"},
 	{"log.format", "text"},
+	{"status.push", false},
+	{"status.key", ""},
+	{"status.url", ""},
+	{"status.token_file", ""},
+	{"status.ssh_key", ""},
+	{"status.known_hosts", ""},
+	{"status.heartbeat", "5m"},
+	{"status.textfile", ""},
+	{"status.hook", ""},
 }
 
 // flagKeys maps command-line flags to config keys. Flags win over the
@@ -316,6 +348,28 @@ func decode(v *viper.Viper, c *Config) *ConfigError {
 	c.Drift = str("drift")
 	c.Log.Level = str("log.level")
 	c.Log.Format = str("log.format")
+	c.Status.Key = str("status.key")
+	c.Status.URL = str("status.url")
+	c.Status.TokenFile = str("status.token_file")
+	c.Status.SSHKey = str("status.ssh_key")
+	c.Status.KnownHosts = str("status.known_hosts")
+	c.Status.Heartbeat = dur("status.heartbeat")
+	c.Status.Textfile = str("status.textfile")
+	c.Status.Hook = str("status.hook")
+	switch p := v.Get("status.push").(type) {
+	case bool:
+		c.Status.Push = p
+	case string:
+		b, err := strconv.ParseBool(p)
+		if err != nil && first == nil {
+			first = &ConfigError{Key: "status.push", Err: fmt.Errorf("%q: want true or false", p)}
+		}
+		c.Status.Push = b
+	default:
+		if first == nil {
+			first = &ConfigError{Key: "status.push", Err: fmt.Errorf("want true or false, got %v", p)}
+		}
+	}
 
 	switch ks := v.Get("trust.keys").(type) {
 	case nil:
@@ -400,6 +454,27 @@ func (c *Config) Validate() error {
 	for i, k := range c.Trust.Keys {
 		if !filepath.IsAbs(k) {
 			return bad(fmt.Sprintf("trust.keys[%d]", i), "%q: want an absolute path", k)
+		}
+	}
+	return c.Status.validate(bad)
+}
+
+func (s *StatusConfig) validate(bad func(key, format string, args ...any) error) error {
+	switch {
+	case s.Push && s.Key == "":
+		return bad("status.key", "required with status.push (make one with `agent keygen`)")
+	case s.Heartbeat <= 0:
+		return bad("status.heartbeat", "must be positive")
+	}
+	for key, p := range map[string]string{"status.key": s.Key, "status.token_file": s.TokenFile, "status.ssh_key": s.SSHKey,
+		"status.known_hosts": s.KnownHosts, "status.textfile": s.Textfile, "status.hook": s.Hook} {
+		if p != "" && !filepath.IsAbs(p) {
+			return bad(key, "%q: want an absolute path", p)
+		}
+	}
+	if u, err := url.Parse(s.URL); err == nil && u.User != nil {
+		if _, hasPass := u.User.Password(); hasPass {
+			return bad("status.url", "must not carry a password; use status.token_file")
 		}
 	}
 	return nil

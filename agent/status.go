@@ -47,6 +47,7 @@ const (
 //	drift               object  checked_at, files (managed files changed on disk), mode, corrected
 //	hold                object  since, until (absent: until resume), reason
 //	pin                 object  serial, above, at: `agent rollback` pinned serial until one above "above" arrives
+//	report              object  ref (refs/rigger/status/HOST), pushed_at, error: the last status report push
 //	next_poll           time    when the running agent polls next
 //	updated             time    when this status was written
 //	seen_commit, trust, applying: the agent's own bookkeeping (last commit
@@ -69,6 +70,7 @@ type Status struct {
 	Drift       *Drift        `json:"drift,omitempty"`
 	Hold        *Hold         `json:"hold,omitempty"`
 	Pin         *Pin          `json:"pin,omitempty"`
+	Report      *ReportInfo   `json:"report,omitempty"`
 	NextPoll    time.Time     `json:"next_poll,omitzero"`
 	Updated     time.Time     `json:"updated,omitzero"`
 

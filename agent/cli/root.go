@@ -117,6 +117,7 @@ RIGGER_INTERVAL, …) and the flags below.
 		newRollbackCommand(g),
 		newHoldCommand(g),
 		newResumeCommand(g),
+		newKeygenCommand(g),
 	)
 	return root
 }

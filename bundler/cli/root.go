@@ -73,6 +73,8 @@ EXIT STATUS
 		newPublishCommand(),
 		newDiffCommand(),
 		newPfcheckCommand(),
+		newStatusCommand(),
+		newWaitCommand(),
 	)
 	return root
 }
