@@ -87,7 +87,7 @@ type Agent struct {
 	st     *Status
 	// warnings found at start (a rebuilt status.json), shown in status.
 	warnings []string
-	rep    *reporter
+	rep      *reporter
 	// lastManifest is the last bundle verified, for the status report.
 	lastManifest *verify.Manifest
 }

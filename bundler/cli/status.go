@@ -19,6 +19,7 @@ import (
 
 type statusOptions struct {
 	URL       string
+	StatusURL string
 	Branch    string
 	Pub       []string
 	Threshold int
@@ -29,6 +30,7 @@ type statusOptions struct {
 
 func (o *statusOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.URL, "url", "", "git server of the bundles branch and the status refs")
+	f.StringVar(&o.StatusURL, "status-url", "", "git server of the status refs when not --url (a separate status repository)")
 	f.StringVar(&o.Branch, "branch", "bundles", "bundles branch")
 	f.StringArrayVar(&o.Pub, "pub", nil, "CI public key to verify the published manifests with (repeatable)")
 	f.IntVar(&o.Threshold, "threshold", 1, "signatures required with --pub")
@@ -50,7 +52,7 @@ func (o *statusOptions) fleetOptions(cmd string) (fleet.Options, error) {
 	if err != nil {
 		return fleet.Options{}, err
 	}
-	fo := fleet.Options{URL: o.URL, Branch: o.Branch, Auth: auth, Stale: o.Stale, Threshold: o.Threshold}
+	fo := fleet.Options{URL: o.URL, StatusURL: o.StatusURL, Branch: o.Branch, Auth: auth, Stale: o.Stale, Threshold: o.Threshold}
 	if len(o.Pub) > 0 {
 		keys, _, err := loadPubKeys(o.Pub)
 		if err != nil {

@@ -31,10 +31,13 @@ import (
 
 // Options say where the fleet's git server is and how to judge it.
 type Options struct {
-	URL     string
-	Branch  string // bundles branch; default "bundles"
-	Auth    transport.AuthMethod
-	Timeout time.Duration
+	URL    string
+	Branch string // bundles branch; default "bundles"
+	// StatusURL is where the status refs are when not on URL (a separate
+	// status repository, README "Credentials").
+	StatusURL string
+	Auth      transport.AuthMethod
+	Timeout   time.Duration
 	// Keys, when given, verify the published manifests (CI keys, with
 	// Threshold); without them manifests, and so the hosts' status keys
 	// and gates, are taken unverified and Fleet.Verified is false.
@@ -119,7 +122,11 @@ func Read(ctx context.Context, o Options) (*Fleet, error) {
 		return nil, err
 	}
 	f.BundlesCommit = commit
-	raw, err := statusref.Remote{URL: o.URL, Auth: o.Auth, Timeout: o.Timeout}.Read(ctx, nil)
+	statusURL := o.StatusURL
+	if statusURL == "" {
+		statusURL = o.URL
+	}
+	raw, err := statusref.Remote{URL: statusURL, Auth: o.Auth, Timeout: o.Timeout}.Read(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
