@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +36,7 @@ func (d *Driver) Activate(ctx context.Context, u verify.Unit) error {
 	case verify.UnitWireGuard:
 		err = d.activateWireGuard(ctx, u.Name)
 	case verify.UnitSysctl:
-		_, err = d.exec(ctx, "service", "sysctl", "restart")
+		err = d.activateSysctl(ctx)
 	default:
 		err = fmt.Errorf("unknown unit kind %q", u.Kind)
 	}
@@ -45,29 +46,19 @@ func (d *Driver) Activate(ctx context.Context, u verify.Unit) error {
 	return nil
 }
 
-// activatePF checks then loads /etc/pf.conf in one transaction; pfctl -f
-// keeps the state table, unlike `service pf restart`, whose start runs
-// pfctl -F all and drops every connection (FREEBSD.md 1.2). If pf is not
-// enabled yet it is enabled, as rc.d/pf's start does.
+// activatePF checks then loads pf_rules (normally /etc/pf.conf) in one
+// transaction, then enables pf if it is not yet, as rc.d/pf's pf_start
+// does. `pfctl -f` keeps the state table, unlike `service pf restart`,
+// whose start runs pfctl -F all and drops every connection (FREEBSD.md 1.2).
 func (d *Driver) activatePF(ctx context.Context) error {
-	conf := d.host(layout.PFConf)
-	argv := []string{"pfctl", "-n", "-f", conf}
-	r, err := d.run.Run(ctx, argv...)
-	if err != nil {
-		return err
-	}
-	if r.ExitCode != 0 {
-		errs := layout.ParseToolErrors(r.Stderr, layout.PFConf, func(s string) string { return s })
-		return fmt.Errorf("pfctl -nf %s: %w", conf, errors.Join(errs...))
-	}
-	if _, err := d.exec(ctx, "pfctl", "-f", conf); err != nil {
+	if err := d.reloadPF(ctx); err != nil {
 		return err
 	}
 	on, err := d.PFEnabled(ctx)
 	if err != nil || on {
 		return err
 	}
-	r, err = d.run.Run(ctx, "pfctl", "-e")
+	r, err := d.run.Run(ctx, "pfctl", "-e")
 	if err != nil {
 		return err
 	}
@@ -77,24 +68,90 @@ func (d *Driver) activatePF(ctx context.Context) error {
 	return nil
 }
 
-// activateTable replaces one table's contents from the file that pf.conf
-// (or a file it includes) declares for it: `table <T> ... file "F"`. The
-// rules are not reloaded. A table declared with several files gets their
-// concatenation. A table with no file in pf.conf is an error: there is no
-// convention to guess from, and a guess would empty the table.
-func (d *Driver) activateTable(ctx context.Context, table string) error {
-	files, err := d.tableFiles(table)
+// reloadPF is rc.d/pf's pf_resync (libexec/rc/rc.d/pf): `pfctl -n -f
+// $pf_rules $pf_flags`, and only if that passes `pfctl -f $pf_rules
+// $pf_flags`. pf.ko is loaded first: rc.d/pf has required_modules="pf"
+// and nothing else loads it, so on a host where pf was never enabled the
+// first pfctl finds no /dev/pf.
+func (d *Driver) reloadPF(ctx context.Context) error {
+	pf, err := readPFSettings(d.hostFile)
 	if err != nil {
 		return err
 	}
-	file := d.host(files[0])
-	if len(files) > 1 {
+	if pf.Rules != layout.PFConf {
+		d.log.Warn("rc.conf sets pf_rules: loading it, as rc.d/pf does at boot", "pf_rules", pf.Rules)
+	}
+	if err := d.kldloadPF(ctx); err != nil {
+		return err
+	}
+	conf := d.host(pf.Rules)
+	argv := append([]string{"pfctl", "-n", "-f", conf}, pf.Flags...)
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 {
+		errs := layout.ParseToolErrors(r.Stderr, pf.Rules, func(s string) string { return s })
+		return fmt.Errorf("pfctl -nf %s: %w", conf, errors.Join(errs...))
+	}
+	_, err = d.exec(ctx, append([]string{"pfctl", "-f", conf}, pf.Flags...)...)
+	return err
+}
+
+// kldloadPF loads pf.ko unless it is loaded (kldload -n). Loading the
+// module does not filter anything: pf stays disabled until pfctl -e.
+// FreeBSD 14's pfctl -n still parses without /dev/pf (a dummy action);
+// 15's pfctl opens /dev/pf and netlink first and fails with "Failed to
+// open netlink" (sbin/pfctl/pfctl.c main, pfctl_open): so both the
+// pre-check and the load need it, on both.
+func (d *Driver) kldloadPF(ctx context.Context) error {
+	if _, err := d.exec(ctx, "kldload", "-n", "pf"); err != nil {
+		return fmt.Errorf("load pf.ko: %w", err)
+	}
+	return nil
+}
+
+// activateTable replaces one table's contents from the file that pf.conf
+// (or a file it includes) declares for it: `table <T> ... file "F"`,
+// without reloading the rules, when that is exactly what a reload would
+// do. `pfctl -t T -T replace -f F` replaces the whole table
+// (sbin/pfctl/pfctl_table.c pfctl_table): inline { } addresses of the
+// declaration would be dropped, a const table refuses the change, and a
+// table missing from the loaded ruleset is silently created persistent.
+// So a table declared const or with inline addresses, or absent from
+// `pfctl -s Tables`, gets a full rules reload instead, which rereads
+// every table file. A table declared with several files gets their
+// concatenation. A table with no file in pf.conf is an error: there is no
+// convention to guess from, and a guess would empty the table.
+func (d *Driver) activateTable(ctx context.Context, table string) error {
+	pf, err := readPFSettings(d.hostFile)
+	if err != nil {
+		return err
+	}
+	decl, err := layout.TableIn(d.hostFile, pf.Rules, table)
+	if err != nil {
+		return err
+	}
+	if decl.Const || decl.Inline {
+		d.log.Info("table declared const or with addresses: reloading the rules", "table", table, "file", decl.File, "line", decl.Line)
+		return d.reloadPF(ctx)
+	}
+	loaded, err := d.loadedTables(ctx)
+	if err != nil {
+		return err
+	}
+	if !loaded[table] {
+		d.log.Info("table not in the loaded ruleset: reloading the rules", "table", table)
+		return d.reloadPF(ctx)
+	}
+	file := d.host(decl.Files[0])
+	if len(decl.Files) > 1 {
 		f, err := os.CreateTemp("", "rigger-table-*")
 		if err != nil {
 			return err
 		}
 		defer os.Remove(f.Name())
-		for _, p := range files {
+		for _, p := range decl.Files {
 			b, err := os.ReadFile(d.host(p))
 			if err != nil {
 				f.Close()
@@ -114,11 +171,33 @@ func (d *Driver) activateTable(ctx context.Context, table string) error {
 	return err
 }
 
-// tableFiles finds the files of table in the installed pf.conf and the
-// files it includes.
-func (d *Driver) tableFiles(table string) ([]string, error) {
-	return layout.TableFilesIn(func(p string) ([]byte, error) { return os.ReadFile(d.host(p)) }, table)
+// loadedTables lists the tables of the loaded main ruleset: `pfctl -s
+// Tables` prints the active ones, one name a line, with a tab and the
+// anchor after tables of an anchor (sbin/pfctl/pfctl_table.c print_table).
+// pf.ko not loaded means none.
+func (d *Driver) loadedTables(ctx context.Context) (map[string]bool, error) {
+	argv := []string{"pfctl", "-s", "Tables"}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExitCode != 0 {
+		if strings.Contains(string(r.Stderr), "No such file or directory") {
+			return map[string]bool{}, nil
+		}
+		return nil, commandError(argv, r)
+	}
+	out := map[string]bool{}
+	for _, ln := range strings.Split(string(r.Stdout), "\n") {
+		if ln = strings.TrimSpace(ln); ln != "" && !strings.ContainsAny(ln, " \t") {
+			out[ln] = true
+		}
+	}
+	return out, nil
 }
+
+// hostFile reads an absolute host path under the driver's root.
+func (d *Driver) hostFile(p string) ([]byte, error) { return os.ReadFile(d.host(p)) }
 
 // activateJail restarts one jail and asks jls whether it runs: rc.d/jail
 // exits 0 even when the jail fails to start, so its output only explains.
@@ -303,4 +382,35 @@ func (d *Driver) PFEnabled(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	return strings.TrimSpace(string(rules.Stdout)) != "", nil
+}
+
+// sysctlConfs are the files rc.d/sysctl applies, in order.
+var sysctlConfs = []string{layout.SysctlConf, "/etc/sysctl.conf.local"}
+
+// activateSysctl applies sysctl.conf with `sysctl -f`, not `service sysctl
+// restart`: rc.d/sysctl's sysctl_start (libexec/rc/rc.d/sysctl) runs
+// `sysctl -i -f FILE >/dev/null`, which ignores unknown OIDs and always
+// exits 0. sysctl -f exits with the number of lines that failed and
+// prints `sysctl: MSG at line N` for each (sbin/sysctl/sysctl.c parsefile,
+// parse); those become errors naming the file and line.
+func (d *Driver) activateSysctl(ctx context.Context) error {
+	var errs []error
+	for _, f := range sysctlConfs {
+		if _, err := os.Stat(d.host(f)); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		argv := []string{"sysctl", "-f", d.host(f)}
+		r, err := d.run.Run(ctx, argv...)
+		if err != nil {
+			return err
+		}
+		if r.ExitCode == 0 {
+			continue
+		}
+		errs = append(errs, parseSysctlErrors(r.Stderr, f)...)
+		if len(errs) == 0 {
+			errs = append(errs, &layout.FileError{File: f, Msg: commandError(argv, r).Error()})
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@
 package freebsd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -182,7 +183,21 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 	if err != nil {
 		return []error{&layout.FileError{File: layout.PFConf, Msg: err.Error()}}
 	}
-	argv := []string{"pfctl", "-n", "-f", conf}
+	// pf_flags can define macros (-D) the rules need: check with them, as
+	// rc.d/pf's pf_check does, read from the rc.conf being installed.
+	pf, err := readPFSettings(func(p string) ([]byte, error) {
+		if staged[p] {
+			return os.ReadFile(filepath.Join(stage, p))
+		}
+		return d.hostFile(p)
+	})
+	if err != nil {
+		return []error{err}
+	}
+	if err := d.kldloadPF(ctx); err != nil {
+		return []error{&layout.FileError{File: layout.PFConf, Msg: "pf pre-check: " + err.Error()}}
+	}
+	argv := append([]string{"pfctl", "-n", "-f", conf}, pf.Flags...)
 	r, err := d.run.Run(ctx, argv...)
 	if err != nil {
 		return []error{fmt.Errorf("pf pre-check: %w", err)}
@@ -199,6 +214,12 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 
 // checkJailConf runs `jail -f CONF -e ,`: jail(8) parses the file and
 // lists the configured jails without creating, changing or removing any.
+// It is not a validator: after a syntax error it exits 1, but unknown
+// variables, redefined parameters and bad values are printed on stderr
+// while it still prints the jails and exits 0 (usr.sbin/jail/config.c
+// load_config, add_param; jail.c main: show_jails then exit(0)). So any
+// stderr output fails the check. Stdout is one line per jail,
+// `name=NAME,path=...` (jail.c print_jail, print_param).
 // `.include` paths the bundle carries are pointed at the stage, as for pf.
 func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[string]bool) []error {
 	src, err := os.ReadFile(filepath.Join(stage, p))
@@ -242,7 +263,7 @@ func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[
 	if err != nil {
 		return []error{fmt.Errorf("jail pre-check: %w", err)}
 	}
-	if r.ExitCode == 0 {
+	if r.ExitCode == 0 && len(bytes.TrimSpace(r.Stderr)) == 0 {
 		return nil
 	}
 	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage, names))

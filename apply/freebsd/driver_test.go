@@ -148,6 +148,7 @@ func TestPrecheckUsesStagedTableFiles(t *testing.T) {
 	var pfSrc, incSrc string
 	// pf first; the others in manifest order, so in any order here.
 	run := &anyOrder{t: t, rest: map[string]Result{
+		"kldload -n pf": {},
 		"jail -f " + filepath.Join(stage, "etc/jail.conf") + " -e ,": {},
 		"sh -n " + filepath.Join(stage, "etc/rc.conf"):               {},
 		"sh -n " + filepath.Join(stage, "jails/pg_j/etc/rc.conf"):    {},
@@ -189,7 +190,8 @@ func TestPrecheckUsesStagedTableFiles(t *testing.T) {
 	}
 }
 
-// anyOrder expects firstStep first, then each of rest exactly once.
+// anyOrder expects firstStep once (after rest's "kldload -n pf", which
+// must come before it), then each of rest exactly once.
 type anyOrder struct {
 	t         *testing.T
 	firstStep step
@@ -199,10 +201,10 @@ type anyOrder struct {
 
 func (a *anyOrder) Run(_ context.Context, argv ...string) (Result, error) {
 	a.t.Helper()
-	if !a.began {
+	if !a.began && match(a.firstStep.argv, argv) {
 		a.began = true
-		if !match(a.firstStep.argv, argv) {
-			a.t.Fatalf("first command %q, want %q", argv, a.firstStep.argv)
+		if _, ok := a.rest["kldload -n pf"]; ok {
+			a.t.Fatalf("%q before kldload -n pf", argv)
 		}
 		return a.firstStep.reply(a.t, argv), nil
 	}
@@ -219,9 +221,10 @@ func TestPrecheckErrorsNameHostPaths(t *testing.T) {
 	stage, files := stageTree(t)
 	write(t, stage, "/etc/ips_martians", "10.0.0.300\n")
 	replies := map[string]func(*testing.T, []string) Result{
-		"pfctl": out("", "pfctl_nf_errors.stderr", 1),
-		"jail":  out("", "jail_e_syntax.stderr", 1),
-		"sh":    out("", "sh_n_unterminated.stderr", 2),
+		"kldload": out("", "", 0),
+		"pfctl":   out("", "pfctl_nf_errors.stderr", 1),
+		"jail":    out("", "jail_e_syntax.stderr", 1),
+		"sh":      out("", "sh_n_unterminated.stderr", 2),
 	}
 	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
 		if argv[0] == "jail" {
@@ -300,6 +303,7 @@ func TestActivatePF(t *testing.T) {
 	root := t.TempDir()
 	conf := filepath.Join(root, "etc/pf.conf")
 	d, f := newDriver(t, root,
+		step{argv: []string{"kldload", "-n", "pf"}},
 		step{argv: []string{"pfctl", "-n", "-f", conf}},
 		step{argv: []string{"pfctl", "-f", conf}},
 		step{argv: []string{"pfctl", "-s", "info"}, reply: out("pfctl_s_info_disabled.txt", "", 0)},
@@ -319,6 +323,7 @@ func TestActivatePFRefusesBrokenRules(t *testing.T) {
 	root := t.TempDir()
 	conf := filepath.Join(root, "etc/pf.conf")
 	d, _ := newDriver(t, root,
+		step{argv: []string{"kldload", "-n", "pf"}},
 		step{argv: []string{"pfctl", "-n", "-f", conf}, reply: out("", "pfctl_nf_errors.stderr", 1)},
 	)
 	err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitPF})
@@ -331,6 +336,7 @@ func TestActivatePFLoadFails(t *testing.T) {
 	root := t.TempDir()
 	conf := filepath.Join(root, "etc/pf.conf")
 	d, _ := newDriver(t, root,
+		step{argv: []string{"kldload", "-n", "pf"}},
 		step{argv: []string{"pfctl", "-n", "-f", conf}},
 		step{argv: []string{"pfctl", "-f", conf}, reply: out("", "pfctl_f_syntax.stderr", 1)},
 	)
@@ -347,8 +353,13 @@ func TestActivateTable(t *testing.T) {
 	write(t, root, "/etc/pf.d/tunnels.conf", "table <peers> file \"/etc/ips_peers\" file \"/etc/ips_peers2\"\n")
 	write(t, root, "/etc/ips_peers", "192.0.2.7\n")
 	write(t, root, "/etc/ips_peers2", "192.0.2.8\n")
+	tables := step{argv: []string{"pfctl", "-s", "Tables"}, reply: func(*testing.T, []string) Result {
+		return Result{Stdout: []byte("blocklist\nmartians\npeers\nratelimit\n")}
+	}}
 	d, _ := newDriver(t, root,
+		tables,
 		step{argv: []string{"pfctl", "-t", "martians", "-T", "replace", "-f", filepath.Join(root, "etc/ips_martians")}, reply: out("", "pfctl_T_replace.stderr", 0)},
+		tables,
 		step{argv: []string{"pfctl", "-t", "peers", "-T", "replace", "-f", "*"}, reply: func(t *testing.T, argv []string) Result {
 			b, err := os.ReadFile(argv[6])
 			if err != nil || string(b) != "192.0.2.7\n\n192.0.2.8\n\n" {
@@ -356,6 +367,7 @@ func TestActivateTable(t *testing.T) {
 			}
 			return Result{}
 		}},
+		tables,
 		step{argv: []string{"pfctl", "-t", "blocklist", "-T", "replace", "-f", filepath.Join(root, "etc/ips_blocklist")}, reply: out("", "pfctl_T_notable.stderr", 255)},
 	)
 	ctx := context.Background()
@@ -377,6 +389,48 @@ func TestActivateTable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.table, err, tc.want)
 		}
+	}
+}
+
+// TestActivateTableUnsafeReplace: `pfctl -T replace -f F` replaces the
+// whole table (sbin/pfctl/pfctl_table.c): it would drop a declaration's
+// inline addresses, a const table refuses it, and a table missing from the
+// loaded ruleset would be created persistent. Those get a full reload of
+// the rules instead (which rereads every table file), never -T replace.
+func TestActivateTableUnsafeReplace(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, table, decl string
+		listTables        bool
+	}{
+		{"inline addresses", "martians", `table <martians> { 10.0.0.0/8 } file "/etc/ips_martians"`, false},
+		{"const", "martians", `table <martians> const file "/etc/ips_martians"`, false},
+		// pfctl_s_tables.txt lists blocklist, martians and ratelimit.
+		{"not in the loaded ruleset", "payments", `table <payments> file "/etc/ips_payments"`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			write(t, root, "/etc/pf.conf", tc.decl+"\nblock in from <"+tc.table+">\n")
+			conf := filepath.Join(root, "etc/pf.conf")
+			var steps []step
+			if tc.listTables {
+				steps = append(steps, step{argv: []string{"pfctl", "-s", "Tables"}, reply: out("pfctl_s_tables.txt", "", 0)})
+			}
+			steps = append(steps,
+				step{argv: []string{"kldload", "-n", "pf"}},
+				step{argv: []string{"pfctl", "-n", "-f", conf}},
+				step{argv: []string{"pfctl", "-f", conf}},
+			)
+			d, f := newDriver(t, root, steps...)
+			if err := d.Activate(ctx, verify.Unit{Kind: verify.UnitPFTable, Name: tc.table}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range f.calls {
+				if strings.Contains(c, "-T replace") || strings.Contains(c, "pfctl -e") {
+					t.Errorf("ran %q", c)
+				}
+			}
+		})
 	}
 }
 
@@ -505,10 +559,12 @@ func TestPFEnabled(t *testing.T) {
 }
 
 func TestActivateServicesAndNetif(t *testing.T) {
-	d, f := newDriver(t, "/",
+	root := t.TempDir()
+	write(t, root, "/etc/sysctl.conf", "net.inet.ip.forwarding=1\n")
+	d, f := newDriver(t, root,
 		step{argv: []string{"service", "-j", "pg_j", "postgresql", "restart"}},
 		step{argv: []string{"service", "sshd", "restart"}},
-		step{argv: []string{"service", "sysctl", "restart"}},
+		step{argv: []string{"sysctl", "-f", filepath.Join(root, "etc/sysctl.conf")}},
 		step{argv: []string{"service", "netif", "restart", "ngx_a"}},
 		step{argv: []string{"ifconfig", "ngx_a"}},
 		step{argv: []string{"service", "nginx", "restart"}, reply: out("service_restart_not_enabled.txt", "", 0)},
@@ -527,7 +583,7 @@ func TestActivateServicesAndNetif(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `set nginx_enable="YES" in /etc/rc.conf`) {
 		t.Fatalf("err = %v", err)
 	}
-	want := []string{"service -j pg_j postgresql restart", "service sshd restart", "service sysctl restart", "service netif restart ngx_a", "ifconfig ngx_a", "service nginx restart"}
+	want := []string{"service -j pg_j postgresql restart", "service sshd restart", "sysctl -f " + filepath.Join(root, "etc/sysctl.conf"), "service netif restart ngx_a", "ifconfig ngx_a", "service nginx restart"}
 	if !reflect.DeepEqual(f.calls, want) {
 		t.Errorf("calls = %q\nwant %q", f.calls, want)
 	}
@@ -707,4 +763,132 @@ func TestServiceJailFailureSpacing(t *testing.T) {
 	if _, ok := ServiceJailFailure([]byte("Starting jails: cannot start jail  \"pg_jx\": \n"), "pg_j"); ok {
 		t.Error("matched another jail's failure")
 	}
+}
+
+// TestActivatePFRCConf: pf.ko is loaded before the first pfctl (rc.d/pf's
+// required_modules; nothing else loads it), and pf_rules and pf_flags
+// come from rc.conf, rc.conf.local and rc.conf.d/pf, later ones winning,
+// as load_rc_config reads them for rc.d/pf.
+func TestActivatePFRCConf(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "/etc/rc.conf", "pf_enable=\"YES\"\npf_rules=\"/etc/pf.main.conf\"\npf_flags=\"-D ext_if=em0\"\n")
+	write(t, root, "/etc/rc.conf.local", "pf_flags=\"-D ext_if=em1 -o basic\"\n")
+	conf := filepath.Join(root, "etc/pf.main.conf")
+	flags := []string{"-D", "ext_if=em1", "-o", "basic"}
+	d, _ := newDriver(t, root,
+		step{argv: []string{"kldload", "-n", "pf"}},
+		step{argv: append([]string{"pfctl", "-n", "-f", conf}, flags...)},
+		step{argv: append([]string{"pfctl", "-f", conf}, flags...)},
+		step{argv: []string{"pfctl", "-s", "info"}, reply: out("pfctl_s_info_enabled.txt", "", 0)},
+		step{argv: []string{"pfctl", "-s", "rules"}, reply: out("pfctl_s_rules.txt", "", 0)},
+	)
+	if err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitPF}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("pf.ko cannot be loaded", func(t *testing.T) {
+		d, _ := newDriver(t, t.TempDir(), step{argv: []string{"kldload", "-n", "pf"}, reply: out("", "kldload_noperm.stderr", 1)})
+		err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitPF})
+		if err == nil || !strings.Contains(err.Error(), "load pf.ko") || !strings.Contains(err.Error(), "Operation not permitted") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("value needs the shell", func(t *testing.T) {
+		root := t.TempDir()
+		write(t, root, "/etc/rc.conf", "pf_flags=\"-D ext_if=`cat /etc/xnic`\"\n")
+		d, _ := newDriver(t, root)
+		err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitPF})
+		if err == nil || !strings.Contains(err.Error(), "/etc/rc.conf: pf_flags=") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// The pre-check loads pf.ko (15's pfctl -n needs /dev/pf) and passes
+// pf_flags from the rc.conf being installed, as rc.d/pf's pf_check does.
+func TestPrecheckPFFlags(t *testing.T) {
+	stage, files := stageTree(t)
+	write(t, stage, "/etc/rc.conf", "pf_enable=\"YES\"\npf_flags=\"-D pg_port=5432\"\n")
+	var calls []string
+	d := New(apply.DriverOptions{Root: t.TempDir()}, runFunc(func(argv []string) Result {
+		switch argv[0] {
+		case "kldload":
+			calls = append(calls, strings.Join(argv, " "))
+		case "pfctl": // pfctl -n -f TMP FLAGS...
+			calls = append(calls, strings.Join(append([]string{"pfctl", "-n", "-f", "TMP"}, argv[4:]...), " "))
+		}
+		return Result{}
+	}))
+	if err := d.Precheck(context.Background(), stage, files); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"kldload -n pf", "pfctl -n -f TMP -D pg_port=5432"}; !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls = %q, want %q", calls, want)
+	}
+}
+
+// TestActivateSysctl: `service sysctl restart` runs `sysctl -i -f` and
+// exits 0 whatever fails (libexec/rc/rc.d/sysctl), so the driver runs
+// `sysctl -f` itself, on sysctl.conf and sysctl.conf.local like rc.d/sysctl,
+// and reports each failed line.
+func TestActivateSysctl(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "/etc/sysctl.conf", "net.inet.ip.forwarding=1\n")
+	write(t, root, "/etc/sysctl.conf.local", "kern.ipc.somaxconn=1024\n")
+	d, _ := newDriver(t, root,
+		step{argv: []string{"sysctl", "-f", filepath.Join(root, "etc/sysctl.conf")}, reply: out("", "sysctl_f_errors.stderr", 4)},
+		step{argv: []string{"sysctl", "-f", filepath.Join(root, "etc/sysctl.conf.local")}},
+	)
+	err := d.Activate(context.Background(), verify.Unit{Kind: verify.UnitSysctl})
+	if err == nil {
+		t.Fatal("failed sysctl lines passed")
+	}
+	for _, want := range []string{
+		"/etc/sysctl.conf:3: unknown oid 'net.inet.tcp.nosuch'",
+		"/etc/sysctl.conf:5: oid 'kern.osrelease' is read only",
+		"/etc/sysctl.conf:7: invalid integer 'yes'",
+		"/etc/sysctl.conf:9: kern.securelevel=-1: Operation not permitted",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err lacks %q:\n%v", want, err)
+		}
+	}
+	var fe *layout.FileError
+	if !errors.As(err, &fe) || fe.File != "/etc/sysctl.conf" {
+		t.Errorf("err is not a FileError on /etc/sysctl.conf: %#v", fe)
+	}
+}
+
+// TestPrecheckJailConfStderr: jail -e prints the jails and exits 0 even
+// after `variable ... not found` or `cannot redefine parameter`: any stderr
+// output fails the check, naming the host file.
+func TestPrecheckJailConfStderr(t *testing.T) {
+	for _, rec := range []string{"jail_e_unknown_var.stderr", "jail_e_redefine.stderr"} {
+		t.Run(rec, func(t *testing.T) {
+			stage, files := stageTree(t)
+			d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+				if argv[0] == "jail" {
+					return Result{Stdout: recorded(t, "jail_e_ok.txt"), Stderr: recorded(t, rec)}
+				}
+				return Result{}
+			}))
+			err := d.Precheck(context.Background(), stage, files)
+			want := strings.TrimPrefix(strings.TrimSpace(string(recorded(t, rec))), "jail: ")
+			if err == nil || !strings.Contains(err.Error(), "/etc/jail.conf: "+want) {
+				t.Fatalf("err = %v, want /etc/jail.conf: %s", err, want)
+			}
+		})
+	}
+	t.Run("clean", func(t *testing.T) {
+		stage, files := stageTree(t)
+		d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+			if argv[0] == "jail" {
+				return Result{Stdout: recorded(t, "jail_e_ok.txt")}
+			}
+			return Result{}
+		}))
+		if err := d.Precheck(context.Background(), stage, files); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
 )
 
 // JailInfo is one jail from `jls --libxo json -v`.
@@ -136,4 +138,42 @@ func ServiceNotEnabled(stdout []byte) (rcvar string, ok bool) {
 		return "", false
 	}
 	return string(m[3]), true
+}
+
+// sysctlAtLine matches sysctl(8)'s per-line errors from `sysctl -f`:
+// warnx("... at line %d") or warn(), which appends ": strerror"
+// (sbin/sysctl/sysctl.c parse).
+var sysctlAtLine = regexp.MustCompile(`^sysctl: (.*) at line (\d+)(?:: (.*))?$`)
+
+// parseSysctlErrors turns `sysctl -f FILE` stderr into FileErrors on
+// file (the host path); lines without a line number (`Tunable values are
+// set in /boot/loader.conf`) are added to the message before them.
+func parseSysctlErrors(stderr []byte, file string) []error {
+	var errs []*layout.FileError
+	for _, ln := range strings.Split(string(stderr), "\n") {
+		ln = strings.TrimSpace(ln)
+		if ln == "" {
+			continue
+		}
+		if m := sysctlAtLine.FindStringSubmatch(ln); m != nil {
+			n, _ := strconv.Atoi(m[2])
+			msg := m[1]
+			if m[3] != "" {
+				msg += ": " + m[3]
+			}
+			errs = append(errs, &layout.FileError{File: file, Line: n, Msg: msg})
+			continue
+		}
+		msg := strings.TrimPrefix(ln, "sysctl: ")
+		if len(errs) > 0 {
+			errs[len(errs)-1].Msg += " (" + msg + ")"
+			continue
+		}
+		errs = append(errs, &layout.FileError{File: file, Msg: msg})
+	}
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return out
 }

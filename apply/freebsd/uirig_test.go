@@ -61,6 +61,7 @@ func TestPrecheckUirigCommands(t *testing.T) {
 		"jail -f STAGE/etc/jail.conf.d/nginx_j.conf -e ,",
 		"jail -f STAGE/etc/jail.conf.d/node_j.conf -e ,",
 		"jail -f STAGE/etc/jail.conf.d/pg_j.conf -e ,",
+		"kldload -n pf",
 		"pfctl -n -f TMP",
 		"sh -n STAGE/etc/rc.conf",
 		"sh -n STAGE/jails/nginx_j/etc/rc.conf",

@@ -165,3 +165,39 @@ func TestTables(t *testing.T) {
 		t.Error("IsRCConf confuses rc.d scripts and rc.conf")
 	}
 }
+
+func TestTableFlags(t *testing.T) {
+	src := `table <a> const file "/etc/a"
+table <b> persist { 10.0.0.1 } file "/etc/b"
+table <c> {} file "/etc/c"
+table <d> file "/etc/d const"
+`
+	want := map[string][3]bool{ // const, persist, inline
+		"a": {true, false, false},
+		"b": {false, true, true},
+		"c": {false, false, false},
+		"d": {false, false, false},
+	}
+	for _, tb := range Tables([]byte(src)) {
+		if got := [3]bool{tb.Const, tb.Persist, tb.Inline}; got != want[tb.Name] {
+			t.Errorf("<%s> const, persist, inline = %v, want %v", tb.Name, got, want[tb.Name])
+		}
+	}
+	files := map[string]string{
+		"/etc/pf.rules":  "table <x> file \"/etc/x1\"\ninclude \"/etc/more.conf\"\n",
+		"/etc/more.conf": "table <x> const file \"/etc/x2\"\n",
+	}
+	read := func(p string) ([]byte, error) {
+		if s, ok := files[p]; ok {
+			return []byte(s), nil
+		}
+		return nil, errors.New("no " + p)
+	}
+	x, err := TableIn(read, "/etc/pf.rules", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.File != "/etc/pf.rules" || x.Line != 1 || !x.Const || !reflect.DeepEqual(x.Files, []string{"/etc/x1", "/etc/x2"}) {
+		t.Errorf("TableIn = %+v", x)
+	}
+}

@@ -233,7 +233,18 @@ func isDigits(s string) bool {
 // TableFilesIn returns the files declared for table in /etc/pf.conf and
 // its includes (absolute paths, depth-limited), read through readFile.
 func TableFilesIn(readFile func(string) ([]byte, error), table string) ([]string, error) {
-	var files []string
+	t, err := TableIn(readFile, PFConf, table)
+	if err != nil {
+		return nil, err
+	}
+	return t.Files, nil
+}
+
+// TableIn returns the declaration of table in the pf.conf at conf and the
+// files it includes (absolute paths, depth-limited), read through
+// readFile. It is an error when no declaration exists or none names a file.
+func TableIn(readFile func(string) ([]byte, error), conf, table string) (Table, error) {
+	var decl Table
 	found := false
 	var walk func(p string, depth int) error
 	walk = func(p string, depth int) error {
@@ -241,9 +252,21 @@ func TableFilesIn(readFile func(string) ([]byte, error), table string) ([]string
 		if err != nil {
 			return err
 		}
-		fs, ok := TableFiles(src, table)
-		found = found || ok
-		files = append(files, fs...)
+		for _, t := range Tables(src) {
+			if t.Name != table {
+				continue
+			}
+			if !found {
+				decl = t
+				decl.File = p
+				decl.Files = nil
+			}
+			found = true
+			decl.Files = append(decl.Files, t.Files...)
+			decl.Const = decl.Const || t.Const
+			decl.Persist = decl.Persist || t.Persist
+			decl.Inline = decl.Inline || t.Inline
+		}
 		for _, inc := range Includes(src) {
 			if path.IsAbs(inc) && depth < 8 {
 				if err := walk(path.Clean(inc), depth+1); err != nil {
@@ -253,23 +276,27 @@ func TableFilesIn(readFile func(string) ([]byte, error), table string) ([]string
 		}
 		return nil
 	}
-	if err := walk(PFConf, 0); err != nil {
-		return nil, fmt.Errorf("table <%s>: %w", table, err)
+	if err := walk(conf, 0); err != nil {
+		return Table{}, fmt.Errorf("table <%s>: %w", table, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("table <%s>: not declared in %s", table, PFConf)
+		return Table{}, fmt.Errorf("table <%s>: not declared in %s", table, conf)
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("table <%s>: declared without a file in %s", table, PFConf)
+	if len(decl.Files) == 0 {
+		return Table{}, fmt.Errorf("table <%s>: declared without a file in %s", table, conf)
 	}
-	return files, nil
+	return decl, nil
 }
 
 // Table is one `table <name>` declaration.
 type Table struct {
 	Name  string
+	File  string // set by TableIn: the file that declares it
 	Line  int
 	Files []string // file "PATH" clauses, in order
+	// Const, Persist: the flags of the same names. Inline: the declaration
+	// lists addresses between { } (sbin/pfctl/parse.y tabledef).
+	Const, Persist, Inline bool
 }
 
 // Tables lists the table declarations of pf.conf source, in order.
@@ -281,10 +308,18 @@ func Tables(src []byte) []Table {
 			continue
 		}
 		t := Table{Name: strings.Trim(tk[1].text, "<>"), Line: st.Line}
-		for i := 2; i+1 < len(tk); i++ {
-			if tk[i].text == "file" && !tk[i].quoted && tk[i+1].quoted {
+		for i := 2; i < len(tk); i++ {
+			switch {
+			case tk[i].quoted:
+			case tk[i].text == "file" && i+1 < len(tk) && tk[i+1].quoted:
 				t.Files = append(t.Files, tk[i+1].text)
 				i++
+			case tk[i].text == "const":
+				t.Const = true
+			case tk[i].text == "persist":
+				t.Persist = true
+			case tk[i].text == "{" && i+1 < len(tk) && tk[i+1].text != "}":
+				t.Inline = true
 			}
 		}
 		out = append(out, t)
