@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,9 +43,11 @@ func TestRCScriptContract(t *testing.T) {
 		`${rigger_agent_config:="/usr/local/etc/rigger/agent.yaml"}`,
 		`${rigger_agent_args:=""}`,
 		`command="/usr/sbin/daemon"`,
-		"-P ${pidfile}",
-		"--config ${rigger_agent_config} run ${rigger_agent_args}",
-		`kill -HUP "$(cat "${child_pidfile}")"`,
+		"-P ${pidfile} -p ${child_pidfile}",
+		`procname="${command}"`,
+		"${agent} --config ${rigger_agent_config} run ${rigger_agent_args}",
+		`_pid=$(check_pidfile "${child_pidfile}" "${agent}")`,
+		"kill -HUP ${_pid}",
 		"run_rc_command",
 	} {
 		if !strings.Contains(s, want) {
@@ -71,5 +74,35 @@ func TestSampleConfigLoads(t *testing.T) {
 	}
 	if cfg.Host != "serverA" || cfg.Source.Branch != "bundles" || cfg.Driver != "freebsd" || cfg.StateDir != "/var/db/rigger" {
 		t.Fatalf("sample config decoded as %+v", cfg)
+	}
+}
+
+// TestPortGoVersion: the port's USES=go:VERSION must be one the ports
+// tree accepts (Mk/Uses/go.mk GO_VALID_VERSIONS, December 2026: 1.20 to
+// 1.25 and 1.26-devel; anything else sets IGNORE) and cover go.mod's go
+// line.
+func TestPortGoVersion(t *testing.T) {
+	mk, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^USES=\s+go:([^,\s]+)(,modules)?\s*$`).FindSubmatch(mk)
+	if m == nil || len(m[2]) == 0 {
+		t.Fatalf("Makefile has no USES=go:VERSION,modules line")
+	}
+	valid := map[string]bool{"1.20": true, "1.21": true, "1.22": true, "1.23": true, "1.24": true, "1.25": true, "1.26-devel": true}
+	if !valid[string(m[1])] {
+		t.Errorf("USES=go:%s: not in go.mk's GO_VALID_VERSIONS", m[1])
+	}
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if g == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	if !strings.HasPrefix(string(m[1]), string(g[1])) {
+		t.Errorf("USES=go:%s does not provide go.mod's go %s", m[1], g[1])
 	}
 }
