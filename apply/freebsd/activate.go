@@ -176,24 +176,35 @@ func (d *Driver) activateTable(ctx context.Context, table string) error {
 // anchor after tables of an anchor (sbin/pfctl/pfctl_table.c print_table).
 // pf.ko not loaded means none.
 func (d *Driver) loadedTables(ctx context.Context) (map[string]bool, error) {
-	argv := []string{"pfctl", "-s", "Tables"}
-	r, err := d.run.Run(ctx, argv...)
-	if err != nil {
-		return nil, err
-	}
-	if r.ExitCode != 0 {
-		if strings.Contains(string(r.Stderr), "No such file or directory") {
-			return map[string]bool{}, nil
-		}
-		return nil, commandError(argv, r)
+	stdout, loaded, err := d.pfctlShow(ctx, "Tables")
+	if err != nil || !loaded {
+		return map[string]bool{}, err
 	}
 	out := map[string]bool{}
-	for _, ln := range strings.Split(string(r.Stdout), "\n") {
+	for _, ln := range strings.Split(string(stdout), "\n") {
 		if ln = strings.TrimSpace(ln); ln != "" && !strings.ContainsAny(ln, " \t") {
 			out[ln] = true
 		}
 	}
 	return out, nil
+}
+
+// pfctlShow runs `pfctl -s WHAT`. loaded is false when pf.ko is not
+// loaded: /dev/pf is missing, "No such file or directory" (14) or "Failed
+// to open netlink: No such file or directory" (15; sbin/pfctl/pfctl.c main).
+func (d *Driver) pfctlShow(ctx context.Context, what string) (stdout []byte, loaded bool, err error) {
+	argv := []string{"pfctl", "-s", what}
+	r, err := d.run.Run(ctx, argv...)
+	if err != nil {
+		return nil, false, err
+	}
+	if r.ExitCode != 0 {
+		if strings.Contains(string(r.Stderr), "No such file or directory") {
+			return nil, false, nil
+		}
+		return nil, false, commandError(argv, r)
+	}
+	return r.Stdout, true, nil
 }
 
 // hostFile reads an absolute host path under the driver's root.
@@ -362,18 +373,11 @@ func (d *Driver) JailRunning(ctx context.Context, name string) (bool, error) {
 // PFEnabled reports pf enabled (pfctl -s info) with rules loaded
 // (pfctl -s rules prints at least one). pf.ko not loaded means disabled.
 func (d *Driver) PFEnabled(ctx context.Context) (bool, error) {
-	argv := []string{"pfctl", "-s", "info"}
-	r, err := d.run.Run(ctx, argv...)
-	if err != nil {
+	stdout, loaded, err := d.pfctlShow(ctx, "info")
+	if err != nil || !loaded {
 		return false, err
 	}
-	if r.ExitCode != 0 {
-		if strings.Contains(string(r.Stderr), "No such file or directory") {
-			return false, nil // /dev/pf missing: pf.ko not loaded
-		}
-		return false, commandError(argv, r)
-	}
-	on, err := ParsePFInfo(r.Stdout)
+	on, err := ParsePFInfo(stdout)
 	if err != nil || !on {
 		return false, err
 	}
