@@ -53,7 +53,7 @@ type Meta struct {
 	// healthy before this host applies.
 	GateSerials map[string]uint64
 	// Paths is the path policy the manifest is checked against before
-	// signing; zero means policy.DefaultPaths.
+	// signing; zero means the render's (the host's agent's roots).
 	Paths policy.Paths
 }
 
@@ -118,7 +118,11 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 			SHA256: hexSum(f.Content), Size: int64(len(f.Content)), Unit: f.Unit,
 		})
 	}
-	if err := verify.CheckManifest(&man, m.Paths); err != nil {
+	paths := m.Paths
+	if len(paths.Roots) == 0 {
+		paths = r.Paths // the host's agent's roots, as the topology states them
+	}
+	if err := verify.CheckManifest(&man, paths); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", r.Host, err)
 	}
 	return &Built{Manifest: man, Archive: archive}, nil

@@ -24,7 +24,6 @@ type Repo struct {
 	fsys    fs.FS
 	file    *File
 	pos     *positions
-	paths   policy.Paths
 	hosts   map[string]*host
 	names   []string
 	tmpls   map[string]*template.Template
@@ -34,6 +33,8 @@ type Repo struct {
 	// dangling: some pipe did not resolve or targets no listener; that
 	// problem is reported, and "no client" reports would only echo it.
 	dangling bool
+	// fleetPorts are every host's tunnel ports (HostRender.FleetTunnelPorts).
+	fleetPorts []int
 }
 
 // Warnings are the problems found that do not stop the repo from loading
@@ -63,6 +64,13 @@ type HostRender struct {
 	// TunnelPorts are the ports of spiped tunnels crossing hosts that pf
 	// must pass (for lint.Options).
 	TunnelPorts []int
+	// Paths is the path policy of the host's agent (policy.DefaultPaths
+	// plus the host's agent_roots): every file is inside it, and the
+	// bundle builder checks the manifest against it.
+	Paths policy.Paths
+	// FleetTunnelPorts are the tunnel ports of every host: a pf.conf that
+	// passes one of them but not in TunnelPorts is stale (lint warns).
+	FleetTunnelPorts []int
 }
 
 // RenderedFile is one target file with its metadata and contents.
@@ -97,6 +105,8 @@ func (r *Repo) Render(host string) (*HostRender, error) {
 	out.TunnelPorts = append([]int(nil), hr.TunnelPorts...)
 	out.Gate = append([]string(nil), hr.Gate...)
 	out.ReportKeys = maps.Clone(hr.ReportKeys)
+	out.Paths.Roots = append([]string(nil), hr.Paths.Roots...)
+	out.FleetTunnelPorts = append([]int(nil), hr.FleetTunnelPorts...)
 	return &out, nil
 }
 

@@ -57,12 +57,13 @@ func baseFS() fstest.MapFS {
 	}
 }
 
-// TestPolicyRoots: policy.roots widens what a repo may write (loader
-// files need /boot/loader.conf.d).
-func TestPolicyRoots(t *testing.T) {
+// TestAgentRoots: a host whose agent is configured with more roots says so
+// (agent_roots); only that host may then write there (loader files need
+// /boot/loader.conf.d), and its render carries the policy the bundle
+// builder checks.
+func TestAgentRoots(t *testing.T) {
 	fsys := baseFS()
-	topo := strings.Replace(baseTopology, "domain: test.lan\n", "domain: test.lan\npolicy: {roots: [/etc, /jails/*/etc, /boot/loader.conf.d]}\n", 1)
-	topo = strings.Replace(topo, "    peer: b\n", "    peer: b\n    loader: {if_wg_load: \"YES\"}\n", 1)
+	topo := strings.Replace(baseTopology, "    peer: b\n", "    peer: b\n    agent_roots: [/boot/loader.conf.d]\n    loader: {if_wg_load: \"YES\"}\n", 1)
 	fsys["topology.yaml"] = &fstest.MapFile{Data: []byte(topo)}
 	r, err := LoadFS(fsys)
 	if err != nil {
@@ -80,6 +81,18 @@ func TestPolicyRoots(t *testing.T) {
 	}
 	if !found {
 		t.Error("no loader file rendered")
+	}
+	for _, f := range hr.Files {
+		if err := hr.Paths.Check(f.Path); err != nil {
+			t.Errorf("a: rendered file outside its own policy: %v", err)
+		}
+	}
+	if err := hr.Paths.Check("/boot/loader.conf.d/x.conf"); err != nil {
+		t.Errorf("a's policy: %v", err)
+	}
+	hb, _ := r.Render("b")
+	if err := hb.Paths.Check("/boot/loader.conf.d/x.conf"); err == nil {
+		t.Error("b's agent accepts /boot/loader.conf.d without agent_roots")
 	}
 }
 
@@ -167,8 +180,13 @@ func TestBrokenRepos(t *testing.T) {
 		{name: "unknown gateway interface", edits: []edit{{"gateway: br0", "gateway: br9"}},
 			want: "topology.yaml:18: host a: jail db_j: gateway: \"br9\": host a has no interface br9\n" +
 				"topology.yaml:18: host b: jail db_j: gateway: \"br9\": host b has no interface br9"},
-		{name: "policy roots", edits: []edit{{"domain: test.lan\n", "domain: test.lan\npolicy: {roots: [/etc, /jails/*/etc]}\n"}, {"target: /etc/motd", "target: /usr/local/etc/motd"}},
-			want: "topology.yaml:30: hosts a, b: target path \"/usr/local/etc/motd\": outside the allowed roots /etc, /jails/*/etc"},
+		{name: "policy roots", edits: []edit{{"domain: test.lan\n", "domain: test.lan\npolicy: {roots: [/etc, /boot]}\n"}},
+			want: "topology.yaml:2: policy: policy.roots is gone: the roots a host accepts are its agent's; declare the extra roots a host's agent is configured with as agent_roots on the host or its role"},
+		{name: "bad agent root", edits: []edit{{"    peer: b\n", "    peer: b\n    agent_roots: [boot, /]\n"}},
+			want: "topology.yaml:34: host a: agent_roots: root \"/\": want a clean absolute directory below /\n" +
+				"topology.yaml:34: host a: agent_roots: root \"boot\": want a clean absolute directory below /"},
+		{name: "loader on a host whose agent lacks the root", edits: []edit{{"    peer: a\n", "    peer: a\n    loader: {zfs_load: \"YES\"}\n"}, {"    peer: b\n", "    peer: b\n    agent_roots: [/boot/loader.conf.d]\n"}},
+			want: "topology.yaml:38: host b: target path \"/boot/loader.conf.d/rigger.conf\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
 		{name: "loader outside roots", edits: []edit{{"    peer: b\n", "    peer: b\n    loader: {if_wg_load: \"YES\"}\n"}},
 			want: "topology.yaml:34: host a: target path \"/boot/loader.conf.d/rigger.conf\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
 		{name: "http check without url", edits: []edit{{"    peer: b\n", "    peer: b\n    checks: [{name: web, kind: http, url: /x}]\n"}},

@@ -14,17 +14,31 @@
 // # topology.yaml
 //
 // Top level: domain (jail hostnames default to NAME.DOMAIN), vars (template
-// values), policy.roots (target path roots; default /etc, /usr/local/etc,
-// /jails/*/etc, /jails/*/usr/local/etc), roles and hosts. Unknown keys,
-// wrong types and duplicate keys are errors naming topology.yaml:LINE.
+// values), roles and hosts. Unknown keys, wrong types and duplicate keys are
+// errors naming topology.yaml:LINE. (policy.roots is gone: see agent_roots.)
 //
 // A role holds what several hosts share; a host names it with role: and
-// adds its own facts beside it. Lists (jails, bridges, epairs, files, ...)
-// are concatenated, maps (addrs, vars, rc, sysctl, pf tables) merged with
-// the host winning, NICs merged field by field. Host-only keys: role, peer
-// (the host "peer/IF" refers to), wave (rollout delay, e.g. 10m: the
-// host's bundle is not applied before created+wave) and netif_restart
-// (interfaces the agent may restart one by one).
+// adds its own facts beside it. Merge rules, host over role:
+//
+//   - scalars (hostname, gateway, a pf template, ...) the host sets replace
+//     the role's;
+//   - lists (bridges, epairs, laggs, vlans, wireguard, files, checks,
+//     agent_roots, serves) are concatenated, names staying unique;
+//   - maps (addrs, vars, rc, sysctl, loader, routes, pf tables) are merged
+//     key by key, the host winning; NICs are merged field by field;
+//   - services are appended, skipping names already there; "-NAME" drops
+//     an inherited NAME (services: [-sshd, node]);
+//   - a host jail named like a role jail extends it in place (boot order
+//     kept): scalars replaced, interfaces and exec hooks appended, services
+//     as above, rc, params and netif merged, a pipe with the same name
+//     replaces the role's, other pipes are appended; other host jails
+//     follow the role's;
+//   - a pf table with add: [...] is the role's table of that name plus
+//     these entries (entries: or source: replace it).
+//
+// Host-only keys: role, peer (the host "peer/IF" refers to), wave (rollout
+// delay, e.g. 10m: the host's bundle is not applied before created+wave)
+// and netif_restart (interfaces the agent may restart one by one).
 //
 // Keys of a host or role:
 //
@@ -33,8 +47,11 @@
 //	serves (service names, e.g. [www.example.com], the host answers behind
 //	with others: hosts sharing one must be in different waves), rc (more
 //	rc.conf variables, always quoted as data), routes (static_routes),
-//	sysctl, loader (/boot/loader.conf.d/rigger.conf; needs policy.roots),
-//	vars,
+//	sysctl, loader (/boot/loader.conf.d/rigger.conf; needs agent_roots),
+//	vars, agent_roots (target roots this host's agent is configured to
+//	accept beyond /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc:
+//	the topology states the agent's configuration, it never widens it;
+//	render, check and build enforce it per host, HostRender.Paths),
 //	addrs:  the one place for addresses: interface → "A/N" or a list, or DHCP
 //	nics:   NAME: {driver: igb0, vlanhwtag: 2222, mtu: 9000, options: [...]}
 //	laggs:  - {name: lagg0, proto: failover|lacp|loadbalance|roundrobin, ports: [em0, em1]}
@@ -47,15 +64,22 @@
 //	          exec_prestart/created/poststart/prestop/poststop (lists),
 //	          sysvshm/sysvsem/sysvmsg (new|inherit|disable), params (any
 //	          other jail.conf parameter; "true" renders a bare flag),
-//	          interfaces (vnet.interface, in order), gateway, services, rc,
-//	          pipes (spiped, below). List order is the boot order.
+//	          interfaces (vnet.interface, in order), vnet (default: when it
+//	          has interfaces; vnet: true alone is a vnet jail with only lo0),
+//	          gateway, services, rc, pipes (spiped, below),
+//	          netif: {IF: {fib, mtu, routes: ["NET" | "NET GATEWAY"]}} for
+//	          the jail's interfaces and the host's ends of its epairs: fib
+//	          and mtu become exec.prestart ifconfig commands, routes through
+//	          a host end exec.poststart/poststop route add/delete (in that
+//	          FIB), routes through a jail interface its rc.conf static
+//	          routes. List order is the boot order.
 //	wireguard: - {name: wg0, listen_port, public_key, private_key (path on the
 //	          host; default /usr/local/etc/wireguard/NAME.key), endpoint
 //	          (address or interface ref peers dial), mtu, table: off, fib,
 //	          fib_routes, post_up, post_down, peers: [{host, interface,
 //	          allowed_ips | routes, preshared_key (path), keepalive,
 //	          public_key (optional; must match the peer interface's)}]}
-//	pf:     {template: templates/pf.conf.tmpl, tables: {NAME: {entries: [...] | source: FILE, path}}}
+//	pf:     {template: templates/pf.conf.tmpl, tables: {NAME: {entries: [...] | source: FILE | add: [...], path}}}
 //	files:  - {target: /abs/path, template: T | source: F, mode: "0644", owner, group, unit}
 //	checks: - {name, kind: tcp|http|exec, addr (endpoint), url, status, command, jail, timeout}
 //	          (an http check with addr may give url as a path: http://ADDR/path)
@@ -99,10 +123,19 @@
 //
 // # Templates
 //
-// Templates see a [View]: .Host, .Hostname, .Domain, .Peer, .Vars, .Jails
-// (Name, Hostname, Path, Addr, Interfaces), .Tables, .TunnelPorts, and the
-// methods .Addr REF, .CIDR REF, .Net REF, .Jail NAME, .Table NAME, .Var
-// NAME, plus the functions join, lower, upper, quote, ports, sorted.
+// Templates see a [View], the derived model, so pf rules are written from
+// facts stated once: .Host, .Hostname, .Domain, .Peer, .Vars, .Jails (Name,
+// Hostname, Path, Addr, Addrs, Interfaces), .Tables, .TunnelPorts, .Pipes
+// (Name, Jail, Mode, SourceAddr/Port/If, HostIf, TargetAddr/Port, Peer,
+// Remote, Clients, ClientAddrs), .WireGuard (Name, Addrs, ListenPort,
+// Peers: Host, Interface, Endpoint, EndpointAddr/Port, AllowedIPs), and
+// the methods .Addr REF, .CIDR REF, .Net REF, .Jail NAME, .Table NAME, .Var
+// NAME, .WG NAME, .RoleAddrs ROLE IF (that interface's address on every
+// host of the role), plus the functions join, lower, upper, quote, ports,
+// sorted. HostRender.TunnelPorts (spiped ports crossing hosts, WireGuard
+// listen ports and the peers' ports dialled) and FleetTunnelPorts feed the
+// pf lint: a tunnel port not passed, or a port passed that only other
+// hosts' tunnels use, is a warning.
 // Template errors name the template file and line.
 //
 // # Validation

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +28,9 @@ type host struct {
 	bake  time.Duration
 	// reportKey is the PEM of status_key, "" without one.
 	reportKey string
+	// paths is what the host's agent accepts: policy.DefaultPaths plus
+	// agent_roots.
+	paths policy.Paths
 
 	addrPos map[string]Pos // where each addrs key came from
 	ifaces  map[string]*iface
@@ -114,9 +118,8 @@ var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
 // build merges, resolves and validates every host.
 func (r *Repo) build(pl *problemList) {
 	f := r.file
-	r.paths = policy.DefaultPaths()
-	if f.Policy != nil && len(f.Policy.Roots) > 0 {
-		r.paths = policy.Paths{Roots: f.Policy.Roots}
+	if f.Policy != nil {
+		pl.add(r.pos.at(f.Policy, ""), "policy", "policy.roots is gone: the roots a host accepts are its agent's; declare the extra roots a host's agent is configured with as agent_roots on the host or its role")
 	}
 	if len(f.Hosts) == 0 {
 		pl.add(Pos{File: TopologyFile, Line: 1}, "", "no hosts defined")
@@ -155,6 +158,7 @@ func (r *Repo) build(pl *problemList) {
 			h.wave = d
 		}
 		h.spec = r.merge(h, pl)
+		h.paths = r.hostPaths(h, pl)
 		r.hosts[name] = h
 		r.names = append(r.names, name)
 	}
@@ -175,9 +179,51 @@ func (r *Repo) build(pl *problemList) {
 		r.crossCheck(r.hosts[name], pl)
 	}
 	r.crossHosts(pl)
+	fleet := map[int]bool{}
+	for _, name := range r.names {
+		for _, p := range r.tunnelPorts(r.hosts[name]) {
+			fleet[p] = true
+		}
+	}
+	for p := range fleet {
+		r.fleetPorts = append(r.fleetPorts, p)
+	}
+	sort.Ints(r.fleetPorts)
 	for _, name := range r.names {
 		r.prepareFiles(r.hosts[name], pl)
 	}
+}
+
+// hostPaths is the path policy of h's agent: the defaults plus the roots
+// the topology says its agent is configured with.
+func (r *Repo) hostPaths(h *host, pl *problemList) policy.Paths {
+	p := policy.DefaultPaths()
+	if len(h.spec.AgentRoots) == 0 {
+		return p
+	}
+	roots := append([]string{}, p.Roots...)
+	for i, root := range h.spec.AgentRoots {
+		pos := r.pos.elem(h.own, "agent_roots", i)
+		if i < len(h.role.agentRoots()) {
+			pos = r.pos.elem(h.role, "agent_roots", i)
+		}
+		if !path.IsAbs(root) || path.Clean(root) != root || root == "/" {
+			pl.add(pos, h.where+": agent_roots", "root %q: want a clean absolute directory below /", root)
+			continue
+		}
+		if !slices.Contains(roots, root) {
+			roots = append(roots, root)
+		}
+	}
+	p.Roots = roots
+	return p
+}
+
+func (s *Spec) agentRoots() []string {
+	if s == nil {
+		return nil
+	}
+	return s.AgentRoots
 }
 
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -199,7 +245,8 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 	if m.GatewayEnable == nil {
 		m.GatewayEnable = role.GatewayEnable
 	}
-	m.Services = append(append([]string{}, role.Services...), own.Services...)
+	m.Services = mergeNames(role.Services, own.Services)
+	m.AgentRoots = append(append([]string{}, role.AgentRoots...), own.AgentRoots...)
 	m.Serves = append(append([]string{}, role.Serves...), own.Serves...)
 	m.RC = mergeMap(role.RC, own.RC)
 	m.Sysctl = mergeMap(role.Sysctl, own.Sysctl)
@@ -242,7 +289,7 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 	m.Vlans = joinItems(r, pl, h, "vlan", role.Vlans, own.Vlans)
 	m.Bridges = joinItems(r, pl, h, "bridge", role.Bridges, own.Bridges)
 	m.Epairs = joinItems(r, pl, h, "epair", role.Epairs, own.Epairs)
-	m.Jails = joinItems(r, pl, h, "jail", role.Jails, own.Jails)
+	m.Jails = r.mergeJails(joinItems(r, pl, h, "jail", role.Jails), joinItems(r, pl, h, "jail", own.Jails))
 	m.WireGuard = joinItems(r, pl, h, "wireguard interface", role.WireGuard, own.WireGuard)
 	m.Files = joinItems(r, pl, h, "file", role.Files, own.Files)
 	m.Checks = joinItems(r, pl, h, "check", role.Checks, own.Checks)
@@ -280,11 +327,91 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 			pf.Tables[k] = v
 		}
 		for k, v := range own.PF.Tables {
+			base := pf.Tables[k]
+			if v != nil && base != nil && len(v.Add) > 0 && len(v.Entries) == 0 && v.Source == "" {
+				// add: the role's table plus these entries.
+				t := *base
+				t.Entries = append(append([]string{}, base.Entries...), v.Add...)
+				t.Add = nil
+				t.Path = pick(v.Path, base.Path)
+				r.pos.nodes[&t] = r.pos.nodes[v]
+				v = &t
+			}
 			pf.Tables[k] = v
 		}
 		r.pos.nodes[pf] = r.pos.nodes[own.PF]
 		m.PF = pf
 	}
+	return m
+}
+
+// mergeNames appends over's names to base's, skipping names already
+// there; "-NAME" removes an inherited NAME instead.
+func mergeNames(base, over []string) []string {
+	out := append([]string{}, base...)
+	for _, n := range over {
+		if drop, ok := strings.CutPrefix(n, "-"); ok {
+			out = slices.DeleteFunc(out, func(x string) bool { return x == drop })
+			continue
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// mergeJails is the role's jails with the host's merged in: a host jail
+// named like a role jail extends it in place (boot order kept), other host
+// jails follow.
+func (r *Repo) mergeJails(role, own []*Jail) []*Jail {
+	out := append([]*Jail{}, role...)
+	for _, j := range own {
+		i := slices.IndexFunc(out[:len(role)], func(x *Jail) bool { return x.Name == j.Name })
+		if i < 0 || slices.ContainsFunc(own[:slices.Index(own, j)], func(x *Jail) bool { return x.Name == j.Name }) {
+			out = append(out, j)
+			continue
+		}
+		out[i] = r.mergeJail(out[i], j)
+	}
+	return out
+}
+
+// mergeJail returns base with over merged in: scalars replaced when over
+// sets them, lists appended (interfaces, exec hooks), services by
+// mergeNames, maps merged key by key (rc, params, netif), pipes replaced by
+// name or appended.
+func (r *Repo) mergeJail(base, over *Jail) *Jail {
+	m := &Jail{
+		Name:       base.Name,
+		Hostname:   pick(over.Hostname, base.Hostname),
+		JailParams: *mergeJailParams(&base.JailParams, &over.JailParams),
+		Vnet:       firstPtr(over.Vnet, base.Vnet),
+		Gateway:    pick(over.Gateway, base.Gateway),
+		Services:   mergeNames(base.Services, over.Services),
+		RC:         mergeMap(base.RC, over.RC),
+		Netif:      mergeMap(base.Netif, over.Netif),
+	}
+	m.Interfaces = append([]string{}, base.Interfaces...)
+	for _, n := range over.Interfaces {
+		if !slices.Contains(m.Interfaces, n) {
+			m.Interfaces = append(m.Interfaces, n)
+		}
+	}
+	m.Pipes = append([]*Pipe{}, base.Pipes...)
+	for _, p := range over.Pipes {
+		if p == nil {
+			m.Pipes = append(m.Pipes, p)
+			continue
+		}
+		if i := slices.IndexFunc(m.Pipes[:len(base.Pipes)], func(x *Pipe) bool { return x != nil && x.Name == p.Name }); i >= 0 {
+			m.Pipes[i] = p
+		} else {
+			m.Pipes = append(m.Pipes, p)
+		}
+	}
+	// Problems about the merged jail point at the host's entry.
+	r.pos.nodes[m] = r.pos.nodes[over]
 	return m
 }
 
@@ -629,6 +756,35 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 			case "", "new", "inherit", "disable":
 			default:
 				pl.add(r.pos.at(j, v.k), jw, "%s %q: want new, inherit or disable", v.k, v.v)
+			}
+		}
+		if j.Vnet != nil && !*j.Vnet && len(j.Interfaces) > 0 {
+			pl.add(r.pos.at(j, "vnet"), jw, "vnet: false, but interfaces need a vnet jail")
+		}
+		for _, n := range sortedKeys(j.Netif) {
+			nw := jw + ": netif " + n
+			pos := r.pos.key(j.Netif, n)
+			if ni := j.Netif[n]; ni != nil {
+				pos = r.pos.at(ni, "")
+			}
+			if !slices.Contains(j.Interfaces, n) && !slices.ContainsFunc(j.Interfaces, func(x string) bool { return epairPeer(h, x) == n }) {
+				pl.add(pos, nw, "not an interface of the jail or the host's end of one of its epairs")
+				continue
+			}
+			ni := j.Netif[n]
+			if ni == nil {
+				continue
+			}
+			if ni.FIB != nil && (*ni.FIB < 0 || *ni.FIB > 65535) {
+				pl.add(r.pos.at(ni, "fib"), nw, "fib %d: want 0 or more (and below net.fibs)", *ni.FIB)
+			}
+			if ni.MTU != 0 && (ni.MTU < 68 || ni.MTU > 65535) {
+				pl.add(r.pos.at(ni, "mtu"), nw, "mtu %d: want 68-65535", ni.MTU)
+			}
+			for i, rt := range ni.Routes {
+				if _, ok := routeArgs(rt, n); !ok {
+					pl.add(r.pos.elem(ni, "routes", i), nw, "route %q: want \"NETWORK\" or \"NETWORK GATEWAY\" of one family", rt)
+				}
 			}
 		}
 		p := r.jailParams(h, j)

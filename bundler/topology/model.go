@@ -13,7 +13,8 @@ import (
 type File struct {
 	// Domain is the default DNS domain of jail hostnames (NAME.DOMAIN).
 	Domain string `yaml:"domain"`
-	// Policy overrides the target path roots (policy.DefaultRoots).
+	// Policy is no longer accepted: a bundle never widens what a host
+	// accepts; see Spec.AgentRoots.
 	Policy *PolicySpec `yaml:"policy"`
 	// Vars are shared template values; role and host vars override them.
 	Vars  map[string]string `yaml:"vars"`
@@ -56,7 +57,11 @@ type Spec struct {
 	Sysctl map[string]string `yaml:"sysctl"`
 	Loader map[string]string `yaml:"loader"`
 	Routes map[string]string `yaml:"routes"` // static_routes: name → "-net 10.0.0.0/8 10.0.0.1"
-	Vars   map[string]string `yaml:"vars"`
+	// AgentRoots are target roots the host's agent is configured to accept
+	// beyond policy.DefaultRoots (e.g. /boot/loader.conf.d): the topology
+	// states the agent's configuration, it cannot widen it.
+	AgentRoots []string          `yaml:"agent_roots"`
+	Vars       map[string]string `yaml:"vars"`
 	// Addrs is the one place for interface addresses: interface → one
 	// address or a list ("10.0.2.1/24", "DHCP").
 	Addrs map[string]Strings `yaml:"addrs"`
@@ -129,11 +134,27 @@ type Jail struct {
 	Name       string `yaml:"name"`
 	Hostname   string `yaml:"hostname"`
 	JailParams `yaml:",inline"`
-	Interfaces []string          `yaml:"interfaces"` // vnet.interface, in order
-	Gateway    string            `yaml:"gateway"`    // defaultrouter in the jail
-	Services   []string          `yaml:"services"`
-	RC         map[string]string `yaml:"rc"`
-	Pipes      []*Pipe           `yaml:"pipes"`
+	Interfaces []string `yaml:"interfaces"` // vnet.interface, in order
+	// Vnet gives the jail its own network stack; default: when it has
+	// interfaces. vnet: true without interfaces is a vnet jail with only
+	// lo0.
+	Vnet     *bool             `yaml:"vnet"`
+	Gateway  string            `yaml:"gateway"` // defaultrouter in the jail
+	Services []string          `yaml:"services"`
+	RC       map[string]string `yaml:"rc"`
+	Pipes    []*Pipe           `yaml:"pipes"`
+	// Netif sets FIB, MTU and routes of the jail's interfaces and of the
+	// host's ends of its epairs, by interface name.
+	Netif map[string]*Netif `yaml:"netif"`
+}
+
+// Netif is what the jail's exec hooks and rc.conf set on one interface.
+type Netif struct {
+	FIB *int `yaml:"fib"`
+	MTU int  `yaml:"mtu"`
+	// Routes through the interface: "DEST" (an interface route) or
+	// "DEST GATEWAY".
+	Routes []string `yaml:"routes"`
 }
 
 // Pipe is one spiped pipe run by the jail's spiped rc script.
@@ -192,6 +213,9 @@ type PFTable struct {
 	Path    string   `yaml:"path"` // default /etc/pf/NAME.table
 	Entries []string `yaml:"entries"`
 	Source  string   `yaml:"source"`
+	// Add appends entries to the table of the same name the role defines
+	// (a host's own entries replace them).
+	Add []string `yaml:"add"`
 }
 
 // FileSpec maps a template or a verbatim file to a target.

@@ -192,7 +192,7 @@ var yamlTypes = map[string]string{
 	"File": "the top level", "Spec": "a host or role", "NIC": "a nic", "Lagg": "a lagg", "Vlan": "a vlan",
 	"Bridge": "a bridge", "JailParams": "jail parameters", "Jail": "a jail", "Pipe": "a pipe",
 	"WG": "a wireguard interface", "WGPeer": "a wireguard peer", "PF": "pf", "PFTable": "a pf table",
-	"FileSpec": "a file", "CheckSpec": "a check", "PolicySpec": "policy",
+	"FileSpec": "a file", "CheckSpec": "a check", "PolicySpec": "policy", "Netif": "a netif",
 }
 
 func cleanYAMLMsg(s string) string {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/template"
 
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -27,7 +29,7 @@ const header = "# Rendered by rigger from the infra repo: edit the repo, not thi
 // prepareFiles renders host h once, recording problems (template errors,
 // paths, units, duplicate targets). Render returns the cached result.
 func (r *Repo) prepareFiles(h *host, pl *problemList) {
-	hr := &HostRender{Host: h.name, Wave: h.wave, Bake: h.bake, ReportKey: h.reportKey}
+	hr := &HostRender{Host: h.name, Wave: h.wave, Bake: h.bake, ReportKey: h.reportKey, Paths: policy.Paths{Roots: append([]string(nil), h.paths.Roots...)}}
 	for _, g := range h.own.Gate {
 		if gh := r.hosts[g]; gh != nil {
 			hr.Gate = append(hr.Gate, g)
@@ -38,7 +40,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) {
 		}
 	}
 	add := func(f RenderedFile, pos Pos) {
-		if err := r.paths.Check(f.Path); err != nil {
+		if err := h.paths.Check(f.Path); err != nil {
 			pl.add(pos, h.where, "%v", err)
 			return
 		}
@@ -155,6 +157,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) {
 	hr.NetifRestart = append([]string(nil), h.spec.NetifRestart...)
 	sort.Strings(hr.NetifRestart)
 	hr.TunnelPorts = r.tunnelPorts(h)
+	hr.FleetTunnelPorts = r.fleetPorts
 	r.renders[h.name] = hr
 }
 
@@ -470,8 +473,10 @@ func (r *Repo) jailConf(h *host, j *Jail) string {
 	param := func(k, v string) { fmt.Fprintf(&b, "\t%s = %s;\n", k, v) }
 	param("path", jailQuote(p.Path))
 	param("host.hostname", jailQuote(r.jailHostname(h, j)))
-	if len(j.Interfaces) > 0 {
+	if jailVnet(j) {
 		b.WriteString("\tvnet;\n")
+	}
+	if len(j.Interfaces) > 0 {
 		param("vnet.interface", strings.Join(j.Interfaces, ", "))
 	}
 	if p.DevfsRuleset != nil {
@@ -492,13 +497,14 @@ func (r *Repo) jailConf(h *host, j *Jail) string {
 			fmt.Fprintf(&b, "\t%s %s %s;\n", k, op, jailQuote(v))
 		}
 	}
-	multi("exec.prestart", p.ExecPrestart)
+	pre, post, poststop := r.netifHooks(h, j)
+	multi("exec.prestart", append(pre, p.ExecPrestart...))
 	multi("exec.created", p.ExecCreated)
 	param("exec.start", jailQuote(pick(p.ExecStart, "/bin/sh /etc/rc")))
-	multi("exec.poststart", p.ExecPoststart)
+	multi("exec.poststart", append(post, p.ExecPoststart...))
 	multi("exec.prestop", p.ExecPrestop)
 	param("exec.stop", jailQuote(pick(p.ExecStop, "/bin/sh /etc/rc.shutdown")))
-	multi("exec.poststop", p.ExecPoststop)
+	multi("exec.poststop", append(p.ExecPoststop, poststop...))
 	for _, kv := range [][2]string{{"sysvshm", p.Sysvshm}, {"sysvsem", p.Sysvsem}, {"sysvmsg", p.Sysvmsg}} {
 		if kv[1] != "" {
 			param(kv[0], jailQuote(kv[1]))
@@ -516,6 +522,119 @@ func (r *Repo) jailConf(h *host, j *Jail) string {
 	return b.String()
 }
 
+func jailVnet(j *Jail) bool { return len(j.Interfaces) > 0 || (j.Vnet != nil && *j.Vnet) }
+
+// netifHooks renders a jail's netif fields into its exec hooks. FIB and
+// MTU are set by exec.prestart, which jail(8) runs on the host before the
+// jail exists, while both epair ends are still in the host's stack (vnet
+// moves keep them: sys/net/if.c if_vmove). Routes through the host's end
+// are added by exec.poststart and removed by exec.poststop, so a restart
+// does not fail on a route that already exists; routes through the jail's
+// own interfaces go in its rc.conf (jailRoutes).
+func (r *Repo) netifHooks(h *host, j *Jail) (pre, post, poststop []string) {
+	for _, n := range sortedKeys(j.Netif) {
+		ni := j.Netif[n]
+		if ni == nil {
+			continue
+		}
+		var words []string
+		if ni.FIB != nil {
+			words = append(words, "fib", strconv.Itoa(*ni.FIB))
+		}
+		if ni.MTU != 0 {
+			words = append(words, "mtu", strconv.Itoa(ni.MTU))
+		}
+		if len(words) > 0 {
+			pre = append(pre, "/sbin/ifconfig "+n+" "+strings.Join(words, " "))
+		}
+		if slices.Contains(j.Interfaces, n) {
+			continue
+		}
+		for _, rt := range ni.Routes {
+			args, ok := routeArgs(rt, n)
+			if !ok {
+				continue
+			}
+			if ni.FIB != nil {
+				args += " -fib " + strconv.Itoa(*ni.FIB)
+			}
+			post = append(post, "/sbin/route -q -n add "+args)
+			poststop = append(poststop, "/sbin/route -q -n delete "+args)
+		}
+	}
+	return pre, post, poststop
+}
+
+// routeArgs turns a netif route ("DEST" or "DEST GATEWAY") into route(8)
+// arguments through interface ifn, with the family flag.
+func routeArgs(rt, ifn string) (string, bool) {
+	f := strings.Fields(rt)
+	if len(f) == 0 || len(f) > 2 {
+		return "", false
+	}
+	p, err := netip.ParsePrefix(f[0])
+	if err != nil {
+		return "", false
+	}
+	fam := "-inet"
+	if p.Addr().Is6() {
+		fam = "-inet6"
+	}
+	kind := "-net"
+	if p.IsSingleIP() {
+		kind = "-host"
+	}
+	args := fam + " " + kind + " " + p.Masked().String()
+	if p.IsSingleIP() {
+		args = fam + " " + kind + " " + p.Addr().String()
+	}
+	if len(f) == 2 {
+		gw, err := netip.ParseAddr(f[1])
+		if err != nil || gw.Is6() != p.Addr().Is6() {
+			return "", false
+		}
+		return args + " " + gw.String(), true
+	}
+	return args + " -interface " + ifn, true
+}
+
+// jailRoutes writes the routes through the jail's own interfaces as its
+// rc.conf static routes (rc.d/routing runs "route add ARGS" for inet and
+// "route add -inet6 ARGS" for inet6 inside the jail).
+func jailRoutes(b *strings.Builder, j *Jail) {
+	var v4, v6 []string
+	vals := map[string]string{}
+	for _, n := range sortedKeys(j.Netif) {
+		ni := j.Netif[n]
+		if ni == nil || !slices.Contains(j.Interfaces, n) {
+			continue
+		}
+		for i, rt := range ni.Routes {
+			args, ok := routeArgs(rt, n)
+			if !ok {
+				continue
+			}
+			name := ifVar(n) + "_" + strconv.Itoa(i)
+			if a, ok := strings.CutPrefix(args, "-inet6 "); ok {
+				v6 = append(v6, name)
+				vals["ipv6_route_"+name] = a
+			} else {
+				v4 = append(v4, name)
+				vals["route_"+name] = strings.TrimPrefix(args, "-inet ")
+			}
+		}
+	}
+	if len(v4) > 0 {
+		rcVar(b, "static_routes", strings.Join(v4, " "))
+	}
+	if len(v6) > 0 {
+		rcVar(b, "ipv6_static_routes", strings.Join(v6, " "))
+	}
+	for _, k := range sortedKeys(vals) {
+		rcVar(b, k, vals[k])
+	}
+}
+
 // jailRC renders the jail's own rc.conf: its interfaces, router, services
 // and spiped pipes (the port's spiped_pipe_* variables).
 func (r *Repo) jailRC(h *host, j *Jail) string {
@@ -531,6 +650,7 @@ func (r *Repo) jailRC(h *host, j *Jail) string {
 		gw, _ := r.ref(h, j.Gateway)
 		rcVar(&b, "defaultrouter", gw.addr.String())
 	}
+	jailRoutes(&b, j)
 	for _, svc := range j.Services {
 		rcVar(&b, svc+"_enable", "YES")
 	}
@@ -617,10 +737,8 @@ func (r *Repo) wgConf(h *host, w *WG) string {
 		if len(allowed) > 0 {
 			fmt.Fprintf(&b, "AllowedIPs = %s\n", strings.Join(allowed, ", "))
 		}
-		if pw.Endpoint != "" && pw.ListenPort != 0 {
-			if ep, err := r.ref(ph, pw.Endpoint); err == nil {
-				fmt.Fprintf(&b, "Endpoint = %s\n", netip.AddrPortFrom(ep.addr, uint16(pw.ListenPort)))
-			}
+		if ep, ok := r.wgEndpoint(pw, ph); ok {
+			fmt.Fprintf(&b, "Endpoint = %s\n", ep)
 		}
 		if p.Keepalive != 0 {
 			fmt.Fprintf(&b, "PersistentKeepalive = %d\n", p.Keepalive)
@@ -642,6 +760,18 @@ func (r *Repo) wgAllowed(p *WGPeer, pw *WG) []string {
 		}
 	}
 	return append(allowed, p.Routes...)
+}
+
+// wgEndpoint is the address and port peers dial to reach w on host h.
+func (r *Repo) wgEndpoint(w *WG, h *host) (netip.AddrPort, bool) {
+	if w.Endpoint == "" || w.ListenPort == 0 {
+		return netip.AddrPort{}, false
+	}
+	ep, err := r.ref(h, w.Endpoint)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ep.addr, uint16(w.ListenPort)), true
 }
 
 func wgKey(w *WG) string { return pick(w.PrivateKey, wireguardDir+"/"+w.Name+".key") }
@@ -738,8 +868,8 @@ func (r *Repo) secrets(h *host) []string {
 }
 
 // tunnelPorts are the ports pf must pass for tunnels that cross hosts:
-// the targets of this host's outgoing pipes and its listeners that other
-// hosts dial.
+// the targets of this host's outgoing pipes, its listeners that other
+// hosts dial, its WireGuard listen ports and those of the peers it dials.
 func (r *Repo) tunnelPorts(h *host) []int {
 	set := map[int]bool{}
 	for _, rp := range h.pipes {
@@ -749,6 +879,20 @@ func (r *Repo) tunnelPorts(h *host) []int {
 	}
 	for p := range h.incoming {
 		set[p] = true
+	}
+	// WireGuard: the port this host listens on for its peers, and the
+	// ports of the peers it dials.
+	for _, w := range h.spec.WireGuard {
+		if w.ListenPort != 0 && len(w.Peers) > 0 {
+			set[w.ListenPort] = true
+		}
+		for _, p := range w.Peers {
+			if pw := r.peerWG(p, w); pw != nil {
+				if _, ok := r.wgEndpoint(pw, r.hosts[p.Host]); ok {
+					set[pw.ListenPort] = true
+				}
+			}
+		}
 	}
 	out := make([]int, 0, len(set))
 	for p := range set {

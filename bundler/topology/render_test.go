@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden renders under testdata/render")
 
 // examples are the contract example repos, relative to this package.
-var examples = []string{"uirig", "routed", "lagg"}
+var examples = []string{"uirig", "routed", "lagg", "geli"}
 
 const infraDir = "../../testdata/infra"
 const goldenDir = "../../testdata/render"

@@ -49,6 +49,10 @@ type Options struct {
 	// TunnelPorts are ports of tunnels that pf must pass (a lint warns
 	// when no rule passes one).
 	TunnelPorts []int
+	// FleetTunnelPorts are the tunnel ports of every host of the topology:
+	// a pass rule naming one that is not in TunnelPorts is stale (a
+	// warning).
+	FleetTunnelPorts []int
 }
 
 // Paths of the files Host checks.
@@ -172,6 +176,20 @@ func Pf(rs *pf.Ruleset, opts Options) []Finding {
 		if !passesPort(rs.Rules, port) {
 			out = append(out, Finding{File: rs.File, Severity: Warning,
 				Msg: fmt.Sprintf("no pass rule covers tunnel port %d", port)})
+		}
+	}
+	own := map[int]bool{}
+	for _, p := range opts.TunnelPorts {
+		own[p] = true
+	}
+	for _, port := range opts.FleetTunnelPorts {
+		if own[port] {
+			continue
+		}
+		for _, r := range rs.Rules {
+			if (r.Kind == "pass" || (r.Kind == "rdr" && r.Pass)) && r.To.Op == "=" && r.To.Lo == port {
+				warn(r.File, r.Line, "pass rule names tunnel port %d, which no tunnel of this host uses (the topology defines it for other hosts)", port)
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {

@@ -133,3 +133,20 @@ func TestFindingString(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// TestStaleTunnelPort: a pass rule naming a tunnel port the topology
+// defines for other hosts only is reported; the host's own ports are not.
+func TestStaleTunnelPort(t *testing.T) {
+	files := map[string][]byte{
+		"/etc/pf.conf": []byte(`block all
+pass in on inic proto tcp to port 5433
+pass in on inic proto tcp to port { 5436 22 }
+pass in on wg0 proto udp to port 51820
+`),
+	}
+	got := strs(Host(files, Options{TunnelPorts: []int{5433, 51820}, FleetTunnelPorts: []int{5433, 5436, 51820}}))
+	want := []string{"/etc/pf.conf:3: warning: pass rule names tunnel port 5436, which no tunnel of this host uses (the topology defines it for other hosts)"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
