@@ -186,3 +186,37 @@ func TestManifestGateChecked(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyReport: arbitrary bytes as a report envelope never panic, are
+// refused with a RejectError, and an accepted report is serverA's, well
+// formed, with the report payload type.
+func FuzzVerifyReport(f *testing.F) {
+	k, pub := newHostKey(f)
+	key, err := LoadPublicKey([]byte(pub))
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := signReport(f, healthyReport("serverA", 3, t0, t0), k)
+	f.Add(good)
+	f.Add(signReport(f, healthyReport("serverB", 3, t0, t0), k))
+	f.Add([]byte(`{"payloadType":"application/vnd.rigger.status+json","payload":"e30=","signatures":[]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, env []byte) {
+		r, err := VerifyReport(env, "serverA", key)
+		if err != nil {
+			var re *RejectError
+			if !errors.As(err, &re) {
+				t.Fatalf("non-reject error %T: %v", err, err)
+			}
+			return
+		}
+		if r.Host != "serverA" || CheckReport(r) != nil {
+			t.Fatalf("accepted a bad report: %+v", r)
+		}
+		// Only a real signature by k gets here: the payload must be one k signed.
+		e, payload, _ := ParseEnvelope(env)
+		if e.PayloadType != ReportPayloadType || len(payload) == 0 {
+			t.Fatalf("accepted envelope of type %q", e.PayloadType)
+		}
+	})
+}
