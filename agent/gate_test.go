@@ -28,7 +28,7 @@ type fleet struct {
 	clock   time.Time
 	agents  map[string]*Agent
 	engines map[string]*fakeEngine
-	keys    map[string]*verify.HostKey
+	keys    map[string]*verify.Signer
 	pubs    map[string]string
 	dirs    map[string]string
 }
@@ -36,7 +36,7 @@ type fleet struct {
 func newFleet(t *testing.T, extra func(host, dir string) string) *fleet {
 	t.Helper()
 	f := &fleet{t: t, clock: time.Now().UTC().Truncate(time.Second), agents: map[string]*Agent{}, engines: map[string]*fakeEngine{},
-		keys: map[string]*verify.HostKey{}, pubs: map[string]string{}, dirs: map[string]string{}}
+		keys: map[string]*verify.Signer{}, pubs: map[string]string{}, dirs: map[string]string{}}
 	var err error
 	if f.srv, err = gittest.Serve(t.TempDir()); err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestGateIgnoresForgedReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, k := range map[string]*verify.HostKey{"serverB's key": f.keys["serverB"], "an unknown key": stranger} {
+	for name, k := range map[string]*verify.Signer{"serverB's key": f.keys["serverB"], "an unknown key": stranger} {
 		env, err := verify.SignReport(healthy(f.clock), k)
 		if err != nil {
 			t.Fatal(err)

@@ -31,7 +31,7 @@ const maxHookOutput = 4 << 10
 // and reads the gating hosts' reports.
 type reporter struct {
 	remote statusref.Remote
-	key    *verify.HostKey // nil: reports are not pushed
+	key    *verify.Signer // nil: reports are not pushed
 	// event is the last outcome worth telling (not "unchanged"): the
 	// report keeps saying it until the next one.
 	event event

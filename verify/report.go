@@ -166,41 +166,56 @@ func VerifyReport(envelope []byte, host string, key PublicKey) (*Report, error) 
 	return &r, nil
 }
 
-// HostKey is a host's own signing key for status reports. It is made on
-// the host (`agent keygen`) and never leaves it; its public half goes into
-// the topology.
-type HostKey struct {
+// Signer is a private key that signs DSSE envelopes: a host's status
+// report key (made on the host by `agent keygen`, never leaving it) or,
+// wrapped by package bundle, a CI bundle signing key.
+type Signer struct {
 	s   signature.Signer
 	pub PublicKey
 }
 
-// NewHostKey wraps an ECDSA P-256 or Ed25519 private key.
-func NewHostKey(priv crypto.PrivateKey) (*HostKey, error) {
+// NewSigner wraps an ECDSA P-256 or Ed25519 private key.
+func NewSigner(priv crypto.PrivateKey) (*Signer, error) {
 	var pub crypto.PublicKey
 	switch k := priv.(type) {
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("host key: ECDSA curve %s not supported (want P-256)", k.Curve.Params().Name)
+			return nil, fmt.Errorf("signing key: ECDSA curve %s not supported (want P-256)", k.Curve.Params().Name)
 		}
 		pub = k.Public()
 	case ed25519.PrivateKey:
 		pub = k.Public()
 	default:
-		return nil, fmt.Errorf("host key: type %T not supported (want ECDSA P-256 or Ed25519)", priv)
+		return nil, fmt.Errorf("signing key: type %T not supported (want ECDSA P-256 or Ed25519)", priv)
 	}
 	s, err := signature.LoadSigner(priv, crypto.SHA256)
 	if err != nil {
-		return nil, fmt.Errorf("host key: %w", err)
+		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	id, err := KeyID(pub)
 	if err != nil {
 		return nil, err
 	}
-	return &HostKey{s: s, pub: PublicKey{ID: id, Key: pub}}, nil
+	return &Signer{s: s, pub: PublicKey{ID: id, Key: pub}}, nil
 }
 
-// Public is the key to pin for this host.
-func (k *HostKey) Public() PublicKey { return k.pub }
+// Public is the key to pin for this signer.
+func (k *Signer) Public() PublicKey { return k.pub }
+
+// Sign appends k's signature over PAE(env.PayloadType, payload), made
+// through sigstore's DSSE signer, with k's key id, to env.
+func (k *Signer) Sign(env *Envelope, payload []byte) error {
+	raw, err := dsse.WrapSigner(k.s, env.PayloadType).SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	var one Envelope
+	if err := json.Unmarshal(raw, &one); err != nil || len(one.Signatures) != 1 {
+		return fmt.Errorf("dsse signer returned an unexpected envelope: %v", err)
+	}
+	env.Signatures = append(env.Signatures, Signature{KeyID: k.pub.ID, Sig: one.Signatures[0].Sig})
+	return nil
+}
 
 // GenerateHostKey makes an Ed25519 host key: the private key as an
 // unencrypted PKCS#8 PEM (the agent signs unattended; the file is
@@ -221,7 +236,7 @@ func GenerateHostKey() (privPEM, pubPEM []byte, err error) {
 
 // LoadHostKey reads an unencrypted PEM private key file made by
 // GenerateHostKey (bounded read).
-func LoadHostKey(path string) (*HostKey, error) {
+func LoadHostKey(path string) (*Signer, error) {
 	b, err := ReadFileLimited(path, maxKeyFile)
 	if err != nil {
 		return nil, err
@@ -230,7 +245,7 @@ func LoadHostKey(path string) (*HostKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	k, err := NewHostKey(priv)
+	k, err := NewSigner(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -238,7 +253,7 @@ func LoadHostKey(path string) (*HostKey, error) {
 }
 
 // SignReport checks r and returns it as a DSSE envelope signed by k.
-func SignReport(r *Report, k *HostKey) ([]byte, error) {
+func SignReport(r *Report, k *Signer) ([]byte, error) {
 	if err := CheckReport(r); err != nil {
 		return nil, err
 	}
@@ -246,18 +261,9 @@ func SignReport(r *Report, k *HostKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := dsse.WrapSigner(k.s, ReportPayloadType).SignMessage(bytes.NewReader(payload))
-	if err != nil {
+	env := Envelope{PayloadType: ReportPayloadType, Payload: base64.StdEncoding.EncodeToString(payload), Signatures: []Signature{}}
+	if err := k.Sign(&env, payload); err != nil {
 		return nil, fmt.Errorf("sign report: %w", err)
-	}
-	var one Envelope
-	if err := json.Unmarshal(raw, &one); err != nil || len(one.Signatures) != 1 {
-		return nil, fmt.Errorf("sign report: dsse signer returned an unexpected envelope: %v", err)
-	}
-	env := Envelope{
-		PayloadType: ReportPayloadType,
-		Payload:     base64.StdEncoding.EncodeToString(payload),
-		Signatures:  []Signature{{KeyID: k.pub.ID, Sig: one.Signatures[0].Sig}},
 	}
 	out, err := env.Marshal()
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/rigger-bsd/rigger/policy"
 )
 
-func newHostKey(t testing.TB) (*HostKey, string) {
+func newHostKey(t testing.TB) (*Signer, string) {
 	t.Helper()
 	priv, pub, err := GenerateHostKey()
 	if err != nil {
@@ -22,7 +22,7 @@ func newHostKey(t testing.TB) (*HostKey, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := NewHostKey(p)
+	k, err := NewSigner(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func healthyReport(host string, serial uint64, appliedAt, at time.Time) *Report 
 	}
 }
 
-func signReport(t testing.TB, r *Report, k *HostKey) []byte {
+func signReport(t testing.TB, r *Report, k *Signer) []byte {
 	t.Helper()
 	env, err := SignReport(r, k)
 	if err != nil {

@@ -1,22 +1,18 @@
 package bundle
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
@@ -31,44 +27,24 @@ const (
 )
 
 // Signer signs manifests with one private key.
-type Signer struct {
-	s   signature.Signer
-	pub verify.PublicKey
-}
+type Signer struct{ *verify.Signer }
 
 // NewSigner wraps an ECDSA P-256 or Ed25519 private key.
 func NewSigner(priv crypto.PrivateKey) (*Signer, error) {
-	var pub crypto.PublicKey
-	switch k := priv.(type) {
-	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("signing key: ECDSA curve %s not supported (want P-256)", k.Curve.Params().Name)
-		}
-		pub = k.Public()
-	case ed25519.PrivateKey:
-		pub = k.Public()
-	default:
-		return nil, fmt.Errorf("signing key: type %T not supported (want ECDSA P-256 or Ed25519)", priv)
-	}
-	s, err := signature.LoadSigner(priv, crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
-	}
-	id, err := verify.KeyID(pub)
+	s, err := verify.NewSigner(priv)
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{s: s, pub: verify.PublicKey{ID: id, Key: pub}}, nil
+	return &Signer{s}, nil
 }
 
-// Public is the public half, ready to pin in verify.Options.Keys.
-func (s *Signer) Public() verify.PublicKey { return s.pub }
-
 // KeyID is verify.KeyID of the public key.
-func (s *Signer) KeyID() string { return s.pub.ID }
+func (s *Signer) KeyID() string { return s.Public().ID }
 
 // PublicPEM is the public key as PKIX PEM.
-func (s *Signer) PublicPEM() ([]byte, error) { return cryptoutils.MarshalPublicKeyToPEM(s.pub.Key) }
+func (s *Signer) PublicPEM() ([]byte, error) {
+	return cryptoutils.MarshalPublicKeyToPEM(s.Public().Key)
+}
 
 // GenerateSigner makes a fresh in-memory signer (tests, demos).
 func GenerateSigner(t KeyType) (*Signer, error) {
@@ -201,16 +177,7 @@ func appendSignature(env *verify.Envelope, payload []byte, s *Signer) error {
 	if len(env.Signatures) >= verify.MaxSignatures {
 		return fmt.Errorf("already %d signatures, the most an envelope may carry", len(env.Signatures))
 	}
-	raw, err := dsse.WrapSigner(s.s, verify.PayloadType).SignMessage(bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	var one verify.Envelope
-	if err := json.Unmarshal(raw, &one); err != nil || len(one.Signatures) != 1 {
-		return fmt.Errorf("dsse signer returned an unexpected envelope: %v", err)
-	}
-	env.Signatures = append(env.Signatures, verify.Signature{KeyID: s.KeyID(), Sig: one.Signatures[0].Sig})
-	return nil
+	return s.Sign(env, payload)
 }
 
 // SignDir adds s's signature to the bundle in hostDir (its manifest.json),

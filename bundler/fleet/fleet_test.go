@@ -23,7 +23,7 @@ type testFleet struct {
 	srv    *gittest.Server
 	url    string
 	signer *bundle.Signer
-	keys   map[string]*verify.HostKey
+	keys   map[string]*verify.Signer
 	now    time.Time
 }
 
@@ -37,7 +37,7 @@ func newTestFleet(t *testing.T) *testFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &testFleet{t: t, srv: srv, url: srv.URL("infra.git"), keys: map[string]*verify.HostKey{}, now: time.Now().UTC().Truncate(time.Second)}
+	f := &testFleet{t: t, srv: srv, url: srv.URL("infra.git"), keys: map[string]*verify.Signer{}, now: time.Now().UTC().Truncate(time.Second)}
 	if f.signer, err = bundle.GenerateSigner(bundle.ECDSA); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func newTestFleet(t *testing.T) *testFleet {
 	return f
 }
 
-func (f *testFleet) report(host string, key *verify.HostKey, mod func(r *verify.Report)) {
+func (f *testFleet) report(host string, key *verify.Signer, mod func(r *verify.Report)) {
 	f.t.Helper()
 	serial := map[string]uint64{"serverA": 10, "serverB": 11, "serverC": 12}[host]
 	r := &verify.Report{Schema: verify.ReportSchema, Host: host, Time: f.now.Add(-time.Minute), Outcome: "applied", Serial: serial, Commit: "c1",
