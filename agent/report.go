@@ -123,6 +123,9 @@ func worthTelling(o Outcome) bool {
 // nothing changed for status.heartbeat.
 func (a *Agent) afterPoll(ctx context.Context, out Outcome, serial uint64, err error) {
 	rp := a.rep
+	if rp.key == nil && a.cfg.Status.Textfile == "" && a.cfg.Status.Hook == "" {
+		return // nothing to tell anyone: an idle poll stays one ref listing
+	}
 	if worthTelling(out) {
 		ev := event{outcome: out, serial: serial}
 		if a.lastManifest != nil && a.lastManifest.Serial == serial {

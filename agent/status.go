@@ -289,6 +289,14 @@ func (s *Status) WriteText(w io.Writer, now time.Time) error {
 	if p := s.Pin; p != nil {
 		row("pinned", "serial %d until a serial above %d arrives", p.Serial, p.Above)
 	}
+	if r := s.Report; r != nil {
+		switch {
+		case r.Error != "":
+			row("report", "%s: not pushed: %s", r.Ref, r.Error)
+		case !r.PushedAt.IsZero():
+			row("report", "%s, pushed %s", r.Ref, ts(r.PushedAt))
+		}
+	}
 	if len(s.Quarantined) == 0 {
 		row("quarantined", "none")
 	}
