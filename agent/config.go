@@ -148,6 +148,10 @@ var keys = []struct {
 	{"status.hook", ""},
 }
 
+// fileOnly are keys besides trust.* that only the root-owned file may
+// set: the host's signing key and the command run as root on every outcome.
+var fileOnly = map[string]bool{"RIGGER_STATUS_KEY": true, "RIGGER_STATUS_HOOK": true}
+
 // flagKeys maps command-line flags to config keys. Flags win over the
 // environment, which wins over the file.
 var flagKeys = map[string]string{
@@ -212,14 +216,14 @@ func LoadConfig(path string, fs *pflag.FlagSet, environ []string) (*Config, erro
 		if !ok || !strings.HasPrefix(name, "RIGGER_") {
 			continue
 		}
-		if strings.HasPrefix(name, "RIGGER_TRUST") {
+		if strings.HasPrefix(name, "RIGGER_TRUST") || fileOnly[name] {
 			cfg.IgnoredEnv = append(cfg.IgnoredEnv, name)
 			continue
 		}
 		env[name] = val
 	}
 	for _, k := range keys {
-		if strings.HasPrefix(k.name, "trust.") {
+		if strings.HasPrefix(k.name, "trust.") || fileOnly[EnvName(k.name)] {
 			continue
 		}
 		if val, ok := env[EnvName(k.name)]; ok && val != "" { // empty = unset

@@ -49,6 +49,7 @@ type event struct {
 	serial  uint64
 	commit  string // source commit when known
 	reason  string
+	pending *Pending // what waited when it happened
 }
 
 // ReportInfo is the state of the agent's own status report in Status.
@@ -82,6 +83,12 @@ func openReporter(cfg *Config) (*reporter, error) {
 		return nil, err
 	}
 	rp.remote.Auth, rp.remote.Timeout = auth, cfg.Source.Timeout
+	if s.Hook != "" {
+		// Run as root on every outcome: as guarded as the config itself.
+		if err := checkPrivate(s.Hook); err != nil {
+			return nil, &ConfigError{Key: "status.hook", Err: fmt.Errorf("%s: %w", s.Hook, err)}
+		}
+	}
 	if s.Push {
 		if err := checkSecret(s.Key); err != nil {
 			return nil, &ConfigError{Key: "status.key", Err: fmt.Errorf("%s: %w", s.Key, err)}
@@ -130,6 +137,10 @@ func (a *Agent) afterPoll(ctx context.Context, out Outcome, serial uint64, err e
 		ev := event{outcome: out, serial: serial}
 		if a.lastManifest != nil && a.lastManifest.Serial == serial {
 			ev.commit = a.lastManifest.Source.Commit
+		}
+		if p := a.st.Pending; p != nil {
+			cp := *p
+			ev.pending = &cp
 		}
 		switch {
 		case err != nil:
@@ -214,7 +225,9 @@ func (a *Agent) buildReport() *verify.Report {
 	if st.Hold != nil {
 		r.Hold = clip(st.Hold.Reason)
 	}
-	if p := st.Pending; p != nil {
+	// The pending bundle as of the last event: an unchanged poll after it
+	// knows none, and must not make the report (and the hook) change.
+	if p := ev.pending; p != nil {
 		r.Pending = &verify.ReportPending{Serial: p.Serial, Commit: p.Commit, Reason: clip(p.Reason)}
 	}
 	q, err := a.store.Quarantine()
