@@ -248,7 +248,13 @@ func (a *Agent) Reload(cfg *Config) error {
 // Recover lets the apply engine finish or undo an install that a crash
 // interrupted. Call it before the first poll.
 func (a *Agent) Recover(ctx context.Context) error {
+	if acted, err := a.resumeJournal(ctx); acted || err != nil {
+		return err
+	}
 	rec, err := a.engine.Recover(ctx)
+	if je, ok := errors.AsType[*apply.JournalError](err); ok {
+		return a.journalUnreadable(je)
+	}
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
@@ -277,6 +283,7 @@ func (a *Agent) syncCurrent() error {
 		c = &Current{}
 	}
 	c.Serial = gen.Serial
+	c.Expires = gen.Manifest.Expires
 	c.SourceCommit = gen.Manifest.Source.Commit
 	c.Signers = slices.Clone(gen.Signers)
 	c.AppliedAt = gen.AppliedAt
@@ -308,9 +315,18 @@ func (a *Agent) verifyOptions(last uint64) verify.Options {
 		Host:       a.cfg.Host,
 		LastSerial: last,
 		Now:        a.now,
-		Limits:     verify.DefaultLimits(),
-		Paths:      policy.DefaultPaths(),
+		Limits:     a.limits(),
+		Paths:      policy.Paths{Roots: append(policy.DefaultRoots(), a.cfg.Policy.Roots...)},
 	}
+}
+
+// limits are verify's defaults with this host's configured file count.
+func (a *Agent) limits() verify.Limits {
+	lim := verify.DefaultLimits()
+	if a.cfg.Policy.MaxFiles > 0 {
+		lim.MaxFiles = a.cfg.Policy.MaxFiles
+	}
+	return lim
 }
 
 // Poll does one round: ask for the branch head, fetch if it moved, verify,
@@ -376,6 +392,9 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 		a.st.Hold = hold
 	}
 	if a.st.Pin, err = a.store.Pin(); err != nil {
+		return OutcomeError, "", 0, err
+	}
+	if _, err := a.resumeJournal(ctx); err != nil {
 		return OutcomeError, "", 0, err
 	}
 
@@ -541,7 +560,7 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		a.st.SeenCommit = commit
 		a.st.Current = &Current{
 			Serial: serial, SourceCommit: b.Manifest.Source.Commit, BundlesCommit: commit,
-			Signers: slices.Clone(b.Signers), AppliedAt: now, RebootRequired: res.RebootRequired,
+			Signers: slices.Clone(b.Signers), AppliedAt: now, RebootRequired: res.RebootRequired, Expires: b.Manifest.Expires,
 			ManifestBlob: bf.ManifestBlob, ArchiveBlob: bf.ArchiveBlob,
 		}
 		a.st.Health = healthOf(res.Health)
@@ -655,6 +674,7 @@ func claimedSerial(envelope []byte) uint64 {
 }
 
 func (a *Agent) writeStatus() error {
+	a.st.setWarnings(a.now(), a.warnings)
 	a.st.Updated = a.now().UTC()
 	a.st.normalize()
 	a.st.State = a.st.computeState(a.now())
@@ -662,6 +682,7 @@ func (a *Agent) writeStatus() error {
 }
 
 func (a *Agent) writeStatusFast() error {
+	a.st.setWarnings(a.now(), a.warnings)
 	a.st.Updated = a.now().UTC()
 	a.st.normalize()
 	a.st.State = a.st.computeState(a.now())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -37,6 +38,7 @@ type Config struct {
 	Drift      string // report | correct
 	Log        LogConfig
 	Status     StatusConfig
+	Policy     PolicyConfig
 
 	// File is the config file this was read from.
 	File string
@@ -53,6 +55,8 @@ type SourceConfig struct {
 	KnownHosts string        // known_hosts file (ssh URLs); default: ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts
 	TokenFile  string        // file holding an HTTPS token ("TOKEN" or "USER:TOKEN")
 	Timeout    time.Duration // deadline of every network step
+	// Budget bounds every response of the server (source.max_*_bytes).
+	Budget Budget
 }
 
 // TrustConfig pins the keys bundles must be signed with.
@@ -80,6 +84,17 @@ type StatusConfig struct {
 	Heartbeat time.Duration
 	Textfile  string // node_exporter textfile (…/rigger.prom); empty: none
 	Hook      string // executable run with the report on stdin; empty: none
+}
+
+// PolicyConfig is what a bundle may install on this host, on top of the
+// default path policy (policy.DefaultPaths): like trust.*, it comes from
+// the root-owned file only, never from the environment.
+type PolicyConfig struct {
+	// Roots are target roots beyond policy.DefaultRoots this host allows
+	// (a topology's agent_roots); the deny-list does not apply below them.
+	Roots []string
+	// MaxFiles bounds the files of one bundle.
+	MaxFiles int
 }
 
 // HealthConfig bounds the health checks after an apply.
@@ -126,6 +141,9 @@ var keys = []struct {
 	{"source.known_hosts", ""},
 	{"source.token_file", ""},
 	{"source.timeout", "60s"},
+	{"source.max_refs_bytes", int(DefaultBudget.Refs)},
+	{"source.max_pack_bytes", int(DefaultBudget.Pack)},
+	{"source.max_object_bytes", int(DefaultBudget.MaxObject)},
 	{"trust.keys", nil},
 	{"trust.threshold", 1},
 	{"interval", "60s"},
@@ -146,11 +164,19 @@ var keys = []struct {
 	{"status.heartbeat", "5m"},
 	{"status.textfile", ""},
 	{"status.hook", ""},
+	{"policy.roots", nil},
+	{"policy.max_files", 1000},
 }
 
 // fileOnly are keys besides trust.* that only the root-owned file may
 // set: the host's signing key and the command run as root on every outcome.
 var fileOnly = map[string]bool{"RIGGER_STATUS_KEY": true, "RIGGER_STATUS_HOOK": true}
+
+// isFileOnly reports whether key is never taken from the environment:
+// trust anchors, what a bundle may touch (policy.*), and fileOnly.
+func isFileOnly(key string) bool {
+	return strings.HasPrefix(key, "trust.") || strings.HasPrefix(key, "policy.") || fileOnly[EnvName(key)]
+}
 
 // flagKeys maps command-line flags to config keys. Flags win over the
 // environment, which wins over the file.
@@ -216,14 +242,14 @@ func LoadConfig(path string, fs *pflag.FlagSet, environ []string) (*Config, erro
 		if !ok || !strings.HasPrefix(name, "RIGGER_") {
 			continue
 		}
-		if strings.HasPrefix(name, "RIGGER_TRUST") || fileOnly[name] {
+		if strings.HasPrefix(name, "RIGGER_TRUST") || strings.HasPrefix(name, "RIGGER_POLICY") || fileOnly[name] {
 			cfg.IgnoredEnv = append(cfg.IgnoredEnv, name)
 			continue
 		}
 		env[name] = val
 	}
 	for _, k := range keys {
-		if strings.HasPrefix(k.name, "trust.") || fileOnly[EnvName(k.name)] {
+		if isFileOnly(k.name) {
 			continue
 		}
 		if val, ok := env[EnvName(k.name)]; ok && val != "" { // empty = unset
@@ -375,30 +401,46 @@ func decode(v *viper.Viper, c *Config) *ConfigError {
 		}
 	}
 
-	switch ks := v.Get("trust.keys").(type) {
-	case nil:
-	case []any:
-		for i, k := range ks {
-			s, ok := k.(string)
-			if !ok && first == nil {
-				first = &ConfigError{Key: fmt.Sprintf("trust.keys[%d]", i), Err: fmt.Errorf("want a file path, got %v", k)}
+	list := func(key, what string) []string {
+		var out []string
+		switch ks := v.Get(key).(type) {
+		case nil:
+		case []any:
+			for i, k := range ks {
+				s, ok := k.(string)
+				if !ok && first == nil {
+					first = &ConfigError{Key: fmt.Sprintf("%s[%d]", key, i), Err: fmt.Errorf("want %s, got %v", what, k)}
+				}
+				out = append(out, s)
 			}
-			c.Trust.Keys = append(c.Trust.Keys, s)
+		case string:
+			out = []string{ks}
+		default:
+			if first == nil {
+				first = &ConfigError{Key: key, Err: fmt.Errorf("want a list of %ss, got %v", what, ks)}
+			}
 		}
-	case string:
-		c.Trust.Keys = []string{ks}
-	default:
-		if first == nil {
-			first = &ConfigError{Key: "trust.keys", Err: fmt.Errorf("want a list of key files, got %v", ks)}
-		}
+		return out
 	}
-	switch t := v.Get("trust.threshold").(type) {
-	case int:
-		c.Trust.Threshold = t
-	default:
-		if first == nil {
-			first = &ConfigError{Key: "trust.threshold", Err: fmt.Errorf("want an integer, got %v", t)}
+	integer := func(key string) int {
+		t, ok := v.Get(key).(int)
+		if s, isStr := v.Get(key).(string); isStr {
+			n, err := strconv.Atoi(s)
+			t, ok = n, err == nil
 		}
+		if !ok && first == nil {
+			first = &ConfigError{Key: key, Err: fmt.Errorf("want an integer, got %v", v.Get(key))}
+		}
+		return t
+	}
+	c.Trust.Keys = list("trust.keys", "file path")
+	c.Trust.Threshold = integer("trust.threshold")
+	c.Policy.Roots = list("policy.roots", "directory")
+	c.Policy.MaxFiles = integer("policy.max_files")
+	c.Source.Budget = Budget{
+		Refs:      int64(integer("source.max_refs_bytes")),
+		Pack:      int64(integer("source.max_pack_bytes")),
+		MaxObject: int64(integer("source.max_object_bytes")),
 	}
 	return first
 }
@@ -419,6 +461,12 @@ func (c *Config) Validate() error {
 		return bad("source.branch", "%q is not a branch name", c.Source.Branch)
 	case c.Source.Timeout <= 0:
 		return bad("source.timeout", "must be positive")
+	case c.Source.Budget.Refs < 1024:
+		return bad("source.max_refs_bytes", "%d: must be at least 1024", c.Source.Budget.Refs)
+	case c.Source.Budget.Pack < 1024:
+		return bad("source.max_pack_bytes", "%d: must be at least 1024", c.Source.Budget.Pack)
+	case c.Source.Budget.MaxObject < 1024:
+		return bad("source.max_object_bytes", "%d: must be at least 1024", c.Source.Budget.MaxObject)
 	case len(c.Trust.Keys) == 0:
 		return bad("trust.keys", "at least one public key file is required")
 	case c.Trust.Threshold < 1:
@@ -459,6 +507,14 @@ func (c *Config) Validate() error {
 		if !filepath.IsAbs(k) {
 			return bad(fmt.Sprintf("trust.keys[%d]", i), "%q: want an absolute path", k)
 		}
+	}
+	for i, r := range c.Policy.Roots {
+		if !strings.HasPrefix(r, "/") || path.Clean(r) != r || r == "/" || strings.ContainsAny(r, "*?[\\") {
+			return bad(fmt.Sprintf("policy.roots[%d]", i), "%q: want a clean absolute directory below /", r)
+		}
+	}
+	if c.Policy.MaxFiles < 1 {
+		return bad("policy.max_files", "%d: must be at least 1", c.Policy.MaxFiles)
 	}
 	return c.Status.validate(bad)
 }

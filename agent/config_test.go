@@ -172,3 +172,26 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestPolicyConfig: policy.roots are clean directories, and, like
+// trust.*, never comes from the environment.
+func TestPolicyConfig(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, baseConfig, 0o600), nil, []string{"RIGGER_POLICY_ROOTS=/etc/rc.d", "RIGGER_POLICY_MAX_FILES=100000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Policy.Roots) != 0 || cfg.Policy.MaxFiles != 1000 || len(cfg.IgnoredEnv) != 2 {
+		t.Fatalf("policy from the environment: %+v, ignored %v", cfg.Policy, cfg.IgnoredEnv)
+	}
+	cfg, err = LoadConfig(writeConfig(t, baseConfig+"policy: {roots: [/usr/local/etc/rc.d], max_files: 50}\n", 0o600), nil, nil)
+	if err != nil || len(cfg.Policy.Roots) != 1 || cfg.Policy.MaxFiles != 50 {
+		t.Fatalf("policy = %+v, %v", cfg.Policy, err)
+	}
+	for _, edit := range []string{"policy: {roots: [/]}\n", "policy: {roots: [etc]}\n", "policy: {roots: [/jails/*/x]}\n", "policy: {max_files: 0}\n", "policy: {max_files: many}\n"} {
+		_, err := LoadConfig(writeConfig(t, baseConfig+edit, 0o600), nil, nil)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.HasPrefix(ce.Key, "policy.") {
+			t.Errorf("%q: %v, want an error naming policy.*", edit, err)
+		}
+	}
+}

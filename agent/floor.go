@@ -33,8 +33,10 @@ func (e *NoFloorError) Error() string {
 }
 
 // freshEntries may exist in a state dir that never accepted a bundle:
-// what Open itself creates before the first poll.
-var freshEntries = map[string]bool{fileLock: true, dirGit: true, "generations": true, "staging": true}
+// what Open creates before the first poll, and what operator commands
+// (hold, a rollback request) write before the agent ever ran.
+var freshEntries = map[string]bool{fileLock: true, dirGit: true, "generations": true, "staging": true,
+	fileHold: true, fileRequest: true, fileResponse: true}
 
 // initFloor raises last_serial to the highest serial any record holds,
 // statusSerial being status.json's current serial (0: none) and
@@ -85,9 +87,7 @@ func (a *Agent) initFloor(statusSerial uint64, statusFound bool) error {
 		if len(found) > 0 {
 			return &NoFloorError{Dir: a.store.Dir, Found: found}
 		}
-		// A new state dir: record that nothing was accepted yet, so that
-		// losing this file later is noticed.
-		return a.store.SetLastSerial(0)
+		return nil // a new state dir (written to by the first poll or accept)
 	}
 	if floor > last || !ok {
 		a.log.Warn("serial floor raised from the other state records", "last_serial", last, "floor", floor, "from", strings.Join(from, ", "))

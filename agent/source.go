@@ -131,7 +131,7 @@ func (s *Source) url() string { return RedactURL(s.cfg.URL) }
 // Head asks the remote for the branch head: one ref advertisement, nothing
 // else. It is the whole cost of a poll when nothing changed.
 func (s *Source) Head(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(s.budget(ctx), s.cfg.Timeout)
 	defer cancel()
 	remote, err := s.repo.Remote("origin")
 	if err != nil {
@@ -148,6 +148,16 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 		}
 	}
 	return "", &SourceError{Op: "list", URL: s.url(), Err: fmt.Errorf("%s: %w", s.cfg.Branch, ErrBranchMissing)}
+}
+
+// budget puts the configured response budget (or the default) on ctx for
+// the HTTP transport (gitbudget.go).
+func (s *Source) budget(ctx context.Context) context.Context {
+	b := s.cfg.Budget
+	if b.Refs <= 0 || b.Pack <= 0 || b.MaxObject <= 0 {
+		b = DefaultBudget
+	}
+	return withBudget(ctx, b)
 }
 
 // ctxErr prefers the deadline over whatever the transport made of it.
@@ -168,7 +178,7 @@ func (s *Source) Has(commit string) bool {
 // only, no tags, forced, under the source deadline. It returns the commit
 // the branch points at afterwards.
 func (s *Source) Fetch(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(s.budget(ctx), s.cfg.Timeout)
 	defer cancel()
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -82,6 +83,12 @@ type Status struct {
 	Trust string `json:"trust,omitempty"`
 	// Applying is set while an install runs.
 	Applying bool `json:"applying,omitempty"`
+	// JournalUnreadable is set while an unreadable apply journal holds
+	// the agent degraded (see journalUnreadable).
+	JournalUnreadable string `json:"journal_unreadable,omitempty"`
+	// Warnings are what an operator should act on soon: the installed
+	// bundle expires, status.json had to be rebuilt.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Current is the generation in place.
@@ -92,8 +99,11 @@ type Current struct {
 	Signers        []string  `json:"signers"`
 	AppliedAt      time.Time `json:"applied_at,omitzero"`
 	RebootRequired bool      `json:"reboot_required,omitempty"`
-	ManifestBlob   string    `json:"manifest_blob,omitempty"`
-	ArchiveBlob    string    `json:"archive_blob,omitempty"`
+	// Expires is the installed bundle's signed expiry: after it no
+	// bundle of that serial is accepted again (fail static).
+	Expires      time.Time `json:"expires,omitzero"`
+	ManifestBlob string    `json:"manifest_blob,omitempty"`
+	ArchiveBlob  string    `json:"archive_blob,omitempty"`
 }
 
 // PollInfo describes the last poll.
@@ -169,6 +179,28 @@ func (s *Status) computeState(now time.Time) string {
 	return StateIdle
 }
 
+// expiryWarning is how long before the installed bundle's expiry status
+// starts to warn (bundles are signed for 30 days by default).
+const expiryWarning = 7 * 24 * time.Hour
+
+// expiryPrefix starts the expiry warnings, which are recomputed on read.
+const expiryPrefix = "the installed bundle"
+
+// setWarnings recomputes Warnings: extra (what the agent found at start)
+// and the installed bundle's expiry.
+func (s *Status) setWarnings(now time.Time, extra []string) {
+	w := slices.Clone(extra)
+	if c := s.Current; c != nil && !c.Expires.IsZero() {
+		switch left := c.Expires.Sub(now); {
+		case left <= 0:
+			w = append(w, fmt.Sprintf("%s (serial %d) expired at %s: it stays in place, but publish a newer serial", expiryPrefix, c.Serial, c.Expires.UTC().Format(time.RFC3339)))
+		case left < expiryWarning:
+			w = append(w, fmt.Sprintf("%s (serial %d) expires at %s (in %s): publish a newer serial", expiryPrefix, c.Serial, c.Expires.UTC().Format(time.RFC3339), left.Round(time.Minute)))
+		}
+	}
+	s.Warnings = w
+}
+
 // ReadStatus assembles the status from the state dir without taking the
 // lock: status.json as the agent last wrote it, overlaid with the hold,
 // pin and quarantine files (which `agent hold` and friends change) and
@@ -176,12 +208,21 @@ func (s *Status) computeState(now time.Time) string {
 // written yet.
 func ReadStatus(store Store, host string, now time.Time) (*Status, error) {
 	st, err := store.Status()
+	var extra []string
 	if err != nil {
-		return nil, err
+		// A report, not a record to trust: show what the other files say.
+		extra = append(extra, fmt.Sprintf("status.json is unreadable (%v); the agent rebuilds it at its next start", err))
+		st = nil
 	}
 	if st == nil {
 		st = &Status{Schema: StatusSchema, Host: host}
 	}
+	for _, w := range st.Warnings {
+		if !strings.HasPrefix(w, expiryPrefix) {
+			extra = append(extra, w)
+		}
+	}
+	st.setWarnings(now, extra)
 	if st.Hold, err = store.Hold(); err != nil {
 		return nil, err
 	}
@@ -250,11 +291,17 @@ func (s *Status) WriteText(w io.Writer, now time.Time) error {
 	if c := s.Current; c != nil {
 		row("current", "serial %d, commit %s, applied %s", c.Serial, orDash(short(c.SourceCommit)), ts(c.AppliedAt))
 		row("signers", "%s", orDash(strings.Join(shortAll(c.Signers), ", ")))
+		if !c.Expires.IsZero() {
+			row("expires", "%s", ts(c.Expires))
+		}
 		if c.RebootRequired {
 			row("reboot", "required (a loader file changed)")
 		}
 	} else {
 		row("current", "none")
+	}
+	for _, w := range s.Warnings {
+		row("WARNING", "%s", w)
 	}
 	if p := s.LastPoll; p != nil {
 		row("last poll", "%s, %s in %dms", ts(p.At), p.Outcome, p.DurationMS)

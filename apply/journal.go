@@ -77,19 +77,50 @@ func (e *Engine) setStep(j *journal, step string) error {
 	return nil
 }
 
+// JournalError: the journal of an interrupted transaction exists but
+// cannot be read, so nobody knows which files it changed. The caller holds
+// applies and tells the operator (the agent: degraded until `agent
+// resume`, which calls SetAsideJournal and reinstalls the current
+// generation).
+type JournalError struct {
+	Path string
+	Err  error
+}
+
+func (e *JournalError) Error() string { return "journal " + e.Path + " unreadable: " + e.Err.Error() }
+func (e *JournalError) Unwrap() error { return e.Err }
+
 func (e *Engine) readJournal() (*journal, error) {
 	b, err := os.ReadFile(e.journalPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return nil, &JournalError{Path: e.journalPath(), Err: err}
 	}
 	var j journal
 	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("journal %s: %w", e.journalPath(), err)
+		return nil, &JournalError{Path: e.journalPath(), Err: err}
+	}
+	if j.Txn == "" || j.Serial == 0 {
+		return nil, &JournalError{Path: e.journalPath(), Err: errors.New("no transaction id or serial")}
 	}
 	return &j, nil
+}
+
+// SetAsideJournal renames an unreadable journal (and its backup) to
+// <name>.unreadable-<unix time> for the record, so transactions can run
+// again. It returns the new journal name.
+func (e *Engine) SetAsideJournal() (string, error) {
+	suffix := fmt.Sprintf(".unreadable-%d", time.Now().Unix())
+	aside := e.journalPath() + suffix
+	if err := os.Rename(e.journalPath(), aside); err != nil {
+		return "", fmt.Errorf("set the journal aside: %w", err)
+	}
+	if err := os.Rename(e.backupPath(), e.backupPath()+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return aside, fmt.Errorf("set the backup aside: %w", err)
+	}
+	return aside, syncDir(e.cfg.StateDir)
 }
 
 // finish removes what a finished transaction leaves in the state dir.

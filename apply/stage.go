@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -26,15 +27,28 @@ func (e *Engine) stage(tgt *generation) (string, error) {
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))
 		if d := filepath.Dir(p); !made[d] {
 			if err := os.MkdirAll(d, 0o755); err != nil {
-				return "", fmt.Errorf("staging: %w", err)
+				os.RemoveAll(dir)
+				return "", stageError(f.Path, err)
 			}
 			made[d] = true
 		}
 		if err := os.WriteFile(p, tgt.files[f.Path], 0o600); err != nil {
-			return "", fmt.Errorf("staging: %w", err)
+			os.RemoveAll(dir)
+			return "", stageError(f.Path, err)
 		}
 	}
 	return dir, nil
+}
+
+// stageError: the staged tree is fresh, so a failure there is the bundle's
+// own (a file where another entry needs a directory): a *PrecheckError,
+// quarantined like any other. Only a full or failing state disk is the
+// host's, and worth retrying.
+func stageError(target string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("staging %s: %w", target, err)
+	}
+	return &PrecheckError{Path: target, Err: fmt.Errorf("staging: %w", err)}
 }
 
 // precheck runs every check that can fail before anything is installed:

@@ -6,39 +6,102 @@ package policy
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // DefaultRoots are the trees a bundle may write to. A "*" segment matches
-// exactly one path segment (a jail name).
-var DefaultRoots = []string{
+// exactly one path segment (a jail name). Use DefaultPaths; this slice is
+// never handed out.
+var defaultRoots = []string{
 	"/etc",
 	"/usr/local/etc",
 	"/jails/*/etc",
 	"/jails/*/usr/local/etc",
 }
 
-// Paths is a path policy: the roots under which targets are allowed.
+// DefaultRoots returns a copy of the default roots.
+func DefaultRoots() []string { return slices.Clone(defaultRoots) }
+
+// defaultDeny are the files inside the roots that a signed bundle still
+// may not write: accounts and their databases, what init runs as shell
+// scripts, host keys, privilege escalation, the loader. Each is a
+// path.Match pattern ("*" within one segment) for the target or a
+// directory above it, up to the root it lies in; a trailing "/" only says
+// that a tree is meant. Under /jails/NAME the same patterns apply to the
+// path inside the jail. Matching ignores case, so a case-insensitive file
+// system (ZFS casesensitivity=insensitive) cannot be used to write
+// /etc/Master.passwd. Only a root of the agent's own config (policy.roots)
+// lifts them, and only below it: a root /usr/local/etc/rc.d allows rc
+// scripts there, a root /boot/loader.conf.d allows loader snippets but
+// not /boot/loader.conf.
+var defaultDeny = []string{
+	"/etc/master.passwd", "/etc/passwd", "/etc/group", "/etc/spwd.db", "/etc/pwd.db",
+	"/etc/login.conf", "/etc/login.conf.db", "/etc/login.access", "/etc/pam.d/",
+	"/etc/rc", "/etc/rc.d/", "/etc/rc.subr", "/etc/rc.shutdown", "/etc/rc.initdiskless",
+	"/etc/rc.resume", "/etc/rc.suspend", "/etc/defaults/", "/etc/periodic/",
+	"/etc/ssh/*key*", "/etc/sudoers*", "/usr/local/etc/sudoers*", "/usr/local/etc/doas.conf",
+	"/usr/local/etc/rc.d/", "/usr/local/etc/periodic/", "/etc/libmap.conf", "/etc/ld.so.conf",
+	"/etc/ttys", "/etc/fstab", "/boot/",
+}
+
+// DefaultDeny returns a copy of the deny-list that applies inside the roots.
+func DefaultDeny() []string { return slices.Clone(defaultDeny) }
+
+// Paths is a path policy: the roots under which targets are allowed, with
+// the deny-list inside them.
 type Paths struct {
 	Roots []string
 }
 
-// DefaultPaths is the policy used when none is configured.
-func DefaultPaths() Paths { return Paths{Roots: DefaultRoots} }
+// DefaultPaths is the policy used when none is configured. Each call
+// returns fresh slices.
+func DefaultPaths() Paths { return Paths{Roots: DefaultRoots()} }
 
 // Check reports whether target may be written. The path must be absolute,
-// clean, and strictly below one of the roots.
+// clean, printable, strictly below one of the roots and not on the
+// deny-list between that root and itself.
 func (p Paths) Check(target string) error {
+	root, err := p.root(target)
+	if err != nil {
+		return err
+	}
+	if pat := denied(target, root); pat != "" {
+		return fmt.Errorf("target path %q: denied by %q (an agent root below it, policy.roots, can allow it)", target, pat)
+	}
+	return nil
+}
+
+// CheckRoots is Check without the deny-list: for paths a bundle only names
+// (secrets it relies on) but never writes.
+func (p Paths) CheckRoots(target string) error {
+	_, err := p.root(target)
+	return err
+}
+
+// root returns the most specific root target lies strictly below, as a
+// path with the jail name filled in.
+func (p Paths) root(target string) (string, error) {
+	if !utf8.ValidString(target) || strings.IndexFunc(target, func(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError }) >= 0 {
+		return "", fmt.Errorf("target path %q: control or non-printing characters", target)
+	}
 	if !path.IsAbs(target) {
-		return fmt.Errorf("target path %q: not absolute", target)
+		return "", fmt.Errorf("target path %q: not absolute", target)
 	}
 	if path.Clean(target) != target {
-		return fmt.Errorf("target path %q: not clean (want %q)", target, path.Clean(target))
+		return "", fmt.Errorf("target path %q: not clean (want %q)", target, path.Clean(target))
+	}
+	roots := p.Roots
+	if len(roots) == 0 {
+		roots = defaultRoots
 	}
 	segs := strings.Split(target[1:], "/")
-	for _, root := range p.Roots {
+	best := -1
+	for _, root := range roots {
 		rs := strings.Split(strings.TrimPrefix(root, "/"), "/")
-		if len(segs) <= len(rs) {
+		if len(segs) <= len(rs) || len(rs) <= best {
 			continue
 		}
 		ok := true
@@ -55,8 +118,43 @@ func (p Paths) Check(target string) error {
 			}
 		}
 		if ok {
-			return nil
+			best = len(rs)
 		}
 	}
-	return fmt.Errorf("target path %q: outside the allowed roots %s", target, strings.Join(p.Roots, ", "))
+	if best < 0 {
+		return "", fmt.Errorf("target path %q: outside the allowed roots %s", target, strings.Join(roots, ", "))
+	}
+	return "/" + strings.Join(segs[:best], "/"), nil
+}
+
+// denied returns the deny pattern that target, or a directory between it
+// and root, matches, or "".
+func denied(target, root string) string {
+	var cands []string
+	for d := strings.ToLower(target); len(d) > len(root); d = path.Dir(d) {
+		cands = append(cands, d)
+		// Inside a jail the host patterns apply to the jail's own tree.
+		if rest, ok := strings.CutPrefix(d, "/jails/"); ok {
+			if i := strings.IndexByte(rest, '/'); i > 0 {
+				cands = append(cands, rest[i:])
+			}
+		}
+	}
+	for _, pat := range defaultDeny {
+		lp := strings.TrimSuffix(strings.ToLower(pat), "/")
+		for _, c := range cands {
+			if ok, _ := path.Match(lp, c); ok {
+				return pat
+			}
+		}
+	}
+	return ""
+}
+
+// ExecAllowed reports whether a file at target activated by a unit of
+// kind may carry an executable bit: only an rc.d script restarted by its
+// service (which the deny-list refuses unless an agent root allows it).
+// Config files are read, never run.
+func ExecAllowed(target, unitKind string) bool {
+	return (unitKind == "service" || unitKind == "jail-service") && path.Base(path.Dir(target)) == "rc.d"
 }

@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestPathsCheck(t *testing.T) {
 	p := DefaultPaths()
@@ -9,7 +12,10 @@ func TestPathsCheck(t *testing.T) {
 		ok   bool
 	}{
 		{"/etc/rc.conf", true},
+		{"/etc/rc.conf.d/sshd", true},
+		{"/etc/pf.conf", true},
 		{"/etc/cron.d/ratelimit", true},
+		{"/etc/ssh/sshd_config", true},
 		{"/usr/local/etc/nginx/nginx.conf", true},
 		{"/jails/pg_j/etc/rc.conf", true},
 		{"/jails/nginx_j/usr/local/etc/nginx/nginx.conf", true},
@@ -27,5 +33,73 @@ func TestPathsCheck(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("Check(%q) = %v, want ok=%v", tc.path, err, tc.ok)
 		}
+	}
+}
+
+// TestDenyInsideRoots (issue 14, item 6): files inside the allowed roots
+// that a signed bundle still may not write, in any letter case and inside
+// jails too; only the agent's own Lift allows one, and only that one.
+func TestDenyInsideRoots(t *testing.T) {
+	p := DefaultPaths()
+	for _, target := range []string{
+		"/etc/master.passwd", "/etc/passwd", "/etc/group", "/etc/spwd.db", "/etc/pwd.db",
+		"/etc/rc.d/evil", "/etc/rc", "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key.pub",
+		"/etc/sudoers", "/etc/sudoers.d/x", "/usr/local/etc/sudoers", "/usr/local/etc/sudoers.d/ops",
+		"/usr/local/etc/doas.conf", "/usr/local/etc/rc.d/evil", "/etc/Master.passwd", "/ETC/rc.d/x",
+		"/etc/periodic/daily/999.evil", "/jails/pg_j/etc/master.passwd", "/jails/pg_j/etc/rc.d/x",
+		"/jails/pg_j/usr/local/etc/sudoers",
+	} {
+		err := p.Check(target)
+		if target == "/ETC/rc.d/x" {
+			// Outside the roots (case matters for roots), refused either way.
+			if err == nil {
+				t.Errorf("Check(%q) passed", target)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "denied by") {
+			t.Errorf("Check(%q) = %v, want denied", target, err)
+		}
+	}
+	for _, target := range []string{"/etc/rc.conf", "/etc/rc.conf.local", "/etc/groups.conf", "/etc/passwdqc.conf"} {
+		if err := p.Check(target); err != nil {
+			t.Errorf("Check(%q) = %v, want allowed", target, err)
+		}
+	}
+	// Another root of the agent lifts the deny-list below it, and only there.
+	own := Paths{Roots: append(DefaultRoots(), "/usr/local/etc/rc.d", "/boot/loader.conf.d")}
+	for _, target := range []string{"/usr/local/etc/rc.d/pflog2txt", "/boot/loader.conf.d/rigger.conf"} {
+		if err := own.Check(target); err != nil {
+			t.Errorf("Check(%q) with its root configured: %v", target, err)
+		}
+	}
+	for _, target := range []string{"/etc/master.passwd", "/boot/loader.conf", "/etc/rc.d/x"} {
+		if err := own.Check(target); err == nil {
+			t.Errorf("Check(%q) passed: a root elsewhere lifted it", target)
+		}
+	}
+}
+
+func TestControlCharacters(t *testing.T) {
+	p := DefaultPaths()
+	for _, target := range []string{"/etc/x\nstate: idle", "/etc/x\x1b[2J", "/etc/\x7f", "/etc/\xff", "/etc/a\u200bb", "/etc/x\tz"} {
+		if err := p.Check(target); err == nil {
+			t.Errorf("Check(%q) passed", target)
+		}
+	}
+}
+
+func TestDefaultsAreCopies(t *testing.T) {
+	p := DefaultPaths()
+	p.Roots[0] = "/"
+	q := DefaultRoots()
+	q[1] = "/"
+	d := DefaultDeny()
+	d[0] = "/nothing"
+	if err := DefaultPaths().Check("/root/.ssh/authorized_keys"); err == nil {
+		t.Fatal("changing a returned slice widened the default policy")
+	}
+	if err := DefaultPaths().Check("/etc/master.passwd"); err == nil {
+		t.Fatal("changing DefaultDeny's result lifted the deny-list")
 	}
 }

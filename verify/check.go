@@ -39,9 +39,6 @@ func DecodeManifest(payload []byte, paths policy.Paths) (*Manifest, error) {
 // CheckManifest validates a manifest's content as DecodeManifest does. The
 // bundler runs it before signing, so it never signs what Verify refuses.
 func CheckManifest(m *Manifest, paths policy.Paths) error {
-	if len(paths.Roots) == 0 {
-		paths = policy.DefaultPaths()
-	}
 	bad := func(format string, args ...any) error { return reject(ErrMalformed, "manifest: "+format, args...) }
 	if m.Schema != Schema {
 		return bad("schema %d, want %d", m.Schema, Schema)
@@ -70,15 +67,21 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 	if len(m.Files) == 0 {
 		return bad("no files")
 	}
-	seen := make(map[string]bool, len(m.Files))
+	// Keyed by lower case: on a case-insensitive file system (ZFS
+	// casesensitivity=insensitive) /etc/PF.conf is /etc/pf.conf, and two
+	// entries for one file would leave which one wins to the install order.
+	seen := make(map[string]string, len(m.Files))
 	for i, f := range m.Files {
 		if err := paths.Check(f.Path); err != nil {
 			return reject(ErrPathNotAllowed, "manifest files[%d]: %v", i, err)
 		}
-		if seen[f.Path] {
-			return bad("files[%d]: duplicate path %s", i, f.Path)
+		if other, ok := seen[strings.ToLower(f.Path)]; ok {
+			if other == f.Path {
+				return bad("files[%d]: duplicate path %s", i, f.Path)
+			}
+			return reject(ErrPathNotAllowed, "manifest files[%d]: %s collides with %s (letter case only)", i, f.Path, other)
 		}
-		seen[f.Path] = true
+		seen[strings.ToLower(f.Path)] = f.Path
 		// Config files never need setuid, setgid or sticky bits.
 		if f.Mode&^0o777 != 0 {
 			return bad("file %s: mode %04o: only permission bits allowed", f.Path, uint32(f.Mode))
@@ -92,8 +95,21 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 		if f.Size < 0 {
 			return bad("file %s: negative size", f.Path)
 		}
-		if _, err := ParseUnit(f.Unit); err != nil {
+		u, err := ParseUnit(f.Unit)
+		if err != nil {
 			return bad("file %s: %v", f.Path, err)
+		}
+		if f.Mode&0o111 != 0 && !policy.ExecAllowed(f.Path, string(u.Kind)) {
+			return reject(ErrPathNotAllowed, "file %s: mode %04o: executable, but unit %s runs no file", f.Path, uint32(f.Mode), u)
+		}
+	}
+	// A file where another entry needs a directory cannot be installed
+	// (/etc/rc.conf and /etc/rc.conf/evil).
+	for _, f := range m.Files {
+		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
+			if other, ok := seen[strings.ToLower(d)]; ok {
+				return reject(ErrPathNotAllowed, "file %s: below %s, which the bundle sends as a file", f.Path, other)
+			}
 		}
 	}
 	names := map[string]bool{}
@@ -120,8 +136,10 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 		}
 	}
 	for _, s := range m.Secrets {
-		if !path.IsAbs(s) || path.Clean(s) != s {
-			return bad("secret %q: want an absolute clean path", s)
+		// The pre-check reports whether a secret exists: outside the
+		// roots that would probe any host path.
+		if err := paths.CheckRoots(s); err != nil {
+			return reject(ErrPathNotAllowed, "secret: %v", err)
 		}
 	}
 	for _, n := range m.NetifRestart {

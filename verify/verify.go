@@ -39,7 +39,7 @@ func DefaultLimits() Limits {
 		DecodedSize:  64 << 20,
 		MaxWindow:    8 << 20,
 		MaxMemory:    64 << 20,
-		MaxFiles:     10000,
+		MaxFiles:     1000,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 type holdOptions struct {
 	dur    time.Duration
+	durSet bool // --for given: 0 would otherwise read as "until resume"
 	reason string
 }
 
@@ -22,7 +23,10 @@ func newHoldCommand(g *globals) *cobra.Command {
 		Long: `hold stops applies until "agent resume", or for --for D. A running agent
 sees it on its next poll; an install in progress finishes.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runHold(g, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.durSet = cmd.Flags().Changed("for")
+			return runHold(g, o)
+		},
 	}
 	cmd.Flags().DurationVar(&o.dur, "for", 0, "hold for this long (default: until resume)")
 	cmd.Flags().StringVar(&o.reason, "reason", "operator hold", "why, shown in status")
@@ -30,7 +34,7 @@ sees it on its next poll; an install in progress finishes.`,
 }
 
 func runHold(g *globals, o holdOptions) error {
-	if o.dur < 0 {
+	if o.dur < 0 || o.durSet && o.dur == 0 {
 		return usageError{fmt.Errorf("--for %s: must be positive", o.dur)}
 	}
 	cfg, _, err := g.load()
