@@ -37,6 +37,9 @@ type Hostile struct {
 
 // ServeHostile starts a hostile server in mode for branch.
 func ServeHostile(mode, branch string) (*Hostile, error) {
+	if mode == InflateBomb {
+		bomb() // built now, not while a client waits
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -144,7 +147,7 @@ func (zeros) Read(p []byte) (int, error) {
 
 func deflate(r io.Reader) []byte {
 	var b bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&b, zlib.BestCompression)
+	zw, _ := zlib.NewWriterLevel(&b, zlib.DefaultCompression)
 	io.Copy(zw, r)
 	zw.Close()
 	return b.Bytes()
