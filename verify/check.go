@@ -152,6 +152,9 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 			return bad("report_key: %v", err)
 		}
 	}
+	if err := checkHostDesc(m.HostDesc); err != nil {
+		return bad("host_desc: %v", err)
+	}
 	return checkGate(m)
 }
 

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/rigger-bsd/rigger/policy/hostdesc"
 )
 
 // PayloadType is the DSSE payload type of a rigger manifest. DSSE binds it
@@ -44,6 +46,11 @@ type Manifest struct {
 	// Gate holds the bundle back until hosts of earlier waves report it
 	// healthy (see Gate).
 	Gate *Gate `json:"gate,omitempty"`
+	// HostDesc describes the host's interfaces, routes, services and
+	// tunables as the bundle's /etc/rc.conf sets them at boot; the agent
+	// diffs it against the current generation's into live steps. Absent
+	// in bundles built before it existed.
+	HostDesc *hostdesc.Host `json:"host_desc,omitempty"`
 }
 
 // Gate makes a host apply its bundle only after every gating host has

@@ -101,6 +101,7 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 		Secrets:      r.Secrets,
 		NetifRestart: r.NetifRestart,
 		ReportKey:    r.ReportKey,
+		HostDesc:     r.Desc,
 	}
 	if len(r.Gate) > 0 {
 		man.Gate = &verify.Gate{Bake: verify.Duration(r.Bake)}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rigger-bsd/rigger/policy"
+	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -61,6 +62,9 @@ type HostRender struct {
 	Secrets []string
 	// NetifRestart lists interfaces the agent may restart one by one.
 	NetifRestart []string
+	// Desc is the host's kernel-level configuration as rc.conf sets it at
+	// boot, for the agent's live plan (manifest host_desc). Read-only.
+	Desc *hostdesc.Host
 	// TunnelPorts are the ports of spiped tunnels crossing hosts that pf
 	// must pass (for lint.Options).
 	TunnelPorts []int

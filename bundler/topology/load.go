@@ -240,6 +240,7 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 		Hostname:      pick(own.Hostname, role.Hostname),
 		Domain:        pick(own.Domain, role.Domain, r.file.Domain),
 		Gateway:       pick(own.Gateway, role.Gateway),
+		Management:    pick(own.Management, role.Management),
 		GatewayEnable: own.GatewayEnable,
 	}
 	if m.GatewayEnable == nil {
@@ -625,6 +626,11 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 			i.addrs = append(i.addrs, a)
 			i.prefix = append(i.prefix, p)
 		}
+	}
+	switch s.Management {
+	case "", "confirm", "forbid":
+	default:
+		pl.add(r.specPos(h, "management"), h.where+": management", "%q: want confirm or forbid", s.Management)
 	}
 	for i, n := range s.NetifRestart {
 		if h.ifaces[n] == nil {

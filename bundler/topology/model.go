@@ -44,6 +44,11 @@ type Spec struct {
 	// StatusKey is the repo path of the host's status report public key
 	// (made on the host by `agent keygen`); required for a gating host.
 	StatusKey string `yaml:"status_key"`
+	// Management is what the agent may do to the interface, address or
+	// route carrying its connection to the git source: "confirm" (the
+	// default: apply, then the source must answer in time, or undo) or
+	// "forbid" (refuse such a change).
+	Management string `yaml:"management"`
 
 	Hostname      string   `yaml:"hostname"`
 	Domain        string   `yaml:"domain"`

@@ -158,6 +158,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) {
 	sort.Strings(hr.NetifRestart)
 	hr.TunnelPorts = r.tunnelPorts(h)
 	hr.FleetTunnelPorts = r.fleetPorts
+	hr.Desc = r.hostDesc(h, pl)
 	r.renders[h.name] = hr
 }
 
@@ -405,19 +406,7 @@ func (r *Repo) hostRC(h *host) string {
 		rcVar(&b, "gateway_enable", "YES")
 	}
 	b.WriteString("\n# Services\n")
-	enabled := map[string]bool{}
-	for _, svc := range s.Services {
-		enabled[svc] = true
-	}
-	if len(h.jailsIn) > 0 {
-		enabled["jail"] = true
-	}
-	if s.PF != nil {
-		enabled["pf"] = true
-	}
-	if len(s.WireGuard) > 0 {
-		enabled["wireguard"] = true
-	}
+	enabled := enabledServices(h)
 	for _, svc := range sortedKeys(enabled) {
 		rcVar(&b, svc+"_enable", "YES")
 	}
@@ -435,6 +424,26 @@ func (r *Repo) hostRC(h *host) string {
 		rcVar(&b, k, s.RC[k])
 	}
 	return b.String()
+}
+
+// enabledServices are the host services rc.conf enables: the topology's
+// list, and jail, pf and wireguard when the host has them.
+func enabledServices(h *host) map[string]bool {
+	s := h.spec
+	enabled := map[string]bool{}
+	for _, svc := range s.Services {
+		enabled[svc] = true
+	}
+	if len(h.jailsIn) > 0 {
+		enabled["jail"] = true
+	}
+	if s.PF != nil {
+		enabled["pf"] = true
+	}
+	if len(s.WireGuard) > 0 {
+		enabled["wireguard"] = true
+	}
+	return enabled
 }
 
 // hostAddrs are the addresses the host's rc.conf sets on i: none for an

@@ -1,0 +1,108 @@
+package verify
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/rigger-bsd/rigger/policy/hostdesc"
+)
+
+// Names in a host description become command arguments (argv, never a
+// shell), so each is held to the shape of what it names.
+var (
+	serviceRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+	jailRe    = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+	sysctlRe  = regexp.MustCompile(`^[A-Za-z0-9_.%-]{1,128}$`)
+	negatedRe = regexp.MustCompile(`^-[a-z0-9]+$`)
+)
+
+// checkHostDesc refuses a host description whose names could not be what
+// they claim (an interface name with a space, an option word that is a
+// flag of another command).
+func checkHostDesc(d *hostdesc.Host) error {
+	if d == nil {
+		return nil
+	}
+	switch d.Management {
+	case hostdesc.MgmtConfirm, hostdesc.MgmtForbid:
+	default:
+		return fmt.Errorf("management %q: want empty or %q", d.Management, hostdesc.MgmtForbid)
+	}
+	if strings.ContainsAny(d.Hostname, " \t\n/") || strings.HasPrefix(d.Hostname, "-") {
+		return fmt.Errorf("hostname %q", d.Hostname)
+	}
+	seen := map[string]bool{}
+	iface := func(what, n string) error {
+		if !ifaceRe.MatchString(n) || strings.HasPrefix(n, "-") {
+			return fmt.Errorf("%s %q: not an interface name", what, n)
+		}
+		return nil
+	}
+	for _, i := range d.Interfaces {
+		if err := iface("interface", i.Name); err != nil {
+			return err
+		}
+		if seen[i.Name] {
+			return fmt.Errorf("interface %s listed twice", i.Name)
+		}
+		seen[i.Name] = true
+		switch i.Kind {
+		case hostdesc.Physical, hostdesc.Epair, hostdesc.Bridge, hostdesc.Lagg, hostdesc.Vlan, hostdesc.WG:
+		default:
+			return fmt.Errorf("interface %s: unknown kind %q", i.Name, i.Kind)
+		}
+		for _, n := range append(append([]string{i.Clone, i.Peer, i.Parent}, i.Members...), i.Ports...) {
+			if n == "" {
+				continue
+			}
+			if err := iface("interface "+i.Name+": name", n); err != nil {
+				return err
+			}
+		}
+		for _, w := range append(append([]string{i.Proto}, i.Addrs...), i.Options...) {
+			if strings.ContainsAny(w, " \t\n") || strings.HasPrefix(w, "-") && len(w) > 1 && !isNegatedOption(w) {
+				return fmt.Errorf("interface %s: word %q", i.Name, w)
+			}
+		}
+		if i.MTU < 0 || i.FIB < 0 || i.Tag < 0 || i.Tag > 4094 {
+			return fmt.Errorf("interface %s: mtu, fib or vlan tag out of range", i.Name)
+		}
+	}
+	for _, r := range d.Routes {
+		if r.Dest == "" || len(r.Args) == 0 || r.FIB < 0 {
+			return fmt.Errorf("route %q: no destination", r.Name)
+		}
+		for _, a := range r.Args {
+			if a == "" || strings.ContainsAny(a, " \t\n") {
+				return fmt.Errorf("route %q: argument %q", r.Name, a)
+			}
+		}
+	}
+	for _, s := range d.Services {
+		if !serviceRe.MatchString(s.Name) {
+			return fmt.Errorf("service %q: not a service name", s.Name)
+		}
+	}
+	for _, j := range d.Jails {
+		if !jailRe.MatchString(j.Name) {
+			return fmt.Errorf("jail %q: not a jail name", j.Name)
+		}
+		for _, n := range j.Interfaces {
+			if err := iface("jail "+j.Name+": interface", n); err != nil {
+				return err
+			}
+		}
+	}
+	for k := range d.Sysctls {
+		if !sysctlRe.MatchString(k) {
+			return fmt.Errorf("sysctl %q: not a sysctl name", k)
+		}
+	}
+	return nil
+}
+
+// isNegatedOption: ifconfig's "-vlanhwtag", "-txcsum" turn a capability off.
+func isNegatedOption(w string) bool {
+	return negatedRe.MatchString(w)
+}
