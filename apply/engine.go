@@ -18,11 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/rigger-bsd/rigger/apply/live"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -40,6 +42,11 @@ type Config struct {
 	// GitCheck probes the agent's git source; it backs the "git" health
 	// check, so a change that cuts the agent off is rolled back.
 	GitCheck func(ctx context.Context) error
+	// ManagementSource is the address of the agent's git source; with it
+	// the live plan marks the steps on the path to it, and those must be
+	// confirmed by GitCheck within ConfirmTimeout or are undone.
+	ManagementSource func(ctx context.Context) (netip.Addr, error)
+	ConfirmTimeout   time.Duration
 }
 
 // DefaultHealthTimeout is used when Config.HealthTimeout is zero.
@@ -53,6 +60,8 @@ type Engine struct {
 	// hook is the test seam for crash and failure injection: it is called
 	// at every step of a transaction; a non-nil error fails that step.
 	hook func(step string, i int) error
+	// lx runs the live host steps of the transaction in flight.
+	lx *live.Exec
 }
 
 // ErrUnfinished is returned by Apply, Rollback and Reinstall while a
@@ -110,6 +119,9 @@ type Plan struct {
 	Changes []Change
 	Units   []verify.Unit
 	Reboot  bool // a reboot-required file changed
+	// Live is the host changes applied without a reboot (both manifests
+	// describe the host), in order; nil otherwise.
+	Live *live.Plan
 }
 
 // Change is one file that differs.
@@ -257,7 +269,8 @@ type Result struct {
 	Health         []HealthResult
 	RebootRequired bool
 	Duration       time.Duration
-	Changes        []Change // what was installed or removed
+	Changes        []Change    // what was installed or removed
+	Live           []live.Step // live host steps that ran, in order
 }
 
 // HealthResult is the outcome of one health check.

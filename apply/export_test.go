@@ -35,3 +35,6 @@ func CheckOne(e *Engine, c verify.Check) HealthResult {
 	res, _ := e.checkHealth(context.Background(), []verify.Check{c})
 	return res[0]
 }
+
+// HookLive is the hook before live step i.
+const HookLive = hookLive

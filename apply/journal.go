@@ -127,6 +127,7 @@ func (e *Engine) SetAsideJournal() (string, error) {
 // The journal goes first: without it the rest is only litter.
 func (e *Engine) finish() {
 	os.Remove(e.journalPath())
+	os.Remove(filepath.Join(e.cfg.StateDir, "live.json")) // apply/live.JournalName
 	os.Remove(e.backupPath())
 	os.RemoveAll(filepath.Join(e.cfg.StateDir, stagingDir))
 }

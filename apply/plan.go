@@ -90,6 +90,9 @@ func computePlan(cur, tgt *generation) (*Plan, []change, error) {
 	for _, c := range chs {
 		p.Changes = append(p.Changes, c.Change)
 	}
+	if err := planLive(cur, tgt, p, chs, nil); err != nil {
+		return nil, nil, err
+	}
 	return p, chs, nil
 }
 

@@ -32,6 +32,7 @@ func (e *Engine) Recover(ctx context.Context) (*Recovery, error) {
 	}
 	if j == nil {
 		os.Remove(e.backupPath())
+		os.Remove(e.liveJournal())
 		return nil, nil
 	}
 	cur, err := e.readCurrent()
@@ -75,6 +76,9 @@ func (e *Engine) Recover(ctx context.Context) (*Recovery, error) {
 		return nil, &DegradedError{Serial: j.Serial, Reason: reason, Err: err}
 	}
 	defer rs.close()
+	if err := e.liveOpen(); err != nil {
+		return nil, &DegradedError{Serial: j.Serial, Reason: reason, Err: err}
+	}
 	health, err := e.restore(ctx, rs, prev, j, backup, j.Files, units)
 	if err != nil {
 		return nil, &DegradedError{Serial: j.Serial, Reason: reason, Err: err, Health: health}

@@ -28,6 +28,7 @@ const (
 	hookInstallTemp = "install-temp" // i: temp file of file i synced, not renamed
 	hookInstalled   = "installed"
 	hookActivate    = "activate" // i: before unit i
+	hookLive        = "live"     // i: before live step i
 	hookHealth      = "health"
 	hookCommitting  = "committing" // generation in place, current not yet written
 	hookCommitted   = "committed"  // current written, journal not yet removed
@@ -40,6 +41,7 @@ const (
 // commit, or roll back.
 func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []change) (*Result, error) {
 	start := time.Now()
+	e.lx = nil
 	if j, err := e.readJournal(); err != nil {
 		return nil, err
 	} else if j != nil {
@@ -117,6 +119,9 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	if err := e.at(hookJournaled, 0); err != nil {
 		return nil, abort(nil, 0, err, nil)
 	}
+	if err := e.liveBegin(ctx, cur, tgt, p, chs); err != nil {
+		return nil, abort(nil, 0, err, nil)
+	}
 	// From here on the host changes; every failure goes through abort.
 	log.Info("installing", "changes", len(chs), "units", j.Units)
 	installed, err := e.install(rs, chs, ids)
@@ -127,6 +132,9 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		return nil, abort(j.Files, 0, err, nil)
 	}
 	if err := e.at(hookGenStored, 0); err != nil {
+		return nil, abort(j.Files, 0, err, nil)
+	}
+	if err := e.liveAfter(ctx); err != nil {
 		return nil, abort(j.Files, 0, err, nil)
 	}
 
@@ -166,6 +174,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		RebootRequired: p.Reboot,
 		Duration:       time.Since(start),
 		Changes:        p.Changes,
+		Live:           e.liveDone(),
 	}, nil
 }
 
@@ -369,6 +378,9 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 		e.log.Info("undone: its files did not exist before", "unit", u.String())
 	}
 	units = previousUnits(cur, files, again)
+	if err := e.liveUndoEarly(ctx); err != nil {
+		e.log.Error("undo of live steps", "err", err)
+	}
 	dirs := dirSet{}
 	var errs []error
 	for i := len(files) - 1; i >= 0; i-- {
@@ -396,6 +408,9 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 		if c, _ := e.readCurrent(); c == nil || c.Serial != j.Serial {
 			os.RemoveAll(e.genPath(j.Serial))
 		}
+	}
+	if err := e.liveUndoLate(ctx); err != nil {
+		e.log.Error("undo of live steps", "err", err)
 	}
 	if err := e.at(hookReactivate, 0); err != nil {
 		return nil, err
