@@ -20,28 +20,28 @@ var _ live.Runner = (*Driver)(nil)
 // run_rc_command; FREEBSD.md §0.2), and rc.d/jail exits 0 whether or not
 // the jail started or stopped (jls decides, as in activateJail).
 func (d *Driver) RunLive(ctx context.Context, argv ...string) ([]byte, error) {
-	r, err := d.exec(ctx, argv...)
-	if err != nil {
+	if len(argv) == 4 && argv[0] == "service" && argv[1] == "jail" && (argv[2] == "start" || argv[2] == "stop") {
+		r, err := d.exec(ctx, argv...)
+		if err != nil {
+			return r.Stdout, err
+		}
+		running, err := d.JailRunning(ctx, argv[3])
+		if err != nil {
+			return r.Stdout, err
+		}
+		if running != (argv[2] == "start") {
+			out := append(append([]byte{}, r.Stdout...), r.Stderr...)
+			return r.Stdout, fmt.Errorf("%s: jail %s running=%v after it (jls -j %s): %s",
+				strings.Join(argv, " "), argv[3], running, argv[3], strings.TrimSpace(string(out)))
+		}
+		return r.Stdout, nil
+	}
+	if len(argv) == 3 && argv[0] == "service" {
+		r, err := d.service(ctx, "", argv[1], argv[2])
 		return r.Stdout, err
 	}
-	if len(argv) >= 3 && argv[0] == "service" {
-		if argv[1] == "jail" && len(argv) == 4 && (argv[2] == "start" || argv[2] == "stop") {
-			running, err := d.JailRunning(ctx, argv[3])
-			if err != nil {
-				return r.Stdout, err
-			}
-			if running != (argv[2] == "start") {
-				out := append(append([]byte{}, r.Stdout...), r.Stderr...)
-				return r.Stdout, fmt.Errorf("%s: jail %s running=%v after it (jls -j %s): %s",
-					strings.Join(argv, " "), argv[3], running, argv[3], strings.TrimSpace(string(out)))
-			}
-			return r.Stdout, nil
-		}
-		if bytes.Contains(r.Stdout, []byte("Cannot '")) || bytes.Contains(r.Stderr, []byte("Cannot '")) {
-			return r.Stdout, commandError(argv, r)
-		}
-	}
-	return r.Stdout, nil
+	r, err := d.exec(ctx, argv...)
+	return r.Stdout, err
 }
 
 // ManagementPath asks the kernel which interface carries traffic to the

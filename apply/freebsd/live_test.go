@@ -2,6 +2,7 @@ package freebsd
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -101,9 +102,10 @@ func TestLivePlanCommandLines(t *testing.T) {
 // TestLiveServiceNotEnabled: rc.subr's "Cannot 'start'" with exit 0 is a
 // failed step, not a success (FREEBSD.md §0.2).
 func TestLiveServiceNotEnabled(t *testing.T) {
-	d, _ := newDriver(t, "/", step{argv: strings.Fields("service ntpd start"), reply: out("service_ntpd_start_notenabled.txt", "", 0)})
-	_, err := d.RunLive(context.Background(), "service", "ntpd", "start")
-	if err == nil || !strings.Contains(err.Error(), "Set ntpd_enable to YES") {
+	d, _ := newDriver(t, "/", step{argv: strings.Fields("service nginx restart"), reply: out("service_restart_not_enabled.txt", "", 0)})
+	_, err := d.RunLive(context.Background(), "service", "nginx", "restart")
+	var ne *ServiceNotEnabledError
+	if !errors.As(err, &ne) || ne.RCVar != "nginx_enable" {
 		t.Fatalf("err %v", err)
 	}
 }
