@@ -25,6 +25,7 @@ import (
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -158,7 +159,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"publish": func(ts *testscript.TestScript, neg bool, args []string) {
 		w := world(ts)
 		var wave time.Duration
-		as := ""
+		as, gw := "", ""
 		for len(args) > 2 && strings.HasPrefix(args[0], "-") {
 			switch args[0] {
 			case "-wave":
@@ -167,13 +168,15 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 				wave = d
 			case "-as":
 				as = args[1]
+			case "-gw":
+				gw = args[1]
 			default:
 				ts.Fatalf("publish: unknown flag %s", args[0])
 			}
 			args = args[2:]
 		}
 		if len(args) != 2 {
-			ts.Fatalf("usage: publish [-wave D] [-as DIR] HOST SERIAL")
+			ts.Fatalf("usage: publish [-wave D] [-as DIR] [-gw ADDR] HOST SERIAL")
 		}
 		host := args[0]
 		serial, err := strconv.ParseUint(args[1], 10, 64)
@@ -185,6 +188,11 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			{Path: "/etc/rc.conf", Unit: "none", Content: fmt.Appendf(nil, "hostname=%q\n# serial %d\n", host, serial)},
 			{Path: "/etc/pf.conf", Unit: "pf", Content: fmt.Appendf(nil, "pass all # serial %d\n", serial)},
 		}}
+		if gw != "" {
+			// A host description: the agent plans live steps from it.
+			route, _ := hostdesc.ParseRoute("_default", "default "+gw)
+			r.Desc = &hostdesc.Host{Hostname: host, Routes: []hostdesc.Route{route}}
+		}
 		b, err := bundle.Build(r, bundle.Meta{Serial: serial, Created: time.Now().Add(-time.Second),
 			Source: verify.Source{Repo: "https://git.example.org/infra.git", Commit: strings.Repeat(strconv.FormatUint(serial, 16), 40)[:40]}})
 		ts.Check(err)

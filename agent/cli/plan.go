@@ -63,6 +63,12 @@ func runPlan(ctx context.Context, g *globals) error {
 		})
 		fmt.Fprint(w, d)
 	}
+	if lp := res.Plan.Live; lp != nil && (len(lp.Steps) > 0 || len(lp.Reboot) > 0) {
+		fmt.Fprintln(w, "live host steps, in order:")
+		for _, l := range lp.Lines() {
+			fmt.Fprintln(w, l)
+		}
+	}
 	if len(res.Plan.Units) == 0 {
 		fmt.Fprintln(w, "units: none")
 	}
