@@ -15,7 +15,6 @@ import (
 	"github.com/rigger-bsd/rigger/apply/live"
 	"github.com/rigger-bsd/rigger/apply/live/livetest"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
-	"github.com/rigger-bsd/rigger/policy/rcconf"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -30,68 +29,16 @@ func (d *liveDriver) ManagementPath(_ context.Context, src netip.Addr) (*live.Ma
 	return &live.Management{Iface: "xnic", Source: src}, nil
 }
 
-const liveBaseRC = `hostname="serverA"
-ifconfig_igb0_name="xnic"
-ifconfig_xnic="inet 203.0.113.10/24"
-cloned_interfaces="bridge0 epair0"
-ifconfig_bridge0_name="xbridge"
-ifconfig_epair0a_name="pg_a"
-ifconfig_epair0b_name="pg_b"
-ifconfig_pg_a="up"
-ifconfig_xbridge="inet 10.0.2.1/24 addm pg_a up"
-defaultrouter="203.0.113.1"
-sshd_enable="YES"
-jail_enable="YES"
-`
+// liveWeb2RC adds web2_j with its epair on xbridge to livetest.BaseRC.
+var liveWeb2RC = livetest.Edit(livetest.BaseRC, livetest.AddWeb2...)
 
-const liveWeb2RC = `hostname="serverA"
-ifconfig_igb0_name="xnic"
-ifconfig_xnic="inet 203.0.113.10/24"
-cloned_interfaces="bridge0 epair0 epair1"
-ifconfig_bridge0_name="xbridge"
-ifconfig_epair0a_name="pg_a"
-ifconfig_epair0b_name="pg_b"
-ifconfig_epair1a_name="web2_a"
-ifconfig_epair1b_name="web2_b"
-ifconfig_pg_a="up"
-ifconfig_web2_a="up"
-ifconfig_xbridge="inet 10.0.2.1/24 addm pg_a addm web2_a up"
-defaultrouter="203.0.113.1"
-sshd_enable="YES"
-jail_enable="YES"
-`
-
-func liveDescOf(t testing.TB, rc string, jails ...hostdesc.Jail) *hostdesc.Host {
-	t.Helper()
-	v, err := rcconf.Parse("rc.conf", []byte(rc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hostdesc.FromRC(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Jails = jails
-	for _, j := range jails {
-		for _, n := range j.Interfaces {
-			h.Iface(n).Jail = j.Name
-		}
-	}
-	return h
-}
-
-var (
-	pgJail   = hostdesc.Jail{Name: "pg_j", Interfaces: []string{"pg_b"}}
-	web2Jail = hostdesc.Jail{Name: "web2_j", Interfaces: []string{"web2_b"}}
-)
-
-// liveGen1 is pg_j alone; liveGen2 adds web2_j with its epair on xbridge.
+// liveGen1 is livetest.BaseRC; liveGen2 adds web2_j with its epair on xbridge.
 func liveGen1(t testing.TB, serial uint64) *verify.Bundle {
 	b := mkBundle(serial, []tf{
-		{"/etc/rc.conf", "reboot-required", liveBaseRC, 0},
+		{"/etc/rc.conf", "reboot-required", livetest.BaseRC, 0},
 		{"/etc/jail.conf.d/pg_j.conf", "jail:pg_j", "pg_j {}\n", 0},
 	})
-	b.Manifest.HostDesc = liveDescOf(t, liveBaseRC, pgJail)
+	b.Manifest.HostDesc = livetest.Desc(t, livetest.BaseRC, livetest.BaseJails)
 	return b
 }
 
@@ -101,14 +48,14 @@ func liveGen2(t testing.TB, serial uint64) *verify.Bundle {
 		{"/etc/jail.conf.d/pg_j.conf", "jail:pg_j", "pg_j {}\n", 0},
 		{"/etc/jail.conf.d/web2_j.conf", "jail:web2_j", "web2_j {}\n", 0},
 	})
-	b.Manifest.HostDesc = liveDescOf(t, liveWeb2RC, pgJail, web2Jail)
+	b.Manifest.HostDesc = livetest.Desc(t, liveWeb2RC, livetest.Web2Jails)
 	return b
 }
 
 func newLiveEnv(t *testing.T) (*env, *liveDriver) {
 	t.Helper()
 	dir := t.TempDir()
-	drv := &liveDriver{Driver: applytest.New(), Host: livetest.New(liveDescOf(t, liveBaseRC, pgJail))}
+	drv := &liveDriver{Driver: applytest.New(), Host: livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))}
 	drv.Driver.OnActivate = func(u verify.Unit) error {
 		drv.Host.RunLive(context.Background(), "activate", u.String())
 		return nil
@@ -156,7 +103,7 @@ func TestEngineLiveAddJail(t *testing.T) {
 	if len(res.Live) != 5 || res.RebootRequired {
 		t.Fatalf("result live %d reboot %v", len(res.Live), res.RebootRequired)
 	}
-	if d := drv.Host.Same(livetest.New(liveDescOf(t, liveWeb2RC, pgJail, web2Jail))); d != "" && !strings.HasPrefix(d, "jails") {
+	if d := drv.Host.Same(livetest.New(livetest.Desc(t, liveWeb2RC, livetest.Web2Jails))); d != "" && !strings.HasPrefix(d, "jails") {
 		t.Fatalf("host: %s", d)
 	}
 	if _, err := os.Stat(filepath.Join(e.state, live.JournalName)); !os.IsNotExist(err) {
@@ -173,7 +120,7 @@ func TestEngineLiveAddJail(t *testing.T) {
 	if got := strings.Join(drv.Log, "\n"); got != want {
 		t.Fatalf("revert commands:\n%s\nwant\n%s", got, want)
 	}
-	if d := drv.Host.Same(livetest.New(liveDescOf(t, liveBaseRC, pgJail))); d != "" {
+	if d := drv.Host.Same(livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))); d != "" {
 		t.Fatalf("host after revert: %s", d)
 	}
 }
@@ -204,7 +151,7 @@ func TestEngineLiveFailureUndoes(t *testing.T) {
 	if got := strings.Join(drv.Log, "\n"); got != want {
 		t.Fatalf("commands:\n%s\nwant\n%s", got, want)
 	}
-	if d := drv.Host.Same(livetest.New(liveDescOf(t, liveBaseRC, pgJail))); d != "" {
+	if d := drv.Host.Same(livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))); d != "" {
 		t.Fatalf("host: %s", d)
 	}
 }
@@ -226,12 +173,12 @@ func TestEngineLiveManagementLost(t *testing.T) {
 	if _, err := eng.Apply(ctx, liveGen1(t, 1)); err != nil {
 		t.Fatal(err)
 	}
-	cutRC := strings.Replace(liveBaseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.99"`, 1)
+	cutRC := strings.Replace(livetest.BaseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.99"`, 1)
 	b := liveGen1(t, 2)
 	b.Manifest.Files[0].SHA256 = hexsum([]byte(cutRC))
 	b.Manifest.Files[0].Size = int64(len(cutRC))
 	b.Files["/etc/rc.conf"] = []byte(cutRC)
-	b.Manifest.HostDesc = liveDescOf(t, cutRC, pgJail)
+	b.Manifest.HostDesc = livetest.Desc(t, cutRC, livetest.BaseJails)
 	drv.Log = nil
 	reachable = false
 	start := time.Now()
@@ -297,7 +244,7 @@ func TestEngineLiveKillEveryStep(t *testing.T) {
 		if err != nil || rec == nil || !rec.RolledBack {
 			t.Fatalf("kill at %d: recover %+v %v", i, rec, err)
 		}
-		if d := drv.Host.Same(livetest.New(liveDescOf(t, liveBaseRC, pgJail))); d != "" {
+		if d := drv.Host.Same(livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))); d != "" {
 			t.Fatalf("kill at %d: host %s\n%s", i, d, strings.Join(drv.Log, "\n"))
 		}
 		if d := diffSnap(before, snapshot(t, e.root)); d != "" {

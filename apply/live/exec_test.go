@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,14 +21,14 @@ type transition struct {
 }
 
 func transitions(t *testing.T) []transition {
-	base := desc(t, baseRC, baseJails)
-	web2 := desc(t, edit(baseRC, addWeb2...), web2Jails)
-	big := desc(t, edit(baseRC, append(append([]string{}, addWeb2...),
+	base := livetest.Desc(t, livetest.BaseRC, livetest.BaseJails)
+	web2 := livetest.Desc(t, livetest.Edit(livetest.BaseRC, livetest.AddWeb2...), livetest.Web2Jails)
+	big := livetest.Desc(t, livetest.Edit(livetest.BaseRC, append(append([]string{}, livetest.AddWeb2...),
 		`defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.2"`,
 		"", `ifconfig_xnic_alias0="inet 203.0.113.11/32"`,
 		`ifconfig_xbridge="inet`, `ifconfig_xbridge="mtu 9000 inet`,
 		"", `static_routes="lan"`, "", `route_lan="-net 10.1.0.0/16 10.0.2.254 -fib 1"`,
-		`sshd_enable="YES"`, `ntpd_enable="YES"`)...), web2Jails)
+		`sshd_enable="YES"`, `ntpd_enable="YES"`)...), livetest.Web2Jails)
 	return []transition{{"add-jail", base, web2}, {"remove-jail", web2, base}, {"many", base, big}, {"many-back", big, base}}
 }
 
@@ -173,9 +174,9 @@ func TestExecKillAtEveryStep(t *testing.T) {
 // by the source answering; when it does not within the deadline, the
 // run fails with ManagementLostError and the undo restores the route.
 func TestExecManagementConfirm(t *testing.T) {
-	base := desc(t, baseRC, baseJails)
-	cut := desc(t, edit(baseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.2"`), baseJails)
-	p, err := Compute(base, cut, &Management{Iface: "xnic", Source: mustAddr("198.51.100.7")})
+	base := livetest.Desc(t, livetest.BaseRC, livetest.BaseJails)
+	cut := livetest.Desc(t, livetest.Edit(livetest.BaseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.2"`), livetest.BaseJails)
+	p, err := Compute(base, cut, &Management{Iface: "xnic", Source: netip.MustParseAddr("198.51.100.7")})
 	if err != nil || !p.Mgmt() {
 		t.Fatalf("plan: %v mgmt %v", err, p.Mgmt())
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/policy/hostdesc"
+	"github.com/rigger-bsd/rigger/policy/hostplan"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -226,5 +228,29 @@ func diffHost(w io.Writer, host string, pub *verify.Bundle, r *topology.HostRend
 	if changed == 0 {
 		fmt.Fprintf(w, "%s: no changes\n", host)
 	}
+	if pub != nil {
+		printLivePlan(w, host, pub.Manifest.HostDesc, r.Desc)
+	}
 	return changed, nil
+}
+
+// printLivePlan shows the host steps the agent will take live, in order,
+// when both bundles describe the host. Which of them touch the path to
+// the git source only the host knows, so none is marked here.
+func printLivePlan(w io.Writer, host string, old, new *hostdesc.Host) {
+	if old == nil || new == nil {
+		return
+	}
+	p, err := hostplan.Compute(old, new, nil)
+	if err != nil {
+		fmt.Fprintf(w, "%s: live host steps: %v\n", host, err)
+		return
+	}
+	if len(p.Steps) == 0 && len(p.Reboot) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s: live host steps, in order:\n", host)
+	for _, l := range p.Lines() {
+		fmt.Fprintln(w, l)
+	}
 }

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rigger-bsd/rigger/policy/rcconf"
 )
 
 // Kind is the kind of an interface.
@@ -438,3 +440,28 @@ func yes(v string) bool {
 // ifVarName is the rc.conf spelling of an interface name: dots and dashes
 // become underscores (network.subr's ltr).
 func ifVarName(n string) string { return strings.NewReplacer(".", "_", "-", "_").Replace(n) }
+
+// ParseRC reads the description an rc.conf's text gives (FromRC) and adds
+// the jails, marking each jail's interfaces as the jail's (whose addresses
+// the jail sets): the description of a host from its files, for hosts
+// whose manifest carries none and for tests.
+func ParseRC(filename string, src []byte, jails ...Jail) (*Host, error) {
+	vars, err := rcconf.Parse(filename, src)
+	if err != nil {
+		return nil, err
+	}
+	h, err := FromRC(vars)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filename, err)
+	}
+	h.Jails = jails
+	for _, j := range jails {
+		for _, n := range j.Interfaces {
+			if i := h.Iface(n); i != nil {
+				i.Jail = j.Name
+				i.Addrs = nil
+			}
+		}
+	}
+	return h, nil
+}

@@ -1,4 +1,4 @@
-package live
+package hostplan
 
 import (
 	"errors"
@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
-	"github.com/rigger-bsd/rigger/policy/rcconf"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -40,24 +39,12 @@ jail_enable="YES"
 var baseJails = []hostdesc.Jail{{Name: "nginx_j", Interfaces: []string{"ngx_b"}}, {Name: "pg_j", Interfaces: []string{"pg_b"}}}
 
 // desc reads a description from rc.conf text (baseRC with edits) and the
-// jails, marking each jail's interfaces as the jail's.
+// jails.
 func desc(t *testing.T, rc string, jails []hostdesc.Jail) *hostdesc.Host {
 	t.Helper()
-	vars, err := rcconf.Parse("rc.conf", []byte(rc))
+	h, err := hostdesc.ParseRC("rc.conf", []byte(rc), jails...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	h, err := hostdesc.FromRC(vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Jails = jails
-	for _, j := range jails {
-		for _, n := range j.Interfaces {
-			if i := h.Iface(n); i != nil {
-				i.Jail = j.Name
-			}
-		}
 	}
 	return h
 }
@@ -152,6 +139,8 @@ func TestPlans(t *testing.T) {
 		{name: "bridge-added", new: desc(t, edit(baseRC, `cloned_interfaces="bridge0 epair0 epair1"`, `cloned_interfaces="bridge0 bridge1 epair0 epair1"`,
 			"", `ifconfig_bridge1_name="ibridge"`, "", `ifconfig_ibridge="inet 10.0.56.1/24 up"`), baseJails), steps: 3,
 			expect: []string{"after  ifconfig bridge create name ibridge", "undo: ifconfig ibridge destroy", "after  ifconfig ibridge inet 10.0.56.1/24 alias"}},
+		{name: "address-moved", new: desc(t, edit(baseRC, `ifconfig_xnic="inet 203.0.113.10/24"`, `ifconfig_xnic="inet 203.0.113.12/24"`), baseJails), steps: 2,
+			expect: []string{"after  ifconfig xnic inet 203.0.113.12/24 alias  [mgmt]\n         undo: ifconfig xnic inet 203.0.113.12/24 -alias\nafter  ifconfig xnic inet 203.0.113.10/24 -alias  [mgmt]"}},
 		{name: "forwarding-off", new: desc(t, edit(baseRC, `gateway_enable="YES"`, ``), baseJails), steps: 1,
 			expect: []string{"after  sysctl net.inet.ip.forwarding=0", "undo: sysctl net.inet.ip.forwarding=1"}},
 	}
