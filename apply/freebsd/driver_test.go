@@ -892,3 +892,44 @@ func TestPrecheckJailConfStderr(t *testing.T) {
 		}
 	})
 }
+
+func FuzzParseSysctlErrors(f *testing.F) {
+	f.Add(recordedF(f, "sysctl_f_errors.stderr"))
+	f.Add([]byte("sysctl: Tunable values are set in /boot/loader.conf\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		errs := parseSysctlErrors(b, "/etc/sysctl.conf")
+		if len(errs) > strings.Count(string(b), "\n")+1 {
+			t.Fatalf("%d errors from %d lines", len(errs), strings.Count(string(b), "\n")+1)
+		}
+		for _, e := range errs {
+			var fe *layout.FileError
+			if !errors.As(e, &fe) || fe.File != "/etc/sysctl.conf" || fe.Line < 0 {
+				t.Fatalf("bad error %#v", e)
+			}
+		}
+	})
+}
+
+func FuzzServiceOutput(f *testing.F) {
+	for _, n := range []string{"service_jail_restart_vnet.txt", "service_jail_restart_nopath.txt", "service_restart_not_enabled.txt"} {
+		f.Add(recordedF(f, n))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if reason, ok := ServiceJailFailure(b, "pg_j"); ok && strings.Contains(reason, "\n") {
+			t.Fatalf("reason spans lines: %q", reason)
+		} else if !ok && reason != "" {
+			t.Fatalf("reason %q without a failure", reason)
+		}
+		if rcvar, ok := ServiceNotEnabled(b); ok && (rcvar == "" || strings.ContainsAny(rcvar, " \t\n")) {
+			t.Fatalf("rcvar %q", rcvar)
+		}
+	})
+}
+
+func recordedF(f *testing.F, name string) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
+}

@@ -57,7 +57,11 @@ func IsJailConf(p string) bool {
 
 // JailConfFor lists, in rc.d/jail's lookup order, the files that may
 // define jail name: /etc/jail.NAME.conf, /etc/jail.conf.d/NAME.conf,
-// /etc/jail.conf. rc.d/jail uses the first that exists.
+// /etc/jail.conf. rc.d/jail's parse_options (libexec/rc/rc.d/jail, 14)
+// uses the first that exists; the current script (15) uses /etc/jail.conf
+// instead when /etc/jail.conf itself .includes /etc/jail.conf.d/. Either
+// way the jail starts with the same parameters as long as each
+// /etc/jail.conf.d file is self-contained.
 func JailConfFor(name string) []string {
 	return []string{"/etc/jail." + name + ".conf", "/etc/jail.conf.d/" + name + ".conf", JailConf}
 }
