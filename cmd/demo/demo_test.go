@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestEndToEnd(t *testing.T) {
 	var narration bytes.Buffer
 	d := &Demo{
 		Bin: bin, Infra: "../../testdata/infra/uirig", Work: t.TempDir(), Out: &narration,
-		WaveB: 3 * time.Second, HealthTimeout: 20 * time.Second,
+		WaveB: 3 * time.Second, BakeB: 2 * time.Second, HealthTimeout: 20 * time.Second,
 	}
 	t.Cleanup(func() {
 		if err := d.Close(); err != nil {
@@ -87,6 +88,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// A table file only: pf-table:xpeers is the one unit activated.
 	since := time.Now()
+	must(d.Change("rollout: gate serverB on serverA", d.GateChange))
 	must(d.Change("pf: let the new admin VPN exit in", GoodChange))
 	s2, err := d.Release(ctx)
 	must(err)
@@ -96,9 +98,9 @@ func TestEndToEnd(t *testing.T) {
 	must(err)
 	// serverB's bundle is not_before build time + WaveB (manifest times are
 	// whole seconds); serverA's has no wave and is applied on its next poll.
-	if stB.Current.AppliedAt.Before(since.Truncate(time.Second).Add(d.WaveB)) || !stA.Current.AppliedAt.Before(stB.Current.AppliedAt) {
-		t.Errorf("change merged at %s, serverA applied at %s, serverB at %s: want serverB after a wave of %s and after serverA",
-			since, stA.Current.AppliedAt, stB.Current.AppliedAt, d.WaveB)
+	if stB.Current.AppliedAt.Before(since.Truncate(time.Second).Add(d.WaveB)) || stB.Current.AppliedAt.Before(stA.Current.AppliedAt.Add(d.BakeB)) {
+		t.Errorf("change merged at %s, serverA applied at %s, serverB at %s: want serverB after a wave of %s and %s after serverA (bake)",
+			since, stA.Current.AppliedAt, stB.Current.AppliedAt, d.WaveB, d.BakeB)
 	}
 	for _, h := range Hosts {
 		if got := Activated(d.Root(h), since); !slices.Equal(got, []string{"pf-table:xpeers"}) {
@@ -111,12 +113,25 @@ func TestEndToEnd(t *testing.T) {
 		good[h] = hashTree(t, d.Root(h), "/jails/pg_j/etc/rc.conf", "/etc/pf.conf")
 	}
 
-	// A tunnel broken by a key only one side has: each host rolls back by
-	// itself, in its own wave, and is healthy again on serial 2.
+	// A tunnel broken by a key only one side has: serverA rolls back by
+	// itself and is healthy again on serial 2; serverB, gated on serverA,
+	// never applies it.
 	must(d.Change("spiped: rotate the replication key on one side", BadChange))
 	s3, err := d.Release(ctx)
 	must(err)
-	for _, h := range Hosts {
+	var reason string
+	stB, err = d.WaitFor(ctx, "serverB", "gate failed", time.Minute, GateFailed(uint64(s3), &reason))
+	must(err)
+	if want := fmt.Sprintf("gate failed: serverA rolled back serial %d: ", s3); !strings.HasPrefix(reason, want) || !strings.Contains(reason, "pgc") {
+		t.Errorf("serverB gate: %q, want %q and the PGC check", reason, want+"…")
+	}
+	if stB.Current == nil || stB.Current.Serial != uint64(s2) || stB.RolledBack != nil {
+		t.Errorf("serverB after the gate failed: current %+v, rolled back %+v; want serial %d, never tried", stB.Current, stB.RolledBack, s2)
+	}
+	if got := hashTree(t, d.Root("serverB"), "/jails/pg_j/etc/rc.conf", "/etc/pf.conf"); !mapsEqual(got, good["serverB"]) {
+		t.Error("serverB: files changed although its gate failed")
+	}
+	for _, h := range Hosts[:1] {
 		st, err := d.WaitFor(ctx, h, "rollback of serial 3", time.Minute, RolledBack(uint64(s3)))
 		must(err)
 		if st.Current == nil || st.Current.Serial != uint64(s2) {
@@ -143,13 +158,28 @@ func TestEndToEnd(t *testing.T) {
 	must(d.Revert())
 	s4, err := d.Release(ctx)
 	must(err)
+	applied := map[string]time.Time{}
 	for _, h := range Hosts {
-		_, err := d.WaitFor(ctx, h, "serial 4", time.Minute, Applied(uint64(s4)))
+		st, err := d.WaitFor(ctx, h, "serial 4", time.Minute, Applied(uint64(s4)))
 		must(err)
+		applied[h] = st.Current.AppliedAt
 		if got := hashTree(t, d.Root(h), "/jails/pg_j/etc/rc.conf", "/etc/pf.conf"); !mapsEqual(got, good[h]) {
 			t.Errorf("%s: files after the revert differ from serial 2", h)
 		}
 		assertTree(t, d, h)
+	}
+	if applied["serverB"].Before(applied["serverA"].Add(d.BakeB)) {
+		t.Errorf("revert: serverA applied at %s, serverB at %s: want serverB at least %s later", applied["serverA"], applied["serverB"], d.BakeB)
+	}
+	var fleet bytes.Buffer
+	d.Out = &fleet
+	if err := d.PrintFleet(ctx); err != nil {
+		t.Errorf("bundler status: %v\n%s", err, fleet.String())
+	}
+	for _, h := range Hosts {
+		if !regexp.MustCompile(`(?m)^  ` + h + ` +4 +4 .* applied +healthy .* ok$`).MatchString(fleet.String()) {
+			t.Errorf("bundler status has no healthy line for %s on serial 4:\n%s", h, fleet.String())
+		}
 	}
 }
 

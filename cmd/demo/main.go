@@ -44,7 +44,7 @@ func run(ctx context.Context, bin, infra, work string) (err error) {
 	if bin, err = filepath.Abs(bin); err != nil {
 		return err
 	}
-	d := &Demo{Bin: bin, Infra: infra, Work: work, Out: os.Stdout, WaveB: 3 * time.Second, HealthTimeout: 20 * time.Second}
+	d := &Demo{Bin: bin, Infra: infra, Work: work, Out: os.Stdout, WaveB: 3 * time.Second, BakeB: 2 * time.Second, HealthTimeout: 20 * time.Second}
 	start := time.Now()
 	defer func() {
 		if cerr := d.Close(); cerr != nil && err == nil {
@@ -84,15 +84,18 @@ func run(ctx context.Context, bin, infra, work string) (err error) {
 		}
 	}
 
-	step("3. A good change: one more admin address in pf's <xpeers> table")
+	step("3. A good change: one more admin address in pf's <xpeers> table, and serverB gated on serverA")
 	since := time.Now()
+	if err := d.Change("rollout: serverB waits until serverA proved a change healthy", d.GateChange); err != nil {
+		return err
+	}
 	if err := d.Change("pf: let the new admin VPN exit in", GoodChange); err != nil {
 		return err
 	}
 	if serial, err = d.Release(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("==> serverA is in the first wave; serverB follows %s later (DNS round-robin: never both at once)\n", d.WaveB)
+	fmt.Printf("==> serverA is in the first wave; serverB follows at least %s later, and only once serverA has reported the change healthy for %s (DNS round-robin: never both broken at once)\n", d.WaveB, d.BakeB)
 	if err := waitBoth(ctx, d, fmt.Sprintf("serial %d applied", serial), agentApplied(serial)); err != nil {
 		return err
 	}
@@ -108,16 +111,20 @@ func run(ctx context.Context, bin, infra, work string) (err error) {
 		return err
 	}
 	fmt.Println("==> The tunnel still accepts TCP connects; only an end-to-end PostgreSQL exchange shows it is broken.")
+	st, err := d.WaitFor(ctx, "serverA", fmt.Sprintf("rollback of serial %d", serial), 60*time.Second, RolledBack(uint64(serial)))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("==> serverA rolled back serial %d by itself and is back on serial %d: %s\n", serial, st.Current.Serial, st.RolledBack.Reason)
+	var reason string
+	if st, err = d.WaitFor(ctx, "serverB", "its gate to fail", 60*time.Second, GateFailed(uint64(serial), &reason)); err != nil {
+		return err
+	}
+	fmt.Printf("==> serverB never applied serial %d and stays on serial %d: %s\n", serial, st.Current.Serial, reason)
 	for _, h := range Hosts {
-		st, err := d.WaitFor(ctx, h, fmt.Sprintf("rollback of serial %d", serial), 60*time.Second, RolledBack(uint64(serial)))
-		if err != nil {
+		if err := d.PrintStatus(ctx, h); err != nil {
 			return err
 		}
-		fmt.Printf("==> %s rolled back serial %d by itself and is back on serial %d: %s\n",
-			h, serial, st.Current.Serial, st.RolledBack.Reason)
-	}
-	if err := d.PrintStatus(ctx, "serverA"); err != nil {
-		return err
 	}
 
 	step("5. Emergency rollback the GitOps way: git revert + merge")
@@ -130,12 +137,9 @@ func run(ctx context.Context, bin, infra, work string) (err error) {
 	if err := waitBoth(ctx, d, fmt.Sprintf("serial %d applied", serial), agentApplied(serial)); err != nil {
 		return err
 	}
-	for _, h := range Hosts {
-		if err := d.PrintStatus(ctx, h); err != nil {
-			return err
-		}
-	}
-	return nil
+	fmt.Printf("==> serverB applied serial %d only after serverA had reported it healthy for %s\n", serial, d.BakeB)
+	step("6. The fleet as the git server sees it")
+	return d.PrintFleet(ctx)
 }
 
 func agentApplied(serial int) func(*agent.Status) bool { return Applied(uint64(serial)) }

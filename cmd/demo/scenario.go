@@ -47,6 +47,9 @@ type Demo struct {
 	WaveB time.Duration
 	// HealthTimeout bounds each apply's health checks.
 	HealthTimeout time.Duration
+	// BakeB is how long serverA must report a change healthy before
+	// serverB, gated on it, applies the change.
+	BakeB time.Duration
 
 	repo    string // the demo's infra git repo
 	srv     *gittest.Server
@@ -68,6 +71,9 @@ func (d *Demo) Setup(ctx context.Context) error {
 		return fmt.Errorf("loopback copy of %s: %w", d.Infra, err)
 	}
 	if err := editFile(filepath.Join(d.repo, "topology.yaml"), "wave: 10m", fmt.Sprintf("wave: %s", d.WaveB)); err != nil {
+		return err
+	}
+	if err := d.hostKeys(ctx); err != nil {
 		return err
 	}
 	if err := d.git("init", "-q", "-b", "main"); err != nil {
@@ -329,6 +335,70 @@ func (d *Demo) Log(host string) string {
 func (d *Demo) stateDir(host string) string { return filepath.Join(d.Work, host, "state") }
 func (d *Demo) config(host string) string   { return filepath.Join(d.Work, host, "agent.yaml") }
 
+// hostKeys makes each host's status key on the host (agent keygen) and
+// puts the public halves into the infra repo as the hosts' status_key.
+func (d *Demo) hostKeys(ctx context.Context) error {
+	for _, h := range Hosts {
+		if err := os.MkdirAll(filepath.Join(d.Work, h), 0o700); err != nil {
+			return err
+		}
+		if _, err := d.run(ctx, filepath.Join(d.Bin, "agent"), nil, "keygen", "--out", d.hostKey(h)); err != nil {
+			return err
+		}
+		pub, err := os.ReadFile(d.hostKey(h) + ".pub")
+		if err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(d.repo, "keys", h+".pub"), pub, 0o644); err != nil {
+			return err
+		}
+	}
+	top := filepath.Join(d.repo, "topology.yaml")
+	if err := editFile(top, "    peer: serverB\n", "    peer: serverB\n    status_key: keys/serverA.pub\n"); err != nil {
+		return err
+	}
+	if err := editFile(top, "    peer: serverA\n", "    peer: serverA\n    status_key: keys/serverB.pub\n"); err != nil {
+		return err
+	}
+	d.say("Host keys: agent keygen on each host; the public halves go into the infra repo (status_key)")
+	return nil
+}
+
+// GateChange gates serverB on serverA: serverB applies a commit only after
+// serverA reported it healthy for BakeB. (Not from the first release: the
+// two servers' tunnels need each other to come up healthy.)
+func (d *Demo) GateChange(repo string) error {
+	return editFile(filepath.Join(repo, "topology.yaml"), "    status_key: keys/serverB.pub\n",
+		fmt.Sprintf("    status_key: keys/serverB.pub\n    gate: [serverA]\n    bake: %s\n", d.BakeB))
+}
+
+func (d *Demo) hostKey(host string) string { return filepath.Join(d.Work, host, "host") }
+
+// PrintFleet prints `bundler status` for the whole fleet.
+func (d *Demo) PrintFleet(ctx context.Context) error {
+	out, err := d.bundler(ctx, "status", "--url", d.url, "--pub", filepath.Join(d.Work, "keys", "ci.pub"))
+	fmt.Fprintf(d.Out, "\n  $ bundler status --url %s --pub ci.pub\n", d.url)
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		fmt.Fprintf(d.Out, "  %s\n", line)
+	}
+	fmt.Fprintln(d.Out)
+	return err
+}
+
+// GateFailed is true when serial was held for good because a gating host
+// rolled it back; reason receives the gate's explanation.
+func GateFailed(serial uint64, reason *string) func(*agent.Status) bool {
+	return func(st *agent.Status) bool {
+		for _, q := range st.Quarantined {
+			if q.Serial == serial && q.Kind == "gate-failed" {
+				*reason = q.Reason
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func (d *Demo) agentConfig(host string) string {
 	return fmt.Sprintf(`host: %s
 source: {url: %q, branch: bundles, timeout: 10s}
@@ -340,7 +410,8 @@ state_dir: %q
 driver: sim
 health: {timeout: %s}
 drift: report
-`, host, d.url, filepath.Join(d.Work, "keys", "ci.pub"), d.Root(host), d.stateDir(host), d.HealthTimeout)
+status: {push: true, key: %q, heartbeat: 1s}
+`, host, d.url, filepath.Join(d.Work, "keys", "ci.pub"), d.Root(host), d.stateDir(host), d.HealthTimeout, d.hostKey(host)+".key")
 }
 
 func (d *Demo) exitedEarly(host string) (error, bool) {
