@@ -68,7 +68,7 @@ func runCheck(_ context.Context, o CheckOptions, stdout, stderr io.Writer) error
 			return fmt.Errorf("check: %w", err)
 		}
 		errs := 0
-		for _, f := range lint.Host(hr.Contents(), lint.Options{TunnelPorts: hr.TunnelPorts, FleetTunnelPorts: hr.FleetTunnelPorts}) {
+		for _, f := range lint.Host(hr.Contents(), lint.Options{TunnelPorts: hr.TunnelPorts, FleetTunnelPorts: hr.FleetTunnelPorts, Release: hr.Release}) {
 			fmt.Fprintf(stdout, "%s: %s:%d: %s: %s\n", h, f.File, f.Line, f.Severity, f.Msg)
 			if f.Severity == lint.Error {
 				errs++

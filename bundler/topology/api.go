@@ -48,6 +48,9 @@ type HostRender struct {
 	Files []RenderedFile // sorted by Path
 	// Health checks the agent runs after applying.
 	Health []verify.Check
+	// Release is the host's FreeBSD release (host, role, fleet default,
+	// else policy.DefaultRelease): the checkers accept what it accepts.
+	Release policy.Release
 	// Wave is the rollout delay of this host: not_before = created + Wave.
 	Wave time.Duration
 	// Gate names the hosts (earlier waves) that must report this host's

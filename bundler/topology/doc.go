@@ -13,9 +13,12 @@
 //
 // # topology.yaml
 //
-// Top level: domain (jail hostnames default to NAME.DOMAIN), vars (template
-// values), roles and hosts. Unknown keys, wrong types and duplicate keys are
-// errors naming topology.yaml:LINE. (policy.roots is gone: see agent_roots.)
+// Top level: domain (jail hostnames default to NAME.DOMAIN), release (the
+// fleet's FreeBSD release, 14 or 15, default 15; a role or host may set its
+// own: pf.conf, jail.conf and WireGuard configs are checked as that
+// release's tools would), vars (template values), roles and hosts. Unknown
+// keys, wrong types and duplicate keys are errors naming topology.yaml:LINE.
+// (policy.roots is gone: see agent_roots.)
 //
 // A role holds what several hosts share; a host names it with role: and
 // adds its own facts beside it. Merge rules, host over role:

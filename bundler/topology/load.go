@@ -31,6 +31,7 @@ type host struct {
 	// paths is what the host's agent accepts: policy.DefaultPaths plus
 	// agent_roots.
 	paths policy.Paths
+	rel   policy.Release
 
 	addrPos map[string]Pos // where each addrs key came from
 	ifaces  map[string]*iface
@@ -124,11 +125,13 @@ func (r *Repo) build(pl *problemList) {
 	if len(f.Hosts) == 0 {
 		pl.add(Pos{File: TopologyFile, Line: 1}, "", "no hosts defined")
 	}
+	fleetRel := r.release(policy.DefaultRelease, pl, "", f)
 	for name, role := range f.Roles {
 		where := "role " + name
 		if role == nil {
 			continue
 		}
+		r.release(0, pl, where, role)
 		if role.Role != "" {
 			pl.add(r.pos.at(role, "role"), where, "a role cannot have a role")
 		}
@@ -159,6 +162,7 @@ func (r *Repo) build(pl *problemList) {
 		}
 		h.spec = r.merge(h, pl)
 		h.paths = r.hostPaths(h, pl)
+		h.rel = r.release(fleetRel, pl, h.where, own, h.role)
 		r.hosts[name] = h
 		r.names = append(r.names, name)
 	}
@@ -226,6 +230,36 @@ func (s *Spec) agentRoots() []string {
 	return s.AgentRoots
 }
 
+// release returns the first release the items (*File or *Spec, nearest
+// first) set, else def; a bad value is a problem at its key.
+func (r *Repo) release(def policy.Release, pl *problemList, where string, items ...any) policy.Release {
+	for _, it := range items {
+		var v string
+		switch it := it.(type) {
+		case *File:
+			v = it.Release
+		case *Spec:
+			if it == nil {
+				continue
+			}
+			v = it.Release
+		}
+		if v == "" {
+			continue
+		}
+		rel, err := policy.ParseRelease(v)
+		if err != nil {
+			// a role's or the fleet's bad value is reported once, by its own call
+			if it == items[0] {
+				pl.add(r.pos.at(it, "release"), where, "%v", err)
+			}
+			return def
+		}
+		return rel
+	}
+	return def
+}
+
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
 // merge returns the host's role spec with its own spec over it.
@@ -237,6 +271,7 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 	m := &Spec{
 		Role: own.Role, Wave: own.Wave, Peer: own.Peer, NetifRestart: own.NetifRestart,
 		Gate: own.Gate, Bake: own.Bake, StatusKey: own.StatusKey,
+		Release:       pick(own.Release, role.Release),
 		Hostname:      pick(own.Hostname, role.Hostname),
 		Domain:        pick(own.Domain, role.Domain, r.file.Domain),
 		Gateway:       pick(own.Gateway, role.Gateway),

@@ -13,6 +13,9 @@ import (
 type File struct {
 	// Domain is the default DNS domain of jail hostnames (NAME.DOMAIN).
 	Domain string `yaml:"domain"`
+	// Release is the fleet's default FreeBSD release (14, 15), which
+	// the offline checkers emulate; a role or host may override it.
+	Release string `yaml:"release"`
 	// Policy is no longer accepted: a bundle never widens what a host
 	// accepts; see Spec.AgentRoots.
 	Policy *PolicySpec `yaml:"policy"`
@@ -50,6 +53,7 @@ type Spec struct {
 	// "forbid" (refuse such a change).
 	Management string `yaml:"management"`
 
+	Release       string   `yaml:"release"` // FreeBSD release: 14 | 15
 	Hostname      string   `yaml:"hostname"`
 	Domain        string   `yaml:"domain"`
 	Gateway       string   `yaml:"gateway"` // defaultrouter: address or interface ref

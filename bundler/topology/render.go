@@ -29,7 +29,7 @@ const header = "# Rendered by rigger from the infra repo: edit the repo, not thi
 // prepareFiles renders host h once, recording problems (template errors,
 // paths, units, duplicate targets). Render returns the cached result.
 func (r *Repo) prepareFiles(h *host, pl *problemList) {
-	hr := &HostRender{Host: h.name, Wave: h.wave, Bake: h.bake, ReportKey: h.reportKey, Paths: policy.Paths{Roots: append([]string(nil), h.paths.Roots...)}}
+	hr := &HostRender{Host: h.name, Wave: h.wave, Bake: h.bake, ReportKey: h.reportKey, Release: h.rel, Paths: policy.Paths{Roots: append([]string(nil), h.paths.Roots...)}}
 	for _, g := range h.own.Gate {
 		if gh := r.hosts[g]; gh != nil {
 			hr.Gate = append(hr.Gate, g)

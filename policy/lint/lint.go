@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/policy/jailconf"
 	"github.com/rigger-bsd/rigger/policy/pf"
 	"github.com/rigger-bsd/rigger/policy/rcconf"
@@ -53,6 +54,9 @@ type Options struct {
 	// a pass rule naming one that is not in TunnelPorts is stale (a
 	// warning).
 	FleetTunnelPorts []int
+	// Release is the host's FreeBSD release (0: the newest supported);
+	// each checker accepts what that release's tools accept.
+	Release policy.Release
 }
 
 // Paths of the files Host checks.
@@ -107,7 +111,7 @@ func hostPf(files map[string][]byte, opts Options) []Finding {
 	if !ok {
 		return nil
 	}
-	rs, err := pf.Parse(PfConf, src, pf.Options{ReadFile: fromMap(files)})
+	rs, err := pf.Parse(PfConf, src, pf.Options{ReadFile: fromMap(files), Release: opts.Release})
 	if err != nil {
 		var el pf.ErrorList
 		if !errors.As(err, &el) {

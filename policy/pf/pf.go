@@ -28,6 +28,10 @@ type Options struct {
 	// nat-to em0:0). nil leaves interface names as written; the check
 	// does not depend on it, only the normalized output.
 	Interfaces map[string][]string
+	// Release is the FreeBSD release whose pfctl is emulated (0: the
+	// newest supported). Syntax of another release is an error that
+	// names the release it needs.
+	Release policy.Release
 }
 
 // Error is one problem at a file and line.
