@@ -7,70 +7,32 @@ import (
 )
 
 // Fixed name tables. pfctl reads /etc/services, /etc/protocols, passwd
-// and group on the host; offline we use FreeBSD 14's stock values so that
-// output does not depend on the machine running the check.
+// and group on the host; offline we use FreeBSD's stock values so that
+// output does not depend on the machine running the check. The services
+// come from FreeBSD's own file (services.txt, services_table.go).
 
-type service struct {
-	name  string
-	port  int
-	proto string // "" = tcp and udp
-}
+//go:generate go run gen_services.go
 
-var services = []service{
-	{"tcpmux", 1, ""}, {"compressnet", 2, ""}, {"compressnet", 3, ""}, {"echo", 7, ""}, {"discard", 9, ""},
-	{"systat", 11, ""}, {"msg-icp", 29, ""}, {"mpm-flags", 44, ""}, {"daytime", 13, ""}, {"qotd", 17, ""}, {"chargen", 19, ""}, {"ftp-data", 20, ""},
-	{"ftp", 21, ""}, {"ssh", 22, ""}, {"telnet", 23, ""}, {"smtp", 25, ""}, {"time", 37, ""},
-	{"nicname", 43, ""}, {"whois", 43, ""}, {"tacacs", 49, ""}, {"domain", 53, ""}, {"bootps", 67, ""},
-	{"bootpc", 68, ""}, {"tftp", 69, ""}, {"gopher", 70, ""}, {"finger", 79, ""}, {"http", 80, ""},
-	{"www", 80, ""}, {"kerberos", 88, ""}, {"pop3", 110, ""}, {"sunrpc", 111, ""}, {"auth", 113, ""},
-	{"nntp", 119, ""}, {"ntp", 123, ""}, {"netbios-ns", 137, ""}, {"netbios-dgm", 138, ""},
-	{"netbios-ssn", 139, ""}, {"imap", 143, ""}, {"snmp", 161, ""}, {"snmptrap", 162, ""}, {"bgp", 179, ""},
-	{"irc", 194, ""}, {"pip", 321, ""}, {"ldap", 389, ""}, {"https", 443, ""}, {"microsoft-ds", 445, ""},
-	{"kpasswd", 464, ""}, {"submissions", 465, ""}, {"smtps", 465, ""}, {"isakmp", 500, ""},
-	{"exec", 512, "tcp"}, {"biff", 512, "udp"}, {"login", 513, "tcp"}, {"who", 513, "udp"},
-	{"shell", 514, "tcp"}, {"syslog", 514, "udp"}, {"printer", 515, ""}, {"submission", 587, ""},
-	{"ldaps", 636, ""}, {"rsync", 873, ""}, {"imaps", 993, ""}, {"pop3s", 995, ""}, {"socks", 1080, ""},
-	{"openvpn", 1194, ""}, {"pptp", 1723, ""}, {"radius", 1812, ""}, {"radius-acct", 1813, ""},
-	{"nfsd", 2049, ""}, {"mysql", 3306, ""}, {"ipsec-nat-t", 4500, ""}, {"postgresql", 5432, ""},
-	{"ircd", 6667, "tcp"}, {"http-alt", 8080, ""}, {"git", 9418, ""},
-	// accepted names beyond the common ones (IANA names FreeBSD ships)
-	{"kerberos-sec", 88, ""}, {"imap3", 220, ""}, {"uucp", 540, "tcp"}, {"klogin", 543, "tcp"},
-	{"kshell", 544, "tcp"}, {"dhcpv6-client", 546, ""}, {"dhcpv6-server", 547, ""}, {"rtsp", 554, ""},
-	{"nntps", 563, ""}, {"ipp", 631, ""}, {"domain-s", 853, ""}, {"ftps-data", 989, ""}, {"ftps", 990, ""},
-	{"telnets", 992, ""}, {"ms-sql-s", 1433, ""}, {"ms-sql-m", 1434, ""}, {"l2tp", 1701, ""},
-	{"ssdp", 1900, ""}, {"cvspserver", 2401, ""}, {"iscsi-target", 3260, ""}, {"ms-wbt-server", 3389, ""},
-	{"stun", 3478, ""}, {"nut", 3493, ""}, {"svn", 3690, ""}, {"epmd", 4369, ""}, {"sip", 5060, ""},
-	{"sips", 5061, ""}, {"xmpp-client", 5222, ""}, {"xmpp-server", 5269, ""}, {"mdns", 5353, ""},
-	{"amqp", 5672, ""}, {"rfb", 5900, ""}, {"x11", 6000, ""}, {"syslog-tls", 6514, ""}, {"puppet", 8140, ""},
-	{"bacula-dir", 9101, ""}, {"bacula-fd", 9102, ""}, {"bacula-sd", 9103, ""}, {"zabbix-agent", 10050, ""},
-	{"zabbix-trapper", 10051, ""},
-}
-
-var (
-	serviceByName = map[string]int{}
-	servicePrint  = map[string]string{} // "tcp/22" -> "ssh" (first name wins)
-)
-
-func init() {
-	for _, s := range services {
-		serviceByName[s.name] = s.port
-		for _, pr := range []string{"tcp", "udp"} {
-			if s.proto != "" && s.proto != pr {
-				continue
-			}
-			k := pr + "/" + strconv.Itoa(s.port)
-			if _, ok := servicePrint[k]; !ok {
-				servicePrint[k] = s.name
-			}
-		}
+// lookupService is pfctl's getservice (sbin/pfctl/pfctl_parser.c): a
+// name or alias from FreeBSD's /etc/services, tcp first, then udp.
+func lookupService(name string) (int, bool) {
+	if n, ok := servicesTCP[name]; ok {
+		return n, true
 	}
+	n, ok := servicesUDP[name]
+	return n, ok
 }
 
+// serviceName is the name pfctl prints for port under proto
+// (getservbyport; tcp when the rule has no protocol), else the number.
 func serviceName(port int, proto string) string {
-	if proto == "" {
-		proto = "tcp"
+	tab := portsTCP
+	if proto == "udp" {
+		tab = portsUDP
+	} else if proto != "" && proto != "tcp" {
+		return strconv.Itoa(port)
 	}
-	if n, ok := servicePrint[proto+"/"+strconv.Itoa(port)]; ok {
+	if n, ok := tab[port]; ok {
 		return n
 	}
 	return strconv.Itoa(port)

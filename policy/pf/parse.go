@@ -1181,7 +1181,7 @@ func (p *parser) portNum(s string, proto string) int {
 		}
 		return n
 	}
-	if n, ok := serviceByName[s]; ok {
+	if n, ok := lookupService(s); ok {
 		return n
 	}
 	p.fail("unknown port %s", s)
