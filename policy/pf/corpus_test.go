@@ -163,6 +163,11 @@ func TestCorpusNoCrash(t *testing.T) {
 	}
 }
 
+// olderServices are .ok files from a tree whose /etc/services had no name
+// for a port that FreeBSD's current file names (pf0096: 5555 is now
+// personal-agent).
+var olderServices = map[string]bool{"pf0096": true}
+
 // TestCorpusSelf feeds pfctl's own output back in, as FreeBSD's selfpf
 // tests do: normalized output must be a fixed point.
 func TestCorpusSelf(t *testing.T) {
@@ -183,6 +188,11 @@ func TestCorpusSelf(t *testing.T) {
 			if base != "pf0097" && base != "pf0104" {
 				t.Errorf("%s.ok rejected:\n%v", base, err)
 			}
+			continue
+		}
+		if olderServices[base] {
+			// printed with an older /etc/services than services.txt:
+			// the port now has a name, so it prints differently
 			continue
 		}
 		total++
