@@ -1,6 +1,7 @@
 package pf
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -65,6 +66,9 @@ func (l *lexer) getc() int {
 	}
 	c := l.src[l.pos]
 	l.pos++
+	if c == '\\' && l.pos == len(l.src) {
+		return -1 // pfctl's lgetc drops a backslash at the end of the file
+	}
 	if c == '\\' && l.pos < len(l.src) && l.src[l.pos] == '\n' {
 		// line continuation: pfctl turns it into a blank
 		l.pos++
@@ -214,7 +218,7 @@ top:
 		return token{kind: tkWord, s: b.String(), line: line}
 	}
 	if c < 0x20 && c != '\t' || c >= 0x7f {
-		l.errf(line, "syntax error")
+		l.errf(line, fmt.Sprintf("syntax error near %q", string(rune(c))))
 		l.skipLine()
 		return token{kind: tkError, line: line}
 	}

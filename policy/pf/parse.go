@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 // Section order pfctl enforces (set require-order yes, the default).
@@ -71,7 +73,26 @@ func (p *parser) fail(format string, a ...any) {
 	panic(skipLine{})
 }
 
-func (p *parser) syntax() { p.fail("syntax error") }
+// syntax reports a syntax error naming the token the parser stopped at,
+// which pfctl's yyerror does not do but an operator needs.
+// needs15 rejects syntax that only FreeBSD 15's pfctl parses (the
+// OpenBSD-style translation options and state limiters) when checking
+// for FreeBSD 14, whose parse.y has none of these tokens.
+func (p *parser) needs15(what string) {
+	if p.opts.Release.Or() < policy.Release15 {
+		p.fail("%s needs FreeBSD 15", what)
+	}
+}
+
+func (p *parser) syntax() {
+	switch p.tok.kind {
+	case tkNL:
+		p.fail("syntax error at end of line")
+	case tkEOF:
+		p.fail("syntax error at end of file")
+	}
+	p.fail("syntax error near %q", p.tok.s)
+}
 
 func (p *parser) next() token {
 	t := p.tok
@@ -97,6 +118,20 @@ func (p *parser) expect(s string) {
 	if !p.accept(s) {
 		p.syntax()
 	}
+}
+
+// oneOf reads one of the given words; another token is a syntax error
+// near that token.
+func (p *parser) oneOf(words ...string) string {
+	if p.tok.kind == tkWord || p.tok.kind == tkString {
+		for _, w := range words {
+			if p.tok.s == w {
+				return p.next().s
+			}
+		}
+	}
+	p.syntax()
+	return ""
 }
 
 // str reads a word or quoted string.
@@ -218,7 +253,6 @@ func (p *parser) statement(out *[]*Rule, depth int, inAnchor bool) (ok bool) {
 	case "table":
 		p.tableDef()
 	case "set":
-		p.order(stateOption)
 		p.setOption(out, depth)
 	case "scrub":
 		p.order(stateScrub)
@@ -404,18 +438,9 @@ func (p *parser) tableDef() {
 			flush()
 			parts = append(parts, fmt.Sprintf("file \"%s\"", f))
 		case p.isP("{"):
-			p.next()
-			for {
-				p.skipNL()
-				if p.accept("}") {
-					break
-				}
-				p.accept(",")
-				p.skipNL()
-				if p.isP("}") {
-					continue
-				}
-				a := p.tableAddr()
+			// parse.y table_opt: '{' optnl host_list '}'; host_list
+			// items are ipspecs, themselves braced lists (a list macro)
+			for _, a := range braceList(p, listOpts{nested: true}, p.tableAddr) {
 				t.Addrs = append(t.Addrs, a)
 				pending = append(pending, a)
 			}
@@ -494,17 +519,26 @@ func init() {
 var limitNames = map[string]bool{"states": true, "frags": true, "src-nodes": true, "tables": true,
 	"table-entries": true, "anchors": true, "eth-anchors": true}
 
+// orderedOptions are the set options whose grammar action calls
+// check_rulestate(PFCTL_STATE_OPTION) in sbin/pfctl/parse.y (freebsd-src
+// 01c44736): only they must come before other rules, and only they move
+// the section state. skip, state-policy, state-defaults, hostid,
+// ruleset-optimization, require-order, keepcounters and syncookies may
+// appear anywhere.
+var orderedOptions = map[string]bool{"reassemble": true, "optimization": true, "timeout": true, "limit": true,
+	"loginterface": true, "block-policy": true, "fail-policy": true, "fingerprints": true, "debug": true}
+
 func (p *parser) setOption(out *[]*Rule, depth int) {
 	line := p.tok.line
 	p.next()
+	if p.tok.kind == tkWord && orderedOptions[p.tok.s] {
+		p.order(stateOption)
+	}
 	opt := p.str()
 	var text string
 	switch opt {
 	case "block-policy":
-		v := p.str()
-		if v != "drop" && v != "return" {
-			p.syntax()
-		}
+		v := p.oneOf("drop", "return")
 		p.blockPolicy = v
 		text = "set block-policy " + v
 	case "optimization":
@@ -554,10 +588,7 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 				}
 			}
 		case "state-policy":
-			s := p.str()
-			if s != "if-bound" && s != "floating" {
-				p.syntax()
-			}
+			s := p.oneOf("if-bound", "floating")
 			v = append(v, s)
 		case "fingerprints":
 			f := p.str()
@@ -567,17 +598,11 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 		}
 		text = strings.TrimSpace("set " + opt + " " + strings.Join(v, " "))
 	case "require-order":
-		v := p.str()
-		if v != "yes" && v != "no" {
-			p.syntax()
-		}
+		v := p.oneOf("yes", "no")
 		p.requireOrder = v == "yes"
 		text = "set require-order " + v
 	case "reassemble":
-		v := p.str()
-		if v != "yes" && v != "no" {
-			p.syntax()
-		}
+		v := p.oneOf("yes", "no")
 		text = "set reassemble " + v
 		if p.accept("no-df") {
 			text += " no-df"
@@ -587,7 +612,7 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 		ifs := p.ifList()
 		text = "set skip on " + strings.Join(ifNames(ifs), " ")
 	case "state-defaults":
-		text = "set state-defaults " + p.stateOpts()
+		text = "set state-defaults " + p.stateOptList(false)
 	case "prio", "block-policy-return":
 		p.syntax()
 	default:
@@ -668,40 +693,104 @@ func (p *parser) schedOpts() string {
 	return kind + "( " + strings.Join(sorted, " ") + " )"
 }
 
+// queueOpts is parse.y's queue_opts: bandwidth, priority, qlimit, a
+// scheduler and tbrsize, in any order, each at most once.
+type queueOpts struct {
+	bw, prio, qlimit, tbr, sched string
+}
+
+func isScheduler(t token) bool {
+	if t.kind != tkWord {
+		return false
+	}
+	switch t.s {
+	case "cbq", "priq", "hfsc", "fairq", "codelq":
+		return true
+	}
+	return false
+}
+
+// queueOpts reads queue_opts up to the first token that is not one.
+func (p *parser) queueOpts() queueOpts {
+	var o queueOpts
+	once := func(v *string, what string) {
+		if *v != "" {
+			p.fail("%s cannot be respecified", what)
+		}
+	}
+	for {
+		switch {
+		case p.isWord("bandwidth"):
+			once(&o.bw, "bandwidth")
+			p.next()
+			o.bw = p.bandwidth()
+		case p.isWord("priority"):
+			once(&o.prio, "priority")
+			p.next()
+			o.prio = strconv.FormatInt(p.number(0, 255, "priority"), 10)
+		case p.isWord("qlimit"):
+			once(&o.qlimit, "qlimit")
+			p.next()
+			o.qlimit = strconv.FormatInt(p.number(0, 65535, "qlimit"), 10)
+		case p.isWord("tbrsize"):
+			once(&o.tbr, "tbrsize")
+			p.next()
+			o.tbr = strconv.FormatInt(p.number(0, 1<<32-1, "tbrsize"), 10)
+		case isScheduler(p.tok):
+			once(&o.sched, "scheduler")
+			o.sched = p.schedOpts()
+		default:
+			return o
+		}
+	}
+}
+
+// altq parses parse.y's altqif: ALTQ interface queue_opts QUEUE qassign.
 func (p *parser) altq(out *[]*Rule, depth int) {
 	line := p.tok.line
 	p.next()
-	p.expect("on")
-	ifn := p.str()
-	text := "altq on " + ifn
-	if s := p.schedOpts(); s != "" {
-		text += " " + s
+	var ifs []string
+	if p.accept("on") {
+		ifs = ifNames(p.ifList())
 	}
-	var bw, qlimit, tbr, queues string
-	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
-		switch {
-		case p.accept("bandwidth"):
-			bw = p.bandwidth()
-		case p.accept("qlimit"):
-			qlimit = fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
-		case p.accept("tbrsize"):
-			tbr = fmt.Sprintf(" tbrsize %d", p.number(0, 1<<31, "tbrsize"))
-		case p.accept("queue"):
-			queues = " queue { " + strings.Join(p.nameList(), ", ") + " }"
-		default:
-			p.syntax()
+	o := p.queueOpts()
+	p.expect("queue")
+	var queues []string
+	if !(p.tok.kind == tkNL || p.tok.kind == tkEOF) {
+		queues = p.nameList()
+	}
+	if o.sched == "" {
+		p.fail("no scheduler specified!")
+	}
+	if len(queues) == 0 && !strings.HasPrefix(o.sched, "codelq") {
+		p.fail("no child queues specified")
+	}
+	if len(ifs) == 0 {
+		ifs = []string{""}
+	}
+	for _, ifn := range ifs {
+		text := "altq on " + ifn + " " + o.sched
+		tbr := ""
+		if o.tbr != "" {
+			tbr = " tbrsize " + o.tbr
 		}
-	}
-	if bw != "" {
-		text += " bandwidth " + bw
-		if tbr == "" {
-			if size := tbrSize(bw); size > 0 {
-				tbr = fmt.Sprintf(" tbrsize %d", size)
+		if o.bw != "" {
+			text += " bandwidth " + o.bw
+			if tbr == "" {
+				if size := tbrSize(o.bw); size > 0 {
+					tbr = fmt.Sprintf(" tbrsize %d", size)
+				}
 			}
 		}
+		if o.qlimit != "" {
+			text += " qlimit " + o.qlimit
+		}
+		text += tbr
+		if len(queues) > 0 {
+			text += " queue { " + strings.Join(queues, ", ") + " }"
+		}
+		p.emit(&Rule{Kind: "altq", File: p.file, Line: line, Text: text}, out, depth)
 	}
-	text += qlimit + tbr + queues
-	p.emit(&Rule{Kind: "altq", File: p.file, Line: line, Text: text}, out, depth)
 }
 
 // tbrSize is pfctl's default token bucket size for a bandwidth, assuming
@@ -780,33 +869,43 @@ func braceList[T any](p *parser, o listOpts, item func() T) []T {
 
 func (p *parser) nameList() []string { return braceList(p, listOpts{}, p.str) }
 
+// queue parses parse.y's queuespec: QUEUE STRING interface queue_opts
+// qassign (qassign: nothing, one name or a braced list).
 func (p *parser) queue(out *[]*Rule, depth int) {
 	line := p.tok.line
 	p.next()
 	name := p.str()
-	var on, bw, prio, qlimit, sched, children string
-	for p.tok.kind != tkNL && p.tok.kind != tkEOF {
-		switch {
-		case p.accept("on"):
-			on = " on " + p.str()
-		case p.accept("bandwidth"):
-			bw = " bandwidth " + p.bandwidth()
-		case p.accept("priority"):
-			if n := p.number(0, 255, "priority"); n != 1 {
-				prio = fmt.Sprintf(" priority %d", n)
-			}
-		case p.accept("qlimit"):
-			qlimit = fmt.Sprintf(" qlimit %d", p.number(0, 1<<31, "qlimit"))
-		case p.isP("{"):
-			children = " { " + strings.Join(p.nameList(), " ") + " }"
-		case p.tok.kind == tkWord && (p.tok.s == "cbq" || p.tok.s == "priq" || p.tok.s == "hfsc" || p.tok.s == "fairq" || p.tok.s == "codelq"):
-			sched = " " + p.schedOpts()
-		default:
-			p.syntax()
-		}
+	on := ""
+	if p.accept("on") {
+		on = " on " + strings.Join(ifNames(p.ifList()), " ")
 	}
-	text := "queue " + name + on + bw + prio + qlimit + sched + children
-	if children == "" {
+	o := p.queueOpts()
+	if o.tbr != "" {
+		p.fail("cannot specify tbrsize for queue")
+	}
+	var children []string
+	switch {
+	case p.isP("{"):
+		children = p.nameList()
+	case p.tok.kind == tkWord && !keywords[p.tok.s] || p.tok.kind == tkString:
+		children = []string{p.next().s}
+	}
+	text := "queue " + name + on
+	if o.bw != "" {
+		text += " bandwidth " + o.bw
+	}
+	if o.prio != "" && o.prio != "1" {
+		text += " priority " + o.prio
+	}
+	if o.qlimit != "" {
+		text += " qlimit " + o.qlimit
+	}
+	if o.sched != "" {
+		text += " " + o.sched
+	}
+	if len(children) > 0 {
+		text += " { " + strings.Join(children, " ") + " }"
+	} else {
 		text += " " // pfctl ends leaf queues with a blank
 	}
 	p.emit(&Rule{Kind: "queue", File: p.file, Line: line, Text: text}, out, depth)
@@ -817,10 +916,7 @@ func (p *parser) queue(out *[]*Rule, depth int) {
 func (p *parser) etherRule(out *[]*Rule, depth int) {
 	line := p.tok.line
 	p.next()
-	act := p.str()
-	if act != "pass" && act != "block" {
-		p.syntax()
-	}
+	act := p.oneOf("pass", "block")
 	text := "ether " + act
 	if p.isWord("in") || p.isWord("out") {
 		text += " " + p.next().s
@@ -888,6 +984,7 @@ func (p *parser) etherRule(out *[]*Rule, depth int) {
 func (p *parser) limiter(out *[]*Rule, depth int) {
 	line := p.tok.line
 	kind := p.next().s
+	p.needs15(kind + " limiter")
 	p.expect("limiter")
 	name := p.str()
 	text := kind + " limiter " + name

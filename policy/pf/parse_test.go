@@ -28,7 +28,7 @@ func TestParseErrors(t *testing.T) {
 		name, src string
 		want      string // first error
 	}{
-		{"syntax", "pass in\npass inn\n", "t.conf:2: syntax error"},
+		{"syntax", "pass in\npass inn\n", "t.conf:2: syntax error near \"inn\""},
 		{"macro undefined", "pass in on $ext_if\n", "t.conf:1: macro 'ext_if' not defined"},
 		{"order", "pass in all\nnat on em0 from any to any -> 10.0.0.1\n", "t.conf:2: " + orderMsg},
 		{"order scrub after filter", "block all\n\nscrub in all\n", "t.conf:3: " + orderMsg},
@@ -44,16 +44,16 @@ func TestParseErrors(t *testing.T) {
 		{"table file entry", "table <t> file \"t.table\"\n", `t.conf:1: cannot load "t.table": Invalid argument (line 3: "not_an_address!x")`},
 		{"table file missing", "\ntable <t> persist file \"x.table\"\n", `t.conf:2: cannot load "x.table": No such file or directory`},
 		{"unterminated string", "pass in label \"abc\n", "t.conf:1: reached end of file while parsing quoted string"},
-		{"unclosed anchor", "anchor foo {\n pass in\n", "t.conf:3: syntax error"},
-		{"rule in anchor", "anchor foo {\n  pass in\n  pass inn\n}\n", "t.conf:3: syntax error"},
-		{"load anchor file errors", "load anchor foo from \"anchor.pf\"\n", "anchor.pf:2: syntax error"},
+		{"unclosed anchor", "anchor foo {\n pass in\n", "t.conf:3: syntax error at end of file"},
+		{"rule in anchor", "anchor foo {\n  pass in\n  pass inn\n}\n", "t.conf:3: syntax error near \"inn\""},
+		{"load anchor file errors", "load anchor foo from \"anchor.pf\"\n", "anchor.pf:2: syntax error near \"bogus\""},
 		{"static-port on rdr", "rdr on em0 proto tcp from any to any -> 10.0.0.1 static-port\n", "t.conf:1: the 'static-port' option is only valid with nat rules"},
 		{"bad netmask", "pass from 10.0.0.0/33\n", "t.conf:1: could not parse host specification"},
 		{"bad address", "pass from 10.0.0.256\n", "t.conf:1: could not parse host specification"},
 		{"bad flags", "pass proto tcp flags S/SX\n", "t.conf:1: bad flags S/SX"},
-		{"set option", "set block-policy reject\n", "t.conf:1: syntax error"},
-		{"keyword as macro name", "pass = \"x\"\n", "t.conf:1: syntax error"},
-		{"empty macro list", "a = \"{ }\"\npass from $a\n", "t.conf:2: syntax error"},
+		{"set option", "set block-policy reject\n", `t.conf:1: syntax error near "reject"`},
+		{"keyword as macro name", "pass = \"x\"\n", `t.conf:1: syntax error near "="`},
+		{"empty macro list", "a = \"{ }\"\npass from $a\n", "t.conf:2: syntax error at end of line"},
 		{"timeout name", "set timeout tcp.frist 30\n", "t.conf:1: unknown timeout tcp.frist"},
 		{"reserved anchor", "anchor \"_x\"\n", "t.conf:1: anchor names beginning with '_' are reserved for internal use"},
 	}

@@ -265,8 +265,7 @@ func (p *parser) filterRule(out *[]*Rule, depth int) {
 	p.stmts(&body, depth+1, true)
 	p.rulestate = saveState
 	if !p.isP("}") {
-		p.errAt(p.tok.line, "syntax error")
-		panic(skipLine{})
+		p.syntax()
 	}
 	p.next()
 	for _, rr := range rules {
@@ -329,8 +328,16 @@ func (p *parser) blockReturn() string {
 	return ""
 }
 
+// stateOpts reads a parenthesized state_opt_list (keep state (...)).
 func (p *parser) stateOpts() string {
 	p.expect("(")
+	return p.stateOptList(true)
+}
+
+// stateOptList reads parse.y's state_opt_list: items separated by an
+// optional comma, up to ')' when paren, else to the end of the line
+// (set state-defaults takes the list bare).
+func (p *parser) stateOptList(paren bool) string {
 	var maxS, srcTrack, srcStates, srcConn, srcRate, srcNodes, overload string
 	var flags, timeouts []string
 	trackKind := ""
@@ -389,11 +396,18 @@ func (p *parser) stateOpts() string {
 		default:
 			p.syntax()
 		}
-		if p.accept(")") {
+		if paren && p.accept(")") {
 			break
 		}
-		p.expect(",")
-		p.skipNL()
+		if !paren && (p.tok.kind == tkNL || p.tok.kind == tkEOF || p.isP("}")) {
+			break
+		}
+		if paren {
+			p.expect(",")
+			p.skipNL()
+		} else {
+			p.accept(",")
+		}
 	}
 	var parts []string
 	add := func(s string) {
@@ -610,6 +624,7 @@ func (p *parser) filterOpts(r *ruleSpec) {
 		case "route-to", "reply-to", "dup-to", "fastroute":
 			p.routeSpec(r)
 		case "af-to":
+			p.needs15("af-to")
 			p.next()
 			af := p.str()
 			if af != "inet" && af != "inet6" {
@@ -622,15 +637,19 @@ func (p *parser) filterOpts(r *ruleSpec) {
 				r.afDst = p.redirPool(false)
 			}
 		case "nat-to":
+			p.needs15("nat-to")
 			p.next()
 			r.natKw, r.natTo = "nat-to", p.redirPool(true)
 		case "rdr-to":
+			p.needs15("rdr-to")
 			p.next()
 			r.rdrTo = p.redirPool(true)
 		case "binat-to":
+			p.needs15("binat-to")
 			p.next()
 			r.natKw, r.natTo = "binat-to", p.redirPool(true)
 		case "state", "source":
+			p.needs15(p.tok.s + " limiter")
 			kw := p.next().s
 			p.expect("limiter")
 			var s string
@@ -963,6 +982,12 @@ func (p *parser) natRule(out *[]*Rule, depth int) {
 	p.expand(r, out, depth)
 }
 
+// pfvar.h's PF_NAT_PROXY_PORT_LOW and _HIGH: nat's default port range.
+const (
+	natProxyPortLow  = 50001
+	natProxyPortHigh = 65535
+)
+
 func (p *parser) checkPool(kw string, pl *pool) {
 	has := func(o string) bool {
 		for _, x := range pl.opts {
@@ -978,14 +1003,29 @@ func (p *parser) checkPool(kw string, pl *pool) {
 	if has("map-e-portset") && kw != "nat" {
 		p.fail("the 'map-e-portset' option is only valid with nat rules")
 	}
-	if has("static-port") && pl.port != nil {
-		p.fail("the 'static-port' option can't be used when specifying a port range")
+	// parse.y natrule: static-port is refused only when both proxy
+	// ports differ from PF_NAT_PROXY_PORT_LOW and _HIGH (a single port
+	// p is the range p:p).
+	if has("static-port") && pl.port != nil && kw == "nat" {
+		lo, hi := pl.port.lo, pl.port.hi
+		if pl.port.op != ":" {
+			hi = lo
+		}
+		if lo != natProxyPortLow && hi != natProxyPortHigh {
+			p.fail("the 'static-port' option can't be used when specifying a port range")
+		}
 	}
 	if has("map-e-portset") && has("static-port") {
 		p.fail("the 'map-e-portset' option can't be used 'static-port'")
 	}
-	if has("map-e-portset") && pl.port != nil {
-		p.fail("the 'map-e-portset' option can't be used when specifying a port range")
+	if has("map-e-portset") && pl.port != nil && kw == "nat" {
+		lo, hi := pl.port.lo, pl.port.hi
+		if pl.port.op != ":" {
+			hi = lo
+		}
+		if lo != natProxyPortLow && hi != natProxyPortHigh {
+			p.fail("the 'map-e-portset' option can't be used when specifying a port range")
+		}
 	}
 	if kw == "rdr" && pl.port != nil && pl.port.op == ":" && !pl.port.star && pl.port.hi < pl.port.lo {
 		p.fail("invalid port range")

@@ -94,23 +94,23 @@ func TestSeedCorruptions(t *testing.T) {
 		file, old, new string
 		msg            string
 	}{
-		{"uirig.conf", "pass in  quick on ipg_a", "pass in  quicj on ipg_a", "syntax error"},
+		{"uirig.conf", "pass in  quick on ipg_a", "pass in  quicj on ipg_a", `syntax error near "quicj"`},
 		{"uirig.conf", "to <pgpeer> port 5434", "to <pgpeer> port 5x34", "unknown port 5x34"},
-		{"uirig.conf", "fragment reassemble no-df", "fragment reassemble no-dg", "syntax error"},
+		{"uirig.conf", "fragment reassemble no-df", "fragment reassemble no-dg", `syntax error near "no-dg"`},
 		{"uirig.conf", "from $xbridge_net -> (xnic:0)", "from $xbridge_nex -> (xnic:0)", "macro 'xbridge_nex' not defined"},
-		{"uirig.conf", "table <ratelimit>\n", "table <ratelimit \n", "syntax error"},
-		{"uirig.conf", "overload <ratelimit> flush global", "overload <ratelimit> flash global", "syntax error"},
+		{"uirig.conf", "table <ratelimit>\n", "table <ratelimit \n", "syntax error at end of line"},
+		{"uirig.conf", "overload <ratelimit> flush global", "overload <ratelimit> flash global", `syntax error near "flash"`},
 		{"uirig.conf", "from <xpeers> to port 2230", "from <xpeers> to port 2230:", "unknown port 2230:"},
-		{"uirig.conf", "antispoof quick for xnic", "antispoof quick fro xnic", "syntax error"},
+		{"uirig.conf", "antispoof quick for xnic", "antispoof quick fro xnic", `syntax error near "fro"`},
 		{"uirig.conf", "pass out on inic proto udp", "pass out on inic proto udq", "unknown protocol udq"},
 		{"uirig.conf", `table <email>     file "/etc/ips_fastmail"`, `table <email>     file "/etc/ips_fastmaij"`, `cannot load "/etc/ips_fastmaij": No such file or directory`},
-		{"multiwan.conf", "table <localnet> persist {", "table <localnet> persist (", "syntax error"},
-		{"multiwan.conf", "pass on $ext_if1 modulate state", "pass on $ext_if1 modulate stat", "syntax error"},
-		{"multiwan.conf", `int_if="em1"`, `int_if=="em1"`, "syntax error"},
-		{"multiwan.conf", "from <localnet> to <localnet>", "from <localnet> to <localnet]", "syntax error"},
-		{"multiwan-dsl.conf", "route-to ($ext_if2 $ext_gw2) proto { tcp udp } from $dslnet", "route-to ($ext_if2 $ext_gw2( proto { tcp udp } from $dslnet", "syntax error"},
+		{"multiwan.conf", "table <localnet> persist {", "table <localnet> persist (", `syntax error near "("`},
+		{"multiwan.conf", "pass on $ext_if1 modulate state", "pass on $ext_if1 modulate stat", `syntax error near "stat"`},
+		{"multiwan.conf", `int_if="em1"`, `int_if=="em1"`, `syntax error near "="`},
+		{"multiwan.conf", "from <localnet> to <localnet>", "from <localnet> to <localnet]", "syntax error at end of line"},
+		{"multiwan-dsl.conf", "route-to ($ext_if2 $ext_gw2) proto { tcp udp } from $dslnet", "route-to ($ext_if2 $ext_gw2( proto { tcp udp } from $dslnet", `syntax error near "("`},
 		{"osfp.conf", `os "Linux 2.4" to $ext_if`, `os "Linux 2.4" to $ext_iff`, "macro 'ext_iff' not defined"},
-		{"osfp.conf", "from any os \"unknown\" to any port 25", "from any os \"unknown\" to any porr 25", "syntax error"},
+		{"osfp.conf", "from any os \"unknown\" to any port 25", "from any os \"unknown\" to any porr 25", `syntax error near "porr"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file+"/"+tt.new, func(t *testing.T) {
