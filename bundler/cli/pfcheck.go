@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/policy/pf"
 )
 
@@ -16,6 +17,7 @@ import (
 type PfcheckOptions struct {
 	Verbose bool
 	Root    string // read absolute include and table paths under this directory
+	Release string // FreeBSD release whose pfctl is emulated: 14 or 15
 }
 
 func newPfcheckCommand() *cobra.Command {
@@ -29,7 +31,9 @@ own name and line). Include and table files are read as named, relative to
 the current directory, as pfctl does; with --root DIR, absolute names are
 read under DIR instead (check a tree from bundler render: --root OUT
 OUT/etc/pf.conf). With -v the parsed rules are printed to stdout in
-pfctl -nvf's normalized form.
+pfctl -nvf's normalized form. --release 14|15 checks against that
+release's pfctl (default: the newest supported, 15); syntax of the other
+release is an error naming it ("af-to needs FreeBSD 15").
 
 EXIT STATUS
   0  every file is valid
@@ -39,6 +43,11 @@ EXIT STATUS
 			if len(args) == 0 {
 				return usageError{errors.New("pfcheck: at least one FILE is required")}
 			}
+			if o.Release != "" {
+				if _, err := policy.ParseRelease(o.Release); err != nil {
+					return usageError{fmt.Errorf("pfcheck: --release: %w", err)}
+				}
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,6 +56,7 @@ EXIT STATUS
 	}
 	cmd.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "print the normalized rules (pfctl -nvf)")
 	cmd.Flags().StringVar(&o.Root, "root", "", "directory that absolute include and table file names are read under")
+	cmd.Flags().StringVar(&o.Release, "release", policy.DefaultRelease.String(), "FreeBSD release whose pfctl to emulate: 14 or 15")
 	return cmd
 }
 
@@ -59,6 +69,13 @@ func (o PfcheckOptions) readFile(name string) ([]byte, error) {
 }
 
 func runPfcheck(o PfcheckOptions, files []string, stdout, stderr io.Writer) error {
+	var rel policy.Release
+	if o.Release != "" {
+		var err error
+		if rel, err = policy.ParseRelease(o.Release); err != nil {
+			return usageError{fmt.Errorf("pfcheck: --release: %w", err)}
+		}
+	}
 	failed := 0
 	for _, f := range files {
 		src, err := os.ReadFile(f)
@@ -72,7 +89,7 @@ func runPfcheck(o PfcheckOptions, files []string, stdout, stderr io.Writer) erro
 			failed++
 			continue
 		}
-		rs, err := pf.Parse(f, src, pf.Options{ReadFile: o.readFile})
+		rs, err := pf.Parse(f, src, pf.Options{ReadFile: o.readFile, Release: rel})
 		if o.Verbose && rs != nil {
 			fmt.Fprint(stdout, rs.Normalized())
 		}

@@ -207,3 +207,40 @@ func TestCorpusSelf(t *testing.T) {
 		t.Errorf("normalized output is not a fixed point for: %s", strings.Join(differ, " "))
 	}
 }
+
+// TestCorpusRelease14: FreeBSD 14's pfctl knows every corpus file but
+// those using 15's syntax, and those are rejected only for that reason,
+// with the message naming the release.
+func TestCorpusRelease14(t *testing.T) {
+	dir := corpusDir(t)
+	ins, _ := filepath.Glob(filepath.Join(dir, "pf*.in"))
+	var only15 []string
+	for _, in := range ins {
+		base := strings.TrimSuffix(filepath.Base(in), ".in")
+		if _, err := os.Stat(filepath.Join(dir, base+".ok")); err != nil {
+			continue
+		}
+		src, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, perr := Parse(base+".in", src, Options{ReadFile: corpusReader(dir), Interfaces: corpusInterfaces, Release: 14})
+		if perr == nil {
+			continue
+		}
+		var el ErrorList
+		if !errors.As(perr, &el) {
+			t.Fatalf("%s: %v", base, perr)
+		}
+		for _, e := range el {
+			if !strings.HasSuffix(e.Msg, "needs FreeBSD 15") {
+				t.Errorf("%s: release 14 rejects it for another reason: %v", base, e)
+			}
+		}
+		only15 = append(only15, base)
+	}
+	t.Logf("release 14: %d corpus files use FreeBSD 15 syntax: %s", len(only15), strings.Join(only15, " "))
+	if len(only15) == 0 {
+		t.Error("no corpus file uses FreeBSD 15 syntax: the release check never fired")
+	}
+}
