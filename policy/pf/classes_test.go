@@ -166,3 +166,35 @@ func TestServicesTable(t *testing.T) {
 		t.Errorf("only %d tcp names: not the whole services file", len(servicesTCP))
 	}
 }
+
+// TestStricterFixed: productions the conformance table had as "stricter"
+// (we rejected what pfctl accepts), each accepted now.
+func TestStricterFixed(t *testing.T) {
+	for _, src := range []string{
+		"set fail-policy return\npass all\n",
+		"no scrub in on em0 all\nscrub in all\n",
+		"pass in proto tcp to port 22 set tos af41\npass in tos EF\npass in tos va\n",
+		"pass in from (em0:network:0)\n",
+		"antispoof for (em0)\nantispoof for { (em0) lo0 }\n",
+		"pass in proto tcp to port 80 divert-to 8080\npass in proto tcp to port 81 divert-to 127.0.0.1 port 8081\n",
+		"altq on em0 cbq bandwidth 10Mbit queue { a }\nqueue a bandwidth 12.5% cbq(default)\n",
+		"altq on em0 cbq bandwidth 1GB queue { a }\nqueue a bandwidth 100KBit cbq(default)\n",
+	} {
+		if _, err := Parse("t.conf", []byte(src), Options{}); err != nil {
+			t.Errorf("%q rejected:\n%v", src, err)
+		}
+	}
+	for src, want := range map[string]string{
+		"pass in from (em0:network:peer)\n": "t.conf:1: illegal combination of interface modifiers",
+		"pass in from (em0:nets)\n":         "t.conf:1: interface em0:nets has bad modifier",
+		"pass in from (0em)\n":              "t.conf:1: invalid interface name '0em'",
+		"altq on em0 cbq bandwidth 10Mbps queue { a }\n": "t.conf:1: unknown unit Mbps",
+		"altq on em0 cbq bandwidth 120% queue { a }\n":   "t.conf:1: bandwidth spec out of range",
+	} {
+		_, err := Parse("t.conf", []byte(src), Options{})
+		var el ErrorList
+		if !errors.As(err, &el) || el[0].Error() != want {
+			t.Errorf("%q: got %v, want %s", src, err, want)
+		}
+	}
+}

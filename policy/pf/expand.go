@@ -374,6 +374,9 @@ func (p *parser) filterText(c combo) string {
 			b.WriteString(" \"" + name + "\"")
 		}
 	default:
+		if r.no {
+			b.WriteString("no ")
+		}
 		b.WriteString(r.action)
 	}
 	if r.dir != "" {

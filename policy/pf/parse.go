@@ -263,7 +263,16 @@ func (p *parser) statement(out *[]*Rule, depth int, inAnchor bool) (ok bool) {
 	case "queue":
 		p.order(stateQueue)
 		p.queue(out, depth)
-	case "nat", "rdr", "binat", "no", "nat-anchor", "rdr-anchor", "binat-anchor":
+	case "no":
+		if p.lx.peek().is("scrub") {
+			// parse.y scrubaction: no SCRUB
+			p.order(stateScrub)
+			p.scrubRule(out, depth)
+			break
+		}
+		p.order(stateNat)
+		p.natRule(out, depth)
+	case "nat", "rdr", "binat", "nat-anchor", "rdr-anchor", "binat-anchor":
 		p.order(stateNat)
 		p.natRule(out, depth)
 	case "pass", "block", "match":
@@ -537,6 +546,10 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 	opt := p.str()
 	var text string
 	switch opt {
+	case "fail-policy":
+		// parse.y: SET FAILPOLICY DROP|RETURN (how a failed pass
+		// rule's packet is answered); kept for the printed form only
+		text = "set fail-policy " + p.oneOf("drop", "return")
 	case "block-policy":
 		v := p.oneOf("drop", "return")
 		p.blockPolicy = v
@@ -625,28 +638,44 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 
 func (p *parser) scrubRule(out *[]*Rule, depth int) {
 	line := p.tok.line
+	no := p.accept("no")
 	p.next()
-	r := &ruleSpec{action: "scrub", line: line}
+	r := &ruleSpec{action: "scrub", line: line, no: no}
 	p.ruleHead(r, false)
 	p.filterOpts(r)
-	if !r.scrubSet {
+	if !r.scrubSet && !r.no {
 		r.scrub = append(r.scrub, "fragment reassemble")
 	}
 	p.expand(r, out, depth)
 }
 
+// bandwidth is parse.y's bandwidth: a number with an optional unit b,
+// K, M, G (each optionally followed by "b", "B", "bit" or "Bit") or %.
 func (p *parser) bandwidth() string {
 	bw := p.str()
-	if strings.HasSuffix(bw, "%") {
-		n, err := strconv.Atoi(strings.TrimSuffix(bw, "%"))
-		if err != nil || n < 0 || n > 100 {
-			p.fail("bandwidth percentage out of range")
-		}
-		return bw
+	i := 0
+	for i < len(bw) && (bw[i] >= '0' && bw[i] <= '9' || bw[i] == '.') {
+		i++
 	}
-	num := strings.TrimRight(bw, "bKMG")
-	if _, err := strconv.ParseFloat(num, 64); err != nil || num == "" {
-		p.fail("unknown unit \"%s\"", strings.TrimPrefix(bw, num))
+	num, unit := bw[:i], bw[i:]
+	v, err := strconv.ParseFloat(num, 64)
+	if num == "" || err != nil {
+		p.fail("unknown unit %s", unit)
+	}
+	if len(unit) > 1 {
+		switch unit[1:] {
+		case "Bit", "B", "bit", "b":
+			unit = unit[:1]
+		}
+	}
+	switch unit {
+	case "", "b", "K", "M", "G":
+	case "%":
+		if v < 0 || v > 100 {
+			p.fail("bandwidth spec out of range")
+		}
+	default:
+		p.fail("unknown unit %s", unit)
 	}
 	return bw
 }
@@ -1025,7 +1054,16 @@ func (p *parser) antispoof(out *[]*Rule, depth int) {
 		break
 	}
 	p.expect("for")
-	ifs := p.ifList()
+	// parse.y antispoof_if: if_item | '(' if_item ')' (the dynamic
+	// form; printed as the plain name here)
+	ifs := braceList(p, listOpts{nonEmpty: true}, func() ifSpec {
+		if p.accept("(") {
+			i := p.ifItem()
+			p.expect(")")
+			return i
+		}
+		return p.ifItem()
+	})
 	if p.isWord("inet") || p.isWord("inet6") {
 		r.af = p.next().s
 	}
@@ -1189,10 +1227,7 @@ func (p *parser) hostItem() hostItem {
 		p.next()
 		ifn := p.str()
 		p.expect(")")
-		base, mod, _ := strings.Cut(ifn, ":")
-		if !validIfName(base) || (mod != "" && mod != "network" && mod != "broadcast" && mod != "peer" && mod != "0") {
-			p.fail("invalid interface %s", ifn)
-		}
+		p.dynIfName(ifn)
 		h = hostItem{text: "(" + ifn + ")", kind: "dyn"}
 		if p.accept("/") {
 			h.text += fmt.Sprintf("/%d", p.number(0, 128, "netmask"))
@@ -1215,6 +1250,32 @@ func (p *parser) hostItem() hostItem {
 
 func (p *parser) hostList() []hostItem {
 	return braceList(p, listOpts{nonEmpty: true, nested: true}, p.hostItem)
+}
+
+// dynIfName checks (IF[:mod...]) as parse.y's dynaddr does: a name
+// starting with a letter, modifiers network, broadcast, peer and 0, at
+// most one of the first three.
+func (p *parser) dynIfName(ifn string) {
+	parts := strings.Split(ifn, ":")
+	if c := ifn[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		p.fail("invalid interface name '%s'", ifn)
+	}
+	modes := 0
+	for _, m := range parts[1:] {
+		switch m {
+		case "network", "broadcast", "peer":
+			modes++
+		case "0":
+		default:
+			p.fail("interface %s has bad modifier", ifn)
+		}
+	}
+	if modes > 1 {
+		p.fail("illegal combination of interface modifiers")
+	}
+	if len(parts[0]) >= 16 {
+		p.fail("interface name too long")
+	}
 }
 
 // resolveIf expands an interface name (em0, em0:0) into the addresses

@@ -582,11 +582,17 @@ func (p *parser) filterOpts(r *ruleSpec) {
 			p.next()
 			r.os = p.osSpec()
 		case "divert-to":
+			// parse.y: DIVERTTO portplain | DIVERTTO STRING PORT
+			// portplain; FreeBSD ignores the address
 			p.next()
-			h := p.hostItem()
+			if !p.lx.peek().is("port") {
+				pi := p.portItem(false)
+				r.divert = fmt.Sprintf("divert-to %d", pi.lo)
+				break
+			}
+			p.str()
 			p.expect("port")
 			pi := p.portItem(false)
-			_ = h
 			r.divert = fmt.Sprintf("divert-to %d", pi.lo)
 		case "divert-reply":
 			p.next()
@@ -741,15 +747,20 @@ func (p *parser) setAction1() string {
 	return ""
 }
 
+// tosNames is parse.y's map_tos table (DSCP code points and the old
+// TOS names), looked up case-insensitively.
+var tosNames = map[string]int{
+	"af11": 0x28, "af12": 0x30, "af13": 0x38, "af21": 0x48, "af22": 0x50, "af23": 0x58,
+	"af31": 0x68, "af32": 0x70, "af33": 0x78, "af41": 0x88, "af42": 0x90, "af43": 0x98,
+	"critical": 0xa0, "cs0": 0x00, "cs1": 0x20, "cs2": 0x40, "cs3": 0x60, "cs4": 0x80,
+	"cs5": 0xa0, "cs6": 0xc0, "cs7": 0xe0, "ef": 0xb8, "inetcontrol": 0xc0, "lowdelay": 0x10,
+	"netcontrol": 0xe0, "reliability": 0x04, "throughput": 0x08, "va": 0xb0,
+}
+
 func (p *parser) tosValue() string {
 	w := p.str()
-	switch w {
-	case "lowdelay":
-		return "0x10"
-	case "throughput":
-		return "0x08"
-	case "reliability":
-		return "0x04"
+	if n, ok := tosNames[strings.ToLower(w)]; ok {
+		return fmt.Sprintf("0x%2.2x", n)
 	}
 	n, err := strconv.ParseInt(w, 0, 32)
 	if err != nil || n < 0 || n > 255 {
