@@ -185,9 +185,9 @@ func TestStricterFixed(t *testing.T) {
 		}
 	}
 	for src, want := range map[string]string{
-		"pass in from (em0:network:peer)\n": "t.conf:1: illegal combination of interface modifiers",
-		"pass in from (em0:nets)\n":         "t.conf:1: interface em0:nets has bad modifier",
-		"pass in from (0em)\n":              "t.conf:1: invalid interface name '0em'",
+		"pass in from (em0:network:peer)\n":              "t.conf:1: illegal combination of interface modifiers",
+		"pass in from (em0:nets)\n":                      "t.conf:1: interface em0:nets has bad modifier",
+		"pass in from (0em)\n":                           "t.conf:1: invalid interface name '0em'",
 		"altq on em0 cbq bandwidth 10Mbps queue { a }\n": "t.conf:1: unknown unit Mbps",
 		"altq on em0 cbq bandwidth 120% queue { a }\n":   "t.conf:1: bandwidth spec out of range",
 	} {
