@@ -27,7 +27,9 @@ func newPfcheckCommand() *cobra.Command {
 		Short: "Check pf.conf files offline, like pfctl -nf",
 		Long: `pfcheck parses each pf.conf as FreeBSD's pfctl -nf would, without a kernel
 or root. Errors go to stderr as FILE:LINE: message (included files by their
-own name and line). Include and table files are read as named, relative to
+own name and line). Names pfctl resolves when it loads the file (host
+names, interfaces in addresses, users, groups) are reported as
+FILE:LINE: warning: message and do not fail the check. Include and table files are read as named, relative to
 the current directory, as pfctl does; with --root DIR, absolute names are
 read under DIR instead (check a tree from bundler render: --root OUT
 OUT/etc/pf.conf). With -v the parsed rules are printed to stdout in
@@ -92,6 +94,12 @@ func runPfcheck(o PfcheckOptions, files []string, stdout, stderr io.Writer) erro
 		rs, err := pf.Parse(f, src, pf.Options{ReadFile: o.readFile, Release: rel})
 		if o.Verbose && rs != nil {
 			fmt.Fprint(stdout, rs.Normalized())
+		}
+		if rs != nil {
+			// names pfctl resolves on the host: they cannot fail offline
+			for _, w := range rs.Warnings {
+				fmt.Fprintf(stderr, "%s:%d: warning: %s\n", w.File, w.Line, w.Msg)
+			}
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, err.Error())

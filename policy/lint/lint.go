@@ -123,7 +123,11 @@ func hostPf(files map[string][]byte, opts Options) []Finding {
 		}
 		return out
 	}
-	return Pf(rs, opts)
+	var out []Finding
+	for _, w := range rs.Warnings {
+		out = append(out, Finding{File: w.File, Line: w.Line, Severity: Warning, Msg: w.Msg})
+	}
+	return append(out, Pf(rs, opts)...)
 }
 
 // Pf runs the pf lints on a parsed ruleset: unused macros and tables,

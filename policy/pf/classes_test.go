@@ -198,3 +198,32 @@ func TestStricterFixed(t *testing.T) {
 		}
 	}
 }
+
+// TestNameWarnings: names pfctl resolves on the host when it loads the
+// file are warnings naming the file and line, not errors.
+func TestNameWarnings(t *testing.T) {
+	src := "table <t> { gw.example.org 10.0.0.1 }\npass in from www.example.org to (em0)\n" +
+		"pass out from em1:network\npass out proto tcp user alice group www\npass in on em2 from 10.0.0.1\n"
+	rs, err := Parse("t.conf", []byte(src), Options{})
+	if err != nil {
+		t.Fatalf("names are not errors offline: %v", err)
+	}
+	var got []string
+	for _, w := range rs.Warnings {
+		got = append(got, w.Error())
+	}
+	want := []string{
+		"t.conf:1: gw.example.org must be an interface or a host name that resolves on the host (pfctl looks it up when loading)",
+		"t.conf:2: www.example.org must be an interface or a host name that resolves on the host (pfctl looks it up when loading)",
+		"t.conf:3: interface em1 must exist on the host (pfctl reads its addresses when loading)",
+		"t.conf:4: user alice must exist on the host (pfctl looks it up when loading)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// a known interface resolves offline: no warning
+	rs, err = Parse("t.conf", []byte("pass out from em1:network\n"), Options{Interfaces: map[string][]string{"em1": {"10.0.0.1/24"}}})
+	if err != nil || len(rs.Warnings) != 0 {
+		t.Errorf("known interface: err %v, warnings %v", err, rs.Warnings)
+	}
+}

@@ -67,6 +67,18 @@ func (p *parser) errAt(line int, msg string) {
 	}
 }
 
+// warn records a name that must resolve on the host, once per line.
+func (p *parser) warn(line int, msg string) {
+	for _, w := range p.rs.Warnings {
+		if w.File == p.file && w.Line == line && w.Msg == msg {
+			return
+		}
+	}
+	if len(p.rs.Warnings) < 1000 {
+		p.rs.Warnings = append(p.rs.Warnings, &Error{File: p.file, Line: line, Msg: msg})
+	}
+}
+
 // fail reports msg at the current token's line and abandons the statement.
 func (p *parser) fail(format string, a ...any) {
 	p.errAt(p.tok.line, fmt.Sprintf(format, a...))
@@ -1203,6 +1215,14 @@ func (p *parser) hostWord(table bool) hostItem {
 		p.fail("could not parse host specification")
 	}
 	h = p.resolveIf(h)
+	switch h.kind {
+	case "name":
+		// pfctl's host(): an interface's addresses, else a DNS lookup,
+		// at load time (sbin/pfctl/pfctl_parser.c host, host_if, host_dns)
+		p.warn(p.tok.line, fmt.Sprintf("%s must be an interface or a host name that resolves on the host (pfctl looks it up when loading)", w))
+	case "if":
+		p.warn(p.tok.line, fmt.Sprintf("interface %s must exist on the host (pfctl reads its addresses when loading)", strings.SplitN(w, ":", 2)[0]))
+	}
 	if !table && h.kind == "addr" && p.isP("-") {
 		p.next()
 		w2 := p.str()

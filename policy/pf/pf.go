@@ -50,6 +50,10 @@ type Ruleset struct {
 	Rules []*Rule
 	// TableRefs counts references to each table name (<name>) in rules.
 	TableRefs map[string]int
+	// Warnings are names pfctl resolves on the host when it loads the
+	// file (host and interface names in addresses, users, groups): not
+	// errors offline, but each must resolve on the host.
+	Warnings ErrorList
 
 	lines []string // pfctl -nv output
 }

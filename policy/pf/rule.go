@@ -819,6 +819,8 @@ func (p *parser) ugid(kw string) string {
 	if n, ok := ids[w]; ok {
 		return strconv.Itoa(n)
 	}
+	// parse.y uid/gid: getpwnam/getgrnam on the host
+	p.warn(p.tok.line, fmt.Sprintf("%s %s must exist on the host (pfctl looks it up when loading)", kw, w))
 	// The host's passwd is not known offline: keep the name.
 	return w
 }
