@@ -17,3 +17,16 @@ func TestParseRelease(t *testing.T) {
 		t.Error("Or")
 	}
 }
+
+func TestShellSyntax(t *testing.T) {
+	for _, ok := range []string{"/bin/sh /etc/rc", "ifconfig epair0 create && echo ok", "for i in 1 2; do echo $i; done", "wg set %i private-key /k"} {
+		if err := ShellSyntax(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"if true; then echo", "echo 'unterminated", "(cd /tmp"} {
+		if err := ShellSyntax(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -19,6 +19,9 @@ import (
 type Config struct {
 	Global []Param // parameters outside any jail block, in order
 	Jails  []Jail  // in file order (wildcard blocks "*" and "foo.*" included)
+	// Warnings are constructs jail(8) accepts but that likely do not
+	// mean what they seem to (an .include inside a jail block).
+	Warnings ErrorList
 }
 
 // Jail is one jail block.

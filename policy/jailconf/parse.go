@@ -377,7 +377,15 @@ func (f *fileParser) stmts(jail *Jail) {
 		if name.kind == tString {
 			nameText = name.parts[0].text
 		}
-		if name.kind == tWord && nameText == ".include" && jail == nil {
+		if name.kind == tWord && nameText == ".include" {
+			if jail != nil {
+				// jail(8) (config.c, since the .include commit of
+				// 2023) reads an included file as a configuration of
+				// its own: its parameters are global, not the block's
+				// [inferred from the source; check on a host].
+				f.p.cfg.Warnings = append(f.p.cfg.Warnings, &Error{File: f.file, Line: name.line,
+					Msg: fmt.Sprintf(".include inside jail %q: the included file is read as a whole configuration, its parameters do not belong to %q", jail.Name, jail.Name)})
+			}
 			f.include(name)
 			continue
 		}

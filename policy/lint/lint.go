@@ -276,6 +276,14 @@ func hostJails(files map[string][]byte) []Finding {
 			}
 			// the jails that did parse are still resolved below
 		}
+		for _, w := range cfg.Warnings {
+			out = append(out, Finding{File: w.File, Line: w.Line, Severity: Warning, Msg: w.Msg})
+		}
+		// values jail(8) refuses: immutable names, types, addresses,
+		// exec.* commands sh cannot parse
+		for _, e := range cfg.Check(jailconf.CheckOptions{}) {
+			out = append(out, Finding{File: e.File, Line: e.Line, Severity: Error, Msg: e.Msg})
+		}
 		for _, j := range cfg.Names() {
 			if _, err := cfg.Resolve(j); err != nil {
 				var re *jailconf.ResolveError
