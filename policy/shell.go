@@ -43,6 +43,10 @@ func ShellSyntax(cmd string) error {
 	for _, p := range []string{"/bin/sh: ", "sh: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
+	// dash and FreeBSD's sh put the line number first: "1: Syntax error"
+	if i := strings.Index(msg, ": "); i > 0 && strings.Trim(msg[:i], "0123456789") == "" {
+		msg = msg[i+2:]
+	}
 	if msg == "" {
 		msg = "syntax error"
 	}

@@ -1,5 +1,5 @@
 // Package lint runs every offline check on one host's rendered files:
-// pf.conf (syntax and lints), jail.conf, rc files. It only reads the file
+// pf.conf (syntax and lints), jail.conf, rc files, WireGuard configs. It only reads the file
 // map it is given; it never touches the local file system.
 package lint
 
@@ -15,6 +15,7 @@ import (
 	"github.com/rigger-bsd/rigger/policy/jailconf"
 	"github.com/rigger-bsd/rigger/policy/pf"
 	"github.com/rigger-bsd/rigger/policy/rcconf"
+	"github.com/rigger-bsd/rigger/policy/wgconf"
 )
 
 // CONTRACT (shared with bundler check): names and signatures here are used
@@ -73,6 +74,22 @@ func Host(files map[string][]byte, opts Options) []Finding {
 	out = append(out, hostPf(files, opts)...)
 	out = append(out, hostJails(files)...)
 	out = append(out, hostRC(files)...)
+	out = append(out, hostWG(files)...)
+	return out
+}
+
+// WireGuardConfs are the wg-quick configs Host checks.
+const WireGuardConfs = "/usr/local/etc/wireguard/*.conf"
+
+// hostWG checks every rendered wg-quick config (wgconf: keys, addresses,
+// endpoints, values, PostUp through sh -n).
+func hostWG(files map[string][]byte) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(files, WireGuardConfs) {
+		for _, e := range wgconf.Check(name, files[name], wgconf.Options{}) {
+			out = append(out, Finding{File: e.File, Line: e.Line, Severity: Error, Msg: e.Msg})
+		}
+	}
 	return out
 }
 
