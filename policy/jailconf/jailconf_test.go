@@ -177,5 +177,12 @@ func FuzzParse(f *testing.F) {
 		for _, n := range c.Names() {
 			c.Resolve(n) //nolint:errcheck // only must not panic or hang
 		}
+		// Check's errors name this file and one of its lines
+		lines := strings.Count(string(src), "\n") + 1
+		for _, e := range c.Check(CheckOptions{Shell: func(string) error { return nil }}) {
+			if e.File != "f.conf" || e.Line < 1 || e.Line > lines {
+				t.Fatalf("check error outside the file: %v", e)
+			}
+		}
 	})
 }

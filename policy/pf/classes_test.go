@@ -227,3 +227,13 @@ func TestNameWarnings(t *testing.T) {
 		t.Errorf("known interface: err %v, warnings %v", err, rs.Warnings)
 	}
 }
+
+// TestEmptyDynIf: an empty interface name in parentheses is an error, not
+// a crash (found while fuzzing the dynaddr check).
+func TestEmptyDynIf(t *testing.T) {
+	_, err := Parse("t.conf", []byte("pass in from (\"\")\n"), Options{})
+	var el ErrorList
+	if !errors.As(err, &el) || el[0].Error() != "t.conf:1: invalid interface name ''" {
+		t.Errorf("got %v", err)
+	}
+}

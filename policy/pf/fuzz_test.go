@@ -49,6 +49,11 @@ func FuzzParse(f *testing.F) {
 		if err != nil && !strings.Contains(err.Error(), "fuzz.conf:") && !strings.Contains(err.Error(), "self.conf:") {
 			t.Fatalf("error without FILE:LINE: %v", err)
 		}
+		// FreeBSD 15's pfctl accepts all that 14's does
+		opts.Release = 14
+		if _, err14 := Parse("fuzz.conf", src, opts); err14 == nil && err != nil {
+			t.Fatalf("accepted for 14, rejected for 15: %v", err)
+		}
 	})
 }
 

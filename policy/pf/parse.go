@@ -1277,7 +1277,7 @@ func (p *parser) hostList() []hostItem {
 // most one of the first three.
 func (p *parser) dynIfName(ifn string) {
 	parts := strings.Split(ifn, ":")
-	if c := ifn[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+	if ifn == "" || !(ifn[0] >= 'a' && ifn[0] <= 'z' || ifn[0] >= 'A' && ifn[0] <= 'Z') {
 		p.fail("invalid interface name '%s'", ifn)
 	}
 	modes := 0
