@@ -148,14 +148,7 @@ func (c *Config) Resolve(name string) (map[string][]string, error) {
 	if c.Jail(name) == nil || isWildcard(name) {
 		return nil, fmt.Errorf("jail %q not found", name)
 	}
-	var ps []Param
-	ps = append(ps, c.Global...)
-	for _, j := range c.Jails {
-		if matches(j.Name, name) {
-			ps = append(ps, j.Params...)
-		}
-	}
-	sortBySeq(ps)
+	ps := c.applying(name)
 
 	// Raw values first, so a reference sees the final assignment, as
 	// jail(8) expands after the whole file is read.

@@ -1016,29 +1016,25 @@ func (p *parser) checkPool(kw string, pl *pool) {
 	if has("map-e-portset") && kw != "nat" {
 		p.fail("the 'map-e-portset' option is only valid with nat rules")
 	}
-	// parse.y natrule: static-port is refused only when both proxy
-	// ports differ from PF_NAT_PROXY_PORT_LOW and _HIGH (a single port
-	// p is the range p:p).
-	if has("static-port") && pl.port != nil && kw == "nat" {
+	// parse.y natrule: static-port and map-e-portset are refused with a
+	// port only when both proxy ports differ from PF_NAT_PROXY_PORT_LOW
+	// and _HIGH (a single port p is the range p:p).
+	narrowed := false
+	if pl.port != nil && kw == "nat" {
 		lo, hi := pl.port.lo, pl.port.hi
 		if pl.port.op != ":" {
 			hi = lo
 		}
-		if lo != natProxyPortLow && hi != natProxyPortHigh {
-			p.fail("the 'static-port' option can't be used when specifying a port range")
-		}
+		narrowed = lo != natProxyPortLow && hi != natProxyPortHigh
+	}
+	if has("static-port") && narrowed {
+		p.fail("the 'static-port' option can't be used when specifying a port range")
 	}
 	if has("map-e-portset") && has("static-port") {
 		p.fail("the 'map-e-portset' option can't be used 'static-port'")
 	}
-	if has("map-e-portset") && pl.port != nil && kw == "nat" {
-		lo, hi := pl.port.lo, pl.port.hi
-		if pl.port.op != ":" {
-			hi = lo
-		}
-		if lo != natProxyPortLow && hi != natProxyPortHigh {
-			p.fail("the 'map-e-portset' option can't be used when specifying a port range")
-		}
+	if has("map-e-portset") && narrowed {
+		p.fail("the 'map-e-portset' option can't be used when specifying a port range")
 	}
 	if kw == "rdr" && pl.port != nil && pl.port.op == ":" && !pl.port.star && pl.port.hi < pl.port.lo {
 		p.fail("invalid port range")
