@@ -46,6 +46,7 @@ type parser struct {
 	tok          token
 	depth        int
 	includes     int
+	warned       map[string]bool // warnings already recorded
 }
 
 func newParser(opts Options) *parser {
@@ -58,6 +59,7 @@ func newParser(opts Options) *parser {
 		limiterIDs:   map[string]string{},
 		requireOrder: true,
 		blockPolicy:  "drop",
+		warned:       map[string]bool{},
 	}
 }
 
@@ -69,11 +71,11 @@ func (p *parser) errAt(line int, msg string) {
 
 // warn records a name that must resolve on the host, once per line.
 func (p *parser) warn(line int, msg string) {
-	for _, w := range p.rs.Warnings {
-		if w.File == p.file && w.Line == line && w.Msg == msg {
-			return
-		}
+	k := fmt.Sprintf("%s:%d: %s", p.file, line, msg)
+	if p.warned[k] {
+		return
 	}
+	p.warned[k] = true
 	if len(p.rs.Warnings) < 1000 {
 		p.rs.Warnings = append(p.rs.Warnings, &Error{File: p.file, Line: line, Msg: msg})
 	}
