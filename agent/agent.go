@@ -131,6 +131,9 @@ func Open(cfg *Config, opts Options) (*Agent, error) {
 			HealthTimeout: cfg.Health.Timeout,
 			Logger:        a.log,
 			GitCheck:      a.src.Check,
+			// Live host steps on the path to the source are confirmed
+			// by it answering, or undone (apply/live).
+			ManagementSource: a.src.Addr,
 		})
 		if err != nil {
 			a.driver.Close()

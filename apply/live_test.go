@@ -255,3 +255,20 @@ func TestEngineLiveKillEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineLiveDriverWithout: a driver that cannot run live steps keeps
+// the old way: files installed, reboot required, nothing run live.
+func TestEngineLiveDriverWithout(t *testing.T) {
+	e, _ := newLiveEnv(t)
+	eng, err := apply.New(apply.Config{Root: e.root, StateDir: e.state, Driver: applytest.New(), HealthTimeout: 2 * time.Second, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Apply(ctx, liveGen1(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := eng.Apply(ctx, liveGen2(t, 2))
+	if err != nil || !res.RebootRequired || len(res.Live) != 0 {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+}
