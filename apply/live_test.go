@@ -15,6 +15,7 @@ import (
 	"github.com/rigger-bsd/rigger/apply/live"
 	"github.com/rigger-bsd/rigger/apply/live/livetest"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
+	"github.com/rigger-bsd/rigger/policy/hostplan/plantest"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -29,16 +30,16 @@ func (d *liveDriver) ManagementPath(_ context.Context, src netip.Addr) (*live.Ma
 	return &live.Management{Iface: "xnic", Source: src}, nil
 }
 
-// liveWeb2RC adds web2_j with its epair on xbridge to livetest.BaseRC.
-var liveWeb2RC = livetest.Edit(livetest.BaseRC, livetest.AddWeb2...)
+// liveWeb2RC adds web2_j with its epair on xbridge to plantest.BaseRC.
+var liveWeb2RC = plantest.Edit(plantest.BaseRC, plantest.AddWeb2...)
 
-// liveGen1 is livetest.BaseRC; liveGen2 adds web2_j with its epair on xbridge.
+// liveGen1 is plantest.BaseRC; liveGen2 adds web2_j with its epair on xbridge.
 func liveGen1(t testing.TB, serial uint64) *verify.Bundle {
 	b := mkBundle(serial, []tf{
-		{"/etc/rc.conf", "reboot-required", livetest.BaseRC, 0},
+		{"/etc/rc.conf", "reboot-required", plantest.BaseRC, 0},
 		{"/etc/jail.conf.d/pg_j.conf", "jail:pg_j", "pg_j {}\n", 0},
 	})
-	b.Manifest.HostDesc = livetest.Desc(t, livetest.BaseRC, livetest.BaseJails)
+	b.Manifest.HostDesc = plantest.Desc(t, plantest.BaseRC, plantest.BaseJails)
 	return b
 }
 
@@ -48,14 +49,14 @@ func liveGen2(t testing.TB, serial uint64) *verify.Bundle {
 		{"/etc/jail.conf.d/pg_j.conf", "jail:pg_j", "pg_j {}\n", 0},
 		{"/etc/jail.conf.d/web2_j.conf", "jail:web2_j", "web2_j {}\n", 0},
 	})
-	b.Manifest.HostDesc = livetest.Desc(t, liveWeb2RC, livetest.Web2Jails)
+	b.Manifest.HostDesc = plantest.Desc(t, liveWeb2RC, plantest.Web2Jails)
 	return b
 }
 
 func newLiveEnv(t *testing.T) (*env, *liveDriver) {
 	t.Helper()
 	dir := t.TempDir()
-	drv := &liveDriver{Driver: applytest.New(), Host: livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))}
+	drv := &liveDriver{Driver: applytest.New(), Host: livetest.New(plantest.Desc(t, plantest.BaseRC, plantest.BaseJails))}
 	drv.Driver.OnActivate = func(u verify.Unit) error {
 		drv.Host.RunLive(context.Background(), "activate", u.String())
 		return nil
@@ -103,7 +104,7 @@ func TestEngineLiveAddJail(t *testing.T) {
 	if len(res.Live) != 5 || res.RebootRequired {
 		t.Fatalf("result live %d reboot %v", len(res.Live), res.RebootRequired)
 	}
-	if d := drv.Host.Same(livetest.New(livetest.Desc(t, liveWeb2RC, livetest.Web2Jails))); d != "" && !strings.HasPrefix(d, "jails") {
+	if d := drv.Host.Same(livetest.New(plantest.Desc(t, liveWeb2RC, plantest.Web2Jails))); d != "" && !strings.HasPrefix(d, "jails") {
 		t.Fatalf("host: %s", d)
 	}
 	if _, err := os.Stat(filepath.Join(e.state, live.JournalName)); !os.IsNotExist(err) {
@@ -120,7 +121,7 @@ func TestEngineLiveAddJail(t *testing.T) {
 	if got := strings.Join(drv.Log, "\n"); got != want {
 		t.Fatalf("revert commands:\n%s\nwant\n%s", got, want)
 	}
-	if d := drv.Host.Same(livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))); d != "" {
+	if d := drv.Host.Same(livetest.New(plantest.Desc(t, plantest.BaseRC, plantest.BaseJails))); d != "" {
 		t.Fatalf("host after revert: %s", d)
 	}
 }
@@ -151,7 +152,7 @@ func TestEngineLiveFailureUndoes(t *testing.T) {
 	if got := strings.Join(drv.Log, "\n"); got != want {
 		t.Fatalf("commands:\n%s\nwant\n%s", got, want)
 	}
-	if d := drv.Host.Same(livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))); d != "" {
+	if d := drv.Host.Same(livetest.New(plantest.Desc(t, plantest.BaseRC, plantest.BaseJails))); d != "" {
 		t.Fatalf("host: %s", d)
 	}
 }
@@ -173,12 +174,12 @@ func TestEngineLiveManagementLost(t *testing.T) {
 	if _, err := eng.Apply(ctx, liveGen1(t, 1)); err != nil {
 		t.Fatal(err)
 	}
-	cutRC := strings.Replace(livetest.BaseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.99"`, 1)
+	cutRC := strings.Replace(plantest.BaseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.99"`, 1)
 	b := liveGen1(t, 2)
 	b.Manifest.Files[0].SHA256 = hexsum([]byte(cutRC))
 	b.Manifest.Files[0].Size = int64(len(cutRC))
 	b.Files["/etc/rc.conf"] = []byte(cutRC)
-	b.Manifest.HostDesc = livetest.Desc(t, cutRC, livetest.BaseJails)
+	b.Manifest.HostDesc = plantest.Desc(t, cutRC, plantest.BaseJails)
 	drv.Log = nil
 	reachable = false
 	start := time.Now()
@@ -244,7 +245,7 @@ func TestEngineLiveKillEveryStep(t *testing.T) {
 		if err != nil || rec == nil || !rec.RolledBack {
 			t.Fatalf("kill at %d: recover %+v %v", i, rec, err)
 		}
-		if d := drv.Host.Same(livetest.New(livetest.Desc(t, livetest.BaseRC, livetest.BaseJails))); d != "" {
+		if d := drv.Host.Same(livetest.New(plantest.Desc(t, plantest.BaseRC, plantest.BaseJails))); d != "" {
 			t.Fatalf("kill at %d: host %s\n%s", i, d, strings.Join(drv.Log, "\n"))
 		}
 		if d := diffSnap(before, snapshot(t, e.root)); d != "" {

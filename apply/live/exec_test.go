@@ -13,6 +13,7 @@ import (
 
 	"github.com/rigger-bsd/rigger/apply/live/livetest"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
+	"github.com/rigger-bsd/rigger/policy/hostplan/plantest"
 )
 
 type transition struct {
@@ -21,14 +22,14 @@ type transition struct {
 }
 
 func transitions(t *testing.T) []transition {
-	base := livetest.Desc(t, livetest.BaseRC, livetest.BaseJails)
-	web2 := livetest.Desc(t, livetest.Edit(livetest.BaseRC, livetest.AddWeb2...), livetest.Web2Jails)
-	big := livetest.Desc(t, livetest.Edit(livetest.BaseRC, append(append([]string{}, livetest.AddWeb2...),
+	base := plantest.Desc(t, plantest.BaseRC, plantest.BaseJails)
+	web2 := plantest.Desc(t, plantest.Edit(plantest.BaseRC, plantest.AddWeb2...), plantest.Web2Jails)
+	big := plantest.Desc(t, plantest.Edit(plantest.BaseRC, append(append([]string{}, plantest.AddWeb2...),
 		`defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.2"`,
 		"", `ifconfig_xnic_alias0="inet 203.0.113.11/32"`,
 		`ifconfig_xbridge="inet`, `ifconfig_xbridge="mtu 9000 inet`,
 		"", `static_routes="lan"`, "", `route_lan="-net 10.1.0.0/16 10.0.2.254 -fib 1"`,
-		`sshd_enable="YES"`, `ntpd_enable="YES"`)...), livetest.Web2Jails)
+		`sshd_enable="YES"`, `ntpd_enable="YES"`)...), plantest.Web2Jails)
 	return []transition{{"add-jail", base, web2}, {"remove-jail", web2, base}, {"many", base, big}, {"many-back", big, base}}
 }
 
@@ -174,8 +175,8 @@ func TestExecKillAtEveryStep(t *testing.T) {
 // by the source answering; when it does not within the deadline, the
 // run fails with ManagementLostError and the undo restores the route.
 func TestExecManagementConfirm(t *testing.T) {
-	base := livetest.Desc(t, livetest.BaseRC, livetest.BaseJails)
-	cut := livetest.Desc(t, livetest.Edit(livetest.BaseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.2"`), livetest.BaseJails)
+	base := plantest.Desc(t, plantest.BaseRC, plantest.BaseJails)
+	cut := plantest.Desc(t, plantest.Edit(plantest.BaseRC, `defaultrouter="203.0.113.1"`, `defaultrouter="203.0.113.2"`), plantest.BaseJails)
 	p, err := Compute(base, cut, &Management{Iface: "xnic", Source: netip.MustParseAddr("198.51.100.7")})
 	if err != nil || !p.Mgmt() {
 		t.Fatalf("plan: %v mgmt %v", err, p.Mgmt())

@@ -11,57 +11,20 @@ import (
 	"testing"
 
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
+	"github.com/rigger-bsd/rigger/policy/hostplan/plantest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// baseRC is a uirig-like host rc.conf, cut to what the plans touch.
-const baseRC = `
-hostname="serverA"
-ifconfig_igb0_name="xnic"
-ifconfig_xnic="inet 203.0.113.10/24"
-cloned_interfaces="bridge0 epair0 epair1"
-ifconfig_bridge0_name="xbridge"
-ifconfig_epair0a_name="ngx_a"
-ifconfig_epair0b_name="ngx_b"
-ifconfig_epair1a_name="pg_a"
-ifconfig_epair1b_name="pg_b"
-ifconfig_ngx_a="up"
-ifconfig_pg_a="up"
-ifconfig_xbridge="inet 10.0.2.1/24 addm ngx_a addm pg_a up"
-defaultrouter="203.0.113.1"
-gateway_enable="YES"
-sshd_enable="YES"
-pf_enable="YES"
-jail_enable="YES"
-`
+const baseRC = plantest.BaseRC
 
-var baseJails = []hostdesc.Jail{{Name: "nginx_j", Interfaces: []string{"ngx_b"}}, {Name: "pg_j", Interfaces: []string{"pg_b"}}}
+var baseJails = plantest.BaseJails
 
-// desc reads a description from rc.conf text (baseRC with edits) and the
-// jails.
 func desc(t *testing.T, rc string, jails []hostdesc.Jail) *hostdesc.Host {
-	t.Helper()
-	h, err := hostdesc.ParseRC("rc.conf", []byte(rc), jails...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return plantest.Desc(t, rc, jails)
 }
 
-func edit(rc string, pairs ...string) string {
-	for k := 0; k < len(pairs); k += 2 {
-		if pairs[k] == "" {
-			rc += pairs[k+1] + "\n"
-			continue
-		}
-		if !strings.Contains(rc, pairs[k]) {
-			panic("no " + pairs[k])
-		}
-		rc = strings.Replace(rc, pairs[k], pairs[k+1], 1)
-	}
-	return rc
-}
+func edit(rc string, pairs ...string) string { return plantest.Edit(rc, pairs...) }
 
 // render is the golden form of a plan: each step with its phase, undo and
 // marks, then the reboot reasons.
@@ -96,15 +59,10 @@ func render(p *Plan) string {
 	return b.String()
 }
 
-var addWeb2 = []string{
-	`cloned_interfaces="bridge0 epair0 epair1"`, `cloned_interfaces="bridge0 epair0 epair1 epair2"`,
-	"", `ifconfig_epair2a_name="web2_a"`,
-	"", `ifconfig_epair2b_name="web2_b"`,
-	"", `ifconfig_web2_a="up"`,
-	"addm pg_a up", "addm pg_a addm web2_a up",
-}
-
-var web2Jails = append(append([]hostdesc.Jail{}, baseJails...), hostdesc.Jail{Name: "web2_j", Interfaces: []string{"web2_b"}})
+var (
+	addWeb2   = plantest.AddWeb2
+	web2Jails = plantest.Web2Jails
+)
 
 func TestPlans(t *testing.T) {
 	base := desc(t, baseRC, baseJails)

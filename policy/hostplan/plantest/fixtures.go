@@ -1,4 +1,6 @@
-package livetest
+// Package plantest holds the host descriptions the live plan tests share
+// (policy/hostplan, apply/live, apply): a uirig-like rc.conf and its edits.
+package plantest
 
 import (
 	"strings"
@@ -53,7 +55,7 @@ func Edit(rc string, pairs ...string) string {
 			continue
 		}
 		if !strings.Contains(rc, pairs[k]) {
-			panic("livetest.Edit: no " + pairs[k])
+			panic("plantest.Edit: no " + pairs[k])
 		}
 		rc = strings.Replace(rc, pairs[k], pairs[k+1], 1)
 	}
