@@ -134,8 +134,8 @@
 // Peers: Host, Interface, Endpoint, EndpointAddr/Port, AllowedIPs), and
 // the methods .Addr REF, .CIDR REF, .Net REF, .Jail NAME, .Table NAME, .Var
 // NAME, .WG NAME, .RoleAddrs ROLE IF (that interface's address on every
-// host of the role), plus the functions join, lower, upper, quote, ports,
-// sorted. HostRender.TunnelPorts (spiped ports crossing hosts, WireGuard
+// host of the role), plus the functions join, fields, lower, upper, quote,
+// ports, sorted. HostRender.TunnelPorts (spiped ports crossing hosts, WireGuard
 // listen ports and the peers' ports dialled) and FleetTunnelPorts feed the
 // pf lint: a tunnel port not passed, or a port passed that only other
 // hosts' tunnels use, is a warning.

@@ -209,7 +209,7 @@ func TestUIRigMustShow(t *testing.T) {
 		contains(hr, "/etc/jail.conf", `.include "/etc/jail.conf.d/pg_j.conf";`+"\n"+`.include "/etc/jail.conf.d/node_j.conf";`+"\n"+`.include "/etc/jail.conf.d/nginx_j.conf";`)
 		contains(hr, "/etc/pf.conf", "scrub in all fragment reassemble no-df", "nat on xnic from $xbridge_net -> (xnic:0)",
 			"antispoof quick for xnic", "(max-src-conn-rate 100/10, overload <ratelimit> flush global)",
-			`nginx_j     = "10.0.2.20"`, "port { 5434 5433 }")
+			`nginx_j     = "10.0.2.20"`, "port { 5433 5434 }")
 		contains(hr, "/jails/pg_j/etc/rc.conf", `spiped_pipes="N2P PGS PGC"`, `postgresql_enable="YES"`)
 		contains(hr, "/jails/nginx_j/etc/rc.conf", `nginx_enable="YES"`)
 		contains(hr, "/etc/cron.d/reallow-ratelimited-ips", "pfctl -t ratelimit -T expire 180")

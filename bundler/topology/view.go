@@ -284,10 +284,11 @@ func (v *View) Var(name string) (string, error) {
 
 // templateFuncs are the helpers every template gets besides View's methods.
 var templateFuncs = template.FuncMap{
-	"join":  func(sep string, xs []string) string { return strings.Join(xs, sep) },
-	"lower": strings.ToLower,
-	"upper": strings.ToUpper,
-	"quote": strconv.Quote,
+	"join":   func(sep string, xs []string) string { return strings.Join(xs, sep) },
+	"fields": strings.Fields,
+	"lower":  strings.ToLower,
+	"upper":  strings.ToUpper,
+	"quote":  strconv.Quote,
 	"ports": func(ps []int) string {
 		s := make([]string, len(ps))
 		for i, p := range ps {
