@@ -66,7 +66,6 @@ func TestPrecheckUirigCommands(t *testing.T) {
 		"sh -n STAGE/etc/rc.conf",
 		"sh -n STAGE/jails/nginx_j/etc/rc.conf",
 		"sh -n STAGE/jails/node_j/etc/rc.conf",
-		"sh -n STAGE/jails/node_j/usr/local/etc/rc.d/node", // the app's rc.d script
 		"sh -n STAGE/jails/pg_j/etc/rc.conf",
 	}
 	// /etc/jail.conf .includes the per-jail files: checked through a

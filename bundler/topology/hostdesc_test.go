@@ -87,7 +87,7 @@ func TestHostDescUirig(t *testing.T) {
 	for _, s := range d.Services {
 		svcs = append(svcs, s.Name)
 	}
-	if strings.Join(svcs, " ") != "pflog sshd" || !d.Forwarding {
+	if strings.Join(svcs, " ") != "ntpd pflog sshd" || !d.Forwarding {
 		t.Errorf("services %v forwarding %v", svcs, d.Forwarding)
 	}
 	if len(d.Jails) != 3 || d.Jails[0].Name != "pg_j" || strings.Join(d.Jails[0].Interfaces, " ") != "pg_b node_pg_b ipg_b" {

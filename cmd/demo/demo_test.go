@@ -37,7 +37,8 @@ func TestEndToEnd(t *testing.T) {
 	var narration bytes.Buffer
 	d := &Demo{
 		Bin: bin, Infra: "../../testdata/infra/uirig", Work: t.TempDir(), Out: &narration,
-		WaveB: 3 * time.Second, BakeB: 2 * time.Second, HealthTimeout: 20 * time.Second,
+		// WaveB outlasts a release (check, build, publish) on a busy machine.
+		WaveB: 10 * time.Second, BakeB: 2 * time.Second, HealthTimeout: 20 * time.Second,
 	}
 	t.Cleanup(func() {
 		if err := d.Close(); err != nil {
