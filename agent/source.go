@@ -16,7 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 
-	"github.com/rigger-bsd/rigger/agent/gitauth"
+	"github.com/rigger-bsd/rigger/bundler/gitauth"
 )
 
 // Source is the git side of the agent: a bare repository in the state dir

@@ -18,9 +18,9 @@ import (
 	"github.com/rigger-bsd/rigger/agent"
 	"github.com/rigger-bsd/rigger/verify"
 
-	// The host drivers register themselves with package apply.
+	// The FreeBSD driver registers itself with package apply; the sim
+	// driver is added off FreeBSD only (drivers_sim.go).
 	_ "github.com/rigger-bsd/rigger/apply/freebsd"
-	_ "github.com/rigger-bsd/rigger/apply/sim"
 )
 
 // Exit codes of the agent (documented in the root command's help).

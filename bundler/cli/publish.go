@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/rigger-bsd/rigger/agent/gitauth"
+	"github.com/rigger-bsd/rigger/bundler/gitauth"
 	"github.com/rigger-bsd/rigger/bundler/publish"
 )
 

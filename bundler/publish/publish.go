@@ -26,7 +26,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 
-	"github.com/rigger-bsd/rigger/agent/gitauth"
+	"github.com/rigger-bsd/rigger/bundler/gitauth"
 	"github.com/rigger-bsd/rigger/verify"
 )
 

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rigger-bsd/rigger/agent/gitauth"
 	"github.com/rigger-bsd/rigger/agent/gittest"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
+	"github.com/rigger-bsd/rigger/bundler/gitauth"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 )
 

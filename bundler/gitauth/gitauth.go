@@ -2,6 +2,12 @@
 // the same way for the agent's source and for `bundler publish`: a token
 // file for http(s), a deploy key checked against known_hosts for ssh,
 // nothing for local paths.
+//
+// It lives under bundler/ because the layering of DESIGN.md lets the agent
+// import the bundler's packages but not the other way round: the bundler
+// (publish) and the agent (source) both need it, and here both may import
+// it. It imports nothing of ours and must stay that way, so that the agent
+// binary links no other bundler code (cmd/layering_test.go holds both).
 package gitauth
 
 import (

@@ -1,0 +1,194 @@
+// Package cmd_test holds the layering rules of ../shared/DESIGN.md
+// ("Layering (held by a test)") as a test over `go list`, so that an import
+// that crosses a layer fails CI and names the import, instead of living on
+// in prose. The rules cover production code only: tests may reach across
+// layers (apply's tests render topologies with the bundler).
+package cmd_test
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/rigger-bsd/rigger"
+
+// under reports whether pkg is dir or a package below it (dir relative to
+// the module, "" meaning any of ours).
+func under(pkg, dir string) bool {
+	if dir == "" {
+		return pkg == module || strings.HasPrefix(pkg, module+"/")
+	}
+	p := module + "/" + dir
+	return pkg == p || strings.HasPrefix(pkg, p+"/")
+}
+
+// rule says what a group of our packages must not import from ours.
+type rule struct {
+	name string
+	from string                // packages the rule binds (dir, with subpackages)
+	deny func(imp string) bool // an import of ours that breaks it
+	why  string
+}
+
+var rules = []rule{
+	{
+		name: "verify imports only policy's small types",
+		from: "verify",
+		deny: func(imp string) bool { return imp != module+"/policy" },
+		why:  "verify is the trust boundary: pure functions over bytes and keys",
+	},
+	{
+		name: "policy imports nothing of ours",
+		from: "policy",
+		deny: func(imp string) bool { return !under(imp, "policy") },
+		why:  "policy is the leaf every layer may consult",
+	},
+	{
+		name: "apply knows no agent",
+		from: "apply",
+		deny: func(imp string) bool { return under(imp, "agent") || under(imp, "bundler") },
+		why:  "apply installs a verified bundle; the loop and the compiler are above it",
+	},
+	{
+		name: "bundler imports neither agent nor apply",
+		from: "bundler",
+		deny: func(imp string) bool { return under(imp, "agent") || under(imp, "apply") },
+		why:  "what both sides need (git credentials) lives in bundler/gitauth",
+	},
+	{
+		name: "agent links no bundler code but gitauth",
+		from: "agent",
+		deny: func(imp string) bool { return under(imp, "bundler") && !under(imp, "bundler/gitauth") },
+		why:  "the agent binary must not carry the topology compiler",
+	},
+	{
+		name: "the FreeBSD driver does not import the emulated userland",
+		from: "apply/freebsd",
+		deny: func(imp string) bool { return under(imp, "apply/sim") },
+		why:  "drivers do not import each other",
+	},
+	{
+		name: "nothing imports a command",
+		from: "",
+		deny: func(imp string) bool { return under(imp, "cmd") },
+		why:  "cmd/* are mains; cmd/rigger-sim may import everything and nothing imports it",
+	},
+}
+
+// listImports runs go list over the whole module for GOOS and returns, per
+// package of ours, its production imports of ours.
+func listImports(t *testing.T, goos string, pattern ...string) map[string][]string {
+	t.Helper()
+	args := append([]string{"list", "-e", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`}, pattern...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = moduleRoot(t)
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOFLAGS=-mod=mod")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v\n%s", strings.Join(pattern, " "), err, stderr.Bytes())
+	}
+	m := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		var ours []string
+		for _, imp := range f[1:] {
+			if under(imp, "") {
+				ours = append(ours, imp)
+			}
+		}
+		m[f[0]] = ours
+	}
+	return m
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		t.Fatalf("module root: %v", err)
+	}
+	return dir
+}
+
+// violations applies the rules to one import graph.
+func violations(graph map[string][]string) map[string][]string {
+	bad := map[string][]string{}
+	for pkg, imps := range graph {
+		for _, r := range rules {
+			if r.from != "" && !under(pkg, r.from) {
+				continue
+			}
+			for _, imp := range imps {
+				if r.deny(imp) {
+					bad[r.name] = append(bad[r.name], pkg+" imports "+imp+" ("+r.why+")")
+				}
+			}
+		}
+	}
+	return bad
+}
+
+func TestLayering(t *testing.T) {
+	for _, goos := range []string{"linux", "freebsd"} {
+		graph := listImports(t, goos, "./...")
+		if len(graph) < 10 {
+			t.Fatalf("%s: go list found %d packages; is this the module root?", goos, len(graph))
+		}
+		bad := violations(graph)
+		for _, r := range rules {
+			list := bad[r.name]
+			sort.Strings(list)
+			for _, v := range list {
+				t.Errorf("%s (GOOS=%s): %s", r.name, goos, v)
+			}
+		}
+	}
+}
+
+// TestRulesBite proves each rule catches the import it is written for, so
+// a rule that matches nothing (a typo in a path) cannot pass silently.
+func TestRulesBite(t *testing.T) {
+	for _, r := range rules {
+		from := module + "/" + r.from + "/x"
+		if r.from == "" {
+			from = module + "/agent"
+		}
+		var imp string
+		switch r.from {
+		case "verify", "policy":
+			imp = module + "/apply"
+		case "apply", "bundler", "":
+			imp = module + "/agent"
+			if r.from == "" {
+				imp = module + "/cmd/agent"
+			}
+		case "agent":
+			imp = module + "/bundler/topology"
+		case "apply/freebsd":
+			imp = module + "/apply/sim"
+		default:
+			t.Fatalf("rule %q: no test import for %q", r.name, r.from)
+		}
+		if len(violations(map[string][]string{from: {imp}})[r.name]) != 1 {
+			t.Errorf("rule %q does not catch %s importing %s", r.name, from, imp)
+		}
+	}
+	if v := violations(map[string][]string{module + "/agent": {module + "/bundler/gitauth", module + "/apply"}}); len(v) != 0 {
+		t.Errorf("allowed imports flagged: %v", v)
+	}
+}
