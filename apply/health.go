@@ -68,7 +68,7 @@ func (e *Engine) runCheck(ctx context.Context, c verify.Check) HealthResult {
 			r.OK, r.Error = true, ""
 			return r
 		}
-		r.Error = err.Error()
+		r.Error = attemptError(ctx, err, r.Error)
 		select {
 		case <-ctx.Done():
 			return r
@@ -76,6 +76,21 @@ func (e *Engine) runCheck(ctx context.Context, c verify.Check) HealthResult {
 		}
 		wait = min(wait*2, maxRetry)
 	}
+}
+
+// attemptError is what a failed attempt leaves in the result. An attempt
+// the overall health deadline cut short only says how it was killed
+// ("signal: killed", "context deadline exceeded"); the previous attempt's
+// error says why the check fails, so it is kept. A first attempt that the
+// deadline cut short says so.
+func attemptError(overall context.Context, err error, prev string) string {
+	if overall.Err() == nil {
+		return err.Error()
+	}
+	if prev != "" {
+		return prev
+	}
+	return fmt.Sprintf("no answer within the health timeout: %v", err)
 }
 
 func (e *Engine) probe(ctx context.Context, c verify.Check) error {

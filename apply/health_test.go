@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,7 +74,10 @@ func TestHealthChecks(t *testing.T) {
 	e := newEnv(t)
 	e.drv.SetRunning("pg_j", true)
 	gitErr := errors.New("ls-remote: connection refused")
-	eng, err := apply.New(apply.Config{Root: e.root, StateDir: e.state, Driver: e.drv, HealthTimeout: 400 * time.Millisecond,
+	// Failing checks run until this deadline, so it bounds the test's time;
+	// it is generous because each failing check must fit two attempts
+	// (100 ms apart) even under -race on a busy 2-core machine.
+	eng, err := apply.New(apply.Config{Root: e.root, StateDir: e.state, Driver: e.drv, HealthTimeout: 3 * time.Second,
 		Logger: discard, GitCheck: func(ctx context.Context) error { return gitErr }})
 	if err != nil {
 		t.Fatal(err)
@@ -118,27 +122,53 @@ func TestHealthChecks(t *testing.T) {
 	}
 }
 
-// A service that comes up a moment after activation passes on a retry.
+// A service that comes up after a few attempts passes on a retry. The
+// probe counts its calls, so no timing decides the outcome.
 func TestHealthRetriesUntilUp(t *testing.T) {
-	addr := closedAddr(t)
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return
-		}
-		t.Cleanup(func() { l.Close() })
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	e := newEnv(t)
-	r := apply.CheckOne(newEngine(t, e, 3*time.Second), verify.Check{Kind: verify.CheckTCP, Name: "late", Addr: addr})
-	if !r.OK || r.Attempts < 2 {
-		t.Errorf("%+v", r)
+	var calls atomic.Int32
+	eng, err := apply.New(apply.Config{Root: e.root, StateDir: e.state, Driver: e.drv, HealthTimeout: time.Minute, Logger: discard,
+		GitCheck: func(context.Context) error {
+			if calls.Add(1) < 3 {
+				return errors.New("connection refused")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := apply.CheckOne(eng, verify.Check{Kind: verify.CheckGit, Name: "late"})
+	if !r.OK || r.Attempts != 3 || r.Error != "" {
+		t.Errorf("%+v, want OK on the third attempt", r)
+	}
+}
+
+// The attempt the overall deadline kills says only how it died ("signal:
+// killed" for an exec check); the result keeps the error of the attempt
+// before it, which says why the check fails.
+func TestHealthKeepsInformativeError(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	eng, err := apply.New(apply.Config{Root: e.root, StateDir: e.state, Driver: e.drv, HealthTimeout: time.Second, Logger: discard,
+		GitCheck: func(ctx context.Context) error {
+			if calls.Add(1) == 1 {
+				return errors.New("ls-remote: authentication failed")
+			}
+			<-ctx.Done() // hangs until the overall deadline kills it
+			return errors.New("signal: killed")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := apply.CheckOne(eng, verify.Check{Kind: verify.CheckGit, Name: "git"})
+	if r.OK || r.Attempts != 2 || r.Error != "ls-remote: authentication failed" {
+		t.Errorf("%+v, want the first attempt's error after 2 attempts", r)
+	}
+
+	// A check whose only attempt was killed says that it had no answer.
+	calls.Store(1)
+	r = apply.CheckOne(eng, verify.Check{Kind: verify.CheckGit, Name: "git"})
+	if r.OK || r.Attempts != 1 || !strings.Contains(r.Error, "no answer within the health timeout: signal: killed") {
+		t.Errorf("%+v, want the deadline named", r)
 	}
 }
