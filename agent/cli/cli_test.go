@@ -153,7 +153,7 @@ func world(ts *testscript.TestScript) *scriptWorld { return ts.Value("world").(*
 //	gitcounts                                 print "info_refs=N upload_pack=M" and reset the counters
 //	exitcode N PROG ARGS...                   run like exec and require exit status N
 //	waitfor FILE REGEXP                       wait up to 10 s until FILE matches
-//	sleep D                                   wait D
+//	waitgit                                   wait up to 10 s until the git server has a request in (since gitcounts)
 //	sigterm, sighup                           signal the agent holding $WORK/state/lock
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"publish": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -265,10 +265,18 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			time.Sleep(20 * time.Millisecond)
 		}
 	},
-	"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
-		d, err := time.ParseDuration(args[0])
-		ts.Check(err)
-		time.Sleep(d)
+	"waitgit": func(ts *testscript.TestScript, neg bool, args []string) {
+		w := world(ts)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if c := w.srv.Counts(); c.InfoRefs+c.LsRefs+c.UploadPack > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("waitgit: no request reached the git server in 10 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	},
 	"sigterm": func(ts *testscript.TestScript, neg bool, args []string) { signalAgent(ts, syscall.SIGTERM) },
 	"sighup":  func(ts *testscript.TestScript, neg bool, args []string) { signalAgent(ts, syscall.SIGHUP) },

@@ -73,12 +73,19 @@ func idleAgent(tb testing.TB) (*exec.Cmd, *strings.Builder) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	time.Sleep(3 * time.Second) // about 25 polls
-	st, err := agent.ReadStatus(agent.Store{Dir: filepath.Join(dir, "state")}, "serverA", time.Now())
-	if err != nil || st.LastPoll == nil || st.LastPoll.Outcome != agent.OutcomeUnchanged || !st.Running {
-		tb.Fatalf("agent not idling: %+v, %v\n%s", st.LastPoll, err, stderr.String())
+	// Idle means: past the first poll (the rejection) and about 25 more
+	// ref listings since, each "unchanged".
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := agent.ReadStatus(agent.Store{Dir: filepath.Join(dir, "state")}, "serverA", time.Now())
+		if err == nil && st.LastPoll != nil && st.LastPoll.Outcome == agent.OutcomeUnchanged && st.Running && srv.Counts().InfoRefs >= 25 {
+			return cmd, stderr
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("agent not idling after 60 s: %+v, %v, %d ref listings\n%s", st, err, srv.Counts().InfoRefs, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of this wait, not a synchronisation
 	}
-	return cmd, stderr
 }
 
 // BenchmarkIdleRSS reports the resident memory of an idle `agent run`
