@@ -40,7 +40,7 @@ var rules = []rule{
 	{
 		name: "verify imports only policy's small types",
 		from: "verify",
-		deny: func(imp string) bool { return imp != module+"/policy" },
+		deny: func(imp string) bool { return imp != module+"/policy" && !under(imp, "verify") },
 		why:  "verify is the trust boundary: pure functions over bytes and keys",
 	},
 	{
