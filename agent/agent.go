@@ -563,7 +563,7 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		a.st.SeenCommit = commit
 		a.st.Current = &Current{
 			Serial: serial, SourceCommit: b.Manifest.Source.Commit, BundlesCommit: commit,
-			Signers: slices.Clone(b.Signers), AppliedAt: now, RebootRequired: res.RebootRequired, Expires: b.Manifest.Expires,
+			Signers: slices.Clone(b.Signers), AppliedAt: now, RebootRequired: res.RebootRequired, RebootReasons: res.RebootReasons, Expires: b.Manifest.Expires,
 			ManifestBlob: bf.ManifestBlob, ArchiveBlob: bf.ArchiveBlob,
 		}
 		a.st.Health = healthOf(res.Health)

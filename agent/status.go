@@ -36,9 +36,12 @@ const (
 //	pid                 int     that process (omitted when not running)
 //	source              string  git URL (credentials removed) and branch "URL#branch"
 //	current             object  the applied generation: serial, source_commit (infra repo commit),
-//	                            bundles_commit, signers (key ids), applied_at, reboot_required
+//	                            bundles_commit, signers (key ids), applied_at, reboot_required,
+//	                            reboot_reasons ("FILE: why", one per file)
 //	last_poll           object  at, outcome (see Outcome), duration_ms, commit, serial
-//	last_error          object  at, message: the most recent failure (kept after recovery)
+//	last_error          object  at, message: the most recent failure (kept after recovery);
+//	                            resolved: a later poll succeeded and the host is not rolled back,
+//	                            degraded or failing, so it is history, not the current state
 //	failures            int     consecutive failed polls (backoff grows with it)
 //	pending             object  a verified bundle not applied yet: serial, commit, not_before, reason
 //	rolled_back         object  serial, reason, at, health (the checks that failed): the last bundle that was rolled back
@@ -99,6 +102,7 @@ type Current struct {
 	Signers        []string  `json:"signers"`
 	AppliedAt      time.Time `json:"applied_at,omitzero"`
 	RebootRequired bool      `json:"reboot_required,omitempty"`
+	RebootReasons  []string  `json:"reboot_reasons,omitempty"` // "FILE: why", one per file
 	// Expires is the installed bundle's signed expiry: after it no
 	// bundle of that serial is accepted again (fail static).
 	Expires      time.Time `json:"expires,omitzero"`
@@ -117,8 +121,9 @@ type PollInfo struct {
 
 // ErrorInfo is a failure with its time.
 type ErrorInfo struct {
-	At      time.Time `json:"at"`
-	Message string    `json:"message"`
+	At       time.Time `json:"at"`
+	Message  string    `json:"message"`
+	Resolved bool      `json:"resolved,omitempty"` // derived by ReadStatus, see Status
 }
 
 // Pending is a verified bundle that waits.
@@ -245,7 +250,22 @@ func ReadStatus(store Store, host string, now time.Time) (*Status, error) {
 	}
 	st.normalize()
 	st.State = st.computeState(now)
+	if e := st.LastError; e != nil {
+		e.Resolved = st.errorResolved()
+	}
 	return st, nil
+}
+
+// errorResolved: the last error is history when a poll after it
+// succeeded and the state is one of the good ones.
+func (s *Status) errorResolved() bool {
+	switch s.State {
+	case StateIdle, StateHeld, StateApplying:
+	default:
+		return false
+	}
+	p := s.LastPoll
+	return p != nil && p.Outcome != OutcomeError && p.At.After(s.LastError.At)
 }
 
 func (s *Status) normalize() {
@@ -294,8 +314,11 @@ func (s *Status) WriteText(w io.Writer, now time.Time) error {
 		if !c.Expires.IsZero() {
 			row("expires", "%s", ts(c.Expires))
 		}
-		if c.RebootRequired {
-			row("reboot", "required (a loader file changed)")
+		switch {
+		case len(c.RebootReasons) > 0:
+			row("reboot", "required: %s", strings.Join(c.RebootReasons, "; "))
+		case c.RebootRequired:
+			row("reboot", "required") // written by an agent that did not record why
 		}
 	} else {
 		row("current", "none")
@@ -308,10 +331,14 @@ func (s *Status) WriteText(w io.Writer, now time.Time) error {
 	} else {
 		row("last poll", "never")
 	}
-	if e := s.LastError; e != nil {
-		row("last error", "%s (%s)", e.Message, ts(e.At))
-	} else {
+	switch e := s.LastError; {
+	case e == nil:
 		row("last error", "none")
+	case e.Resolved:
+		row("last error", "none since %s", ts(s.LastPoll.At))
+		row("earlier error", "%s (%s)", e.Message, ts(e.At))
+	default:
+		row("last error", "%s (%s)", e.Message, ts(e.At))
 	}
 	if s.Failures > 0 {
 		row("failures", "%d in a row", s.Failures)

@@ -532,3 +532,41 @@ func readFile(p string) string {
 }
 
 func readRoot(e *env, p string) string { return readFile(filepath.Join(e.root, p)) }
+
+// The reason a reboot is needed names the file and why: an rc.conf that
+// changes an interface the topology does not let the agent restart is not
+// "a loader file".
+func TestRebootReasons(t *testing.T) {
+	e := newEnv(t)
+	b := mkBundle(1, []tf{
+		{"/etc/rc.conf", "netif:em0", "ifconfig_em0=\"inet 192.0.2.1/24\"\n", 0},
+		{"/etc/pf.conf", "pf", "pass all\n", 0},
+	})
+	p, err := e.eng.Plan(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/etc/rc.conf: interface em0 changes and the topology does not allow restarting it live (netif_restart)"}
+	if !p.Reboot || !slices.Equal(p.RebootReasons, want) {
+		t.Errorf("reboot %v %q, want %q", p.Reboot, p.RebootReasons, want)
+	}
+
+	b = mkBundle(1, []tf{{"/boot/loader.conf", "reboot-required", "kern.racct.enable=1\n", 0}})
+	b.Manifest.NetifRestart = []string{"em0"}
+	if p, err = e.eng.Plan(b); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"/boot/loader.conf: loader settings take effect at the next boot"}
+	if !p.Reboot || !slices.Equal(p.RebootReasons, want) {
+		t.Errorf("reboot %v %q, want %q", p.Reboot, p.RebootReasons, want)
+	}
+
+	b = mkBundle(1, []tf{{"/etc/rc.conf", "netif:em0", "ifconfig_em0=up\n", 0}})
+	b.Manifest.NetifRestart = []string{"em0"}
+	if p, err = e.eng.Plan(b); err != nil {
+		t.Fatal(err)
+	}
+	if p.Reboot || len(p.RebootReasons) != 0 {
+		t.Errorf("allowed netif restart: reboot %v %q", p.Reboot, p.RebootReasons)
+	}
+}

@@ -122,6 +122,8 @@ type Plan struct {
 	// Live is the host changes applied without a reboot (both manifests
 	// describe the host), in order; nil otherwise.
 	Live *live.Plan
+	// RebootReasons name each file that needs a reboot and why.
+	RebootReasons []string
 }
 
 // Change is one file that differs.
@@ -268,6 +270,7 @@ type Result struct {
 	Units          []verify.Unit // activated, in order
 	Health         []HealthResult
 	RebootRequired bool
+	RebootReasons  []string // file and why, one per file (Plan.RebootReasons)
 	Duration       time.Duration
 	Changes        []Change    // what was installed or removed
 	Live           []live.Step // live host steps that ran, in order

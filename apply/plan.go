@@ -30,12 +30,14 @@ func computePlan(cur, tgt *generation) (*Plan, []change, error) {
 	}
 	var chs []change
 	var units []verify.Unit
+	var unitPaths []string // the file behind each of units
 	addUnit := func(f verify.File) error {
 		u, err := verify.ParseUnit(f.Unit)
 		if err != nil {
 			return fmt.Errorf("plan: %s: %w", f.Path, err)
 		}
 		units = append(units, u)
+		unitPaths = append(unitPaths, f.Path)
 		return nil
 	}
 	seen := map[string]bool{}
@@ -86,7 +88,7 @@ func computePlan(cur, tgt *generation) (*Plan, []change, error) {
 	}
 	sort.Slice(chs, func(i, j int) bool { return chs[i].Path < chs[j].Path })
 	ordered, reboot := orderUnits(units, tgt.meta.Manifest.NetifRestart)
-	p := &Plan{Serial: tgt.meta.Serial, Units: ordered, Reboot: reboot}
+	p := &Plan{Serial: tgt.meta.Serial, Units: ordered, Reboot: reboot, RebootReasons: rebootReasons(units, unitPaths, tgt.meta.Manifest.NetifRestart)}
 	for _, c := range chs {
 		p.Changes = append(p.Changes, c.Change)
 	}
@@ -156,6 +158,22 @@ func orderUnits(in []verify.Unit, netifAllowed []string) ([]verify.Unit, bool) {
 	return out, reboot
 }
 
+// rebootReasons names, for each file that makes a reboot necessary, the
+// file and why (orderUnits decides the same cases).
+func rebootReasons(units []verify.Unit, paths []string, netifAllowed []string) []string {
+	var out []string
+	for i, u := range units {
+		switch {
+		case u.Kind == verify.UnitRebootRequired:
+			out = append(out, paths[i]+": loader settings take effect at the next boot")
+		case u.Kind == verify.UnitNetif && !slices.Contains(netifAllowed, u.Name):
+			out = append(out, fmt.Sprintf("%s: interface %s changes and the topology does not allow restarting it live (netif_restart)", paths[i], u.Name))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // planDrift compares the current generation with the disk: a drifted file
 // becomes a change that reinstalls it.
 func (e *Engine) planDrift(cur *generation) (*Plan, []change, error) {
@@ -166,6 +184,7 @@ func (e *Engine) planDrift(cur *generation) (*Plan, []change, error) {
 	defer rs.close()
 	var chs []change
 	var units []verify.Unit
+	var unitPaths []string
 	for _, f := range cur.meta.Manifest.Files {
 		data := cur.files[f.Path]
 		disk, st, err := rs.read(f.Path)
@@ -194,10 +213,11 @@ func (e *Engine) planDrift(cur *generation) (*Plan, []change, error) {
 			return nil, nil, fmt.Errorf("drift: %s: %w", f.Path, err)
 		}
 		units = append(units, u)
+		unitPaths = append(unitPaths, f.Path)
 		chs = append(chs, c)
 	}
 	ordered, reboot := orderUnits(units, cur.meta.Manifest.NetifRestart)
-	p := &Plan{Serial: cur.meta.Serial, Units: ordered, Reboot: reboot}
+	p := &Plan{Serial: cur.meta.Serial, Units: ordered, Reboot: reboot, RebootReasons: rebootReasons(units, unitPaths, cur.meta.Manifest.NetifRestart)}
 	for _, c := range chs {
 		p.Changes = append(p.Changes, c.Change)
 	}

@@ -172,6 +172,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		Units:          p.Units,
 		Health:         health,
 		RebootRequired: p.Reboot,
+		RebootReasons:  p.RebootReasons,
 		Duration:       time.Since(start),
 		Changes:        p.Changes,
 		Live:           e.liveDone(),

@@ -28,6 +28,10 @@ func under(pkg, dir string) bool {
 	return pkg == p || strings.HasPrefix(pkg, p+"/")
 }
 
+// shared are the bundler packages the agent may import too: what both
+// sides need lives where both may import it (DESIGN.md).
+func shared(pkg string) bool { return under(pkg, "bundler/gitauth") || under(pkg, "bundler/clicontract") }
+
 // rule says what a group of our packages must not import from ours.
 type rule struct {
 	name string
@@ -62,10 +66,22 @@ var rules = []rule{
 		why:  "what both sides need (git credentials) lives in bundler/gitauth",
 	},
 	{
-		name: "agent links no bundler code but gitauth",
+		name: "agent links no bundler code but the shared packages",
 		from: "agent",
-		deny: func(imp string) bool { return under(imp, "bundler") && !under(imp, "bundler/gitauth") },
+		deny: func(imp string) bool { return under(imp, "bundler") && !shared(imp) },
 		why:  "the agent binary must not carry the topology compiler",
+	},
+	{
+		name: "the shared packages import nothing of ours",
+		from: "bundler/gitauth",
+		deny: func(string) bool { return true },
+		why:  "the agent links it",
+	},
+	{
+		name: "the shared packages import nothing of ours",
+		from: "bundler/clicontract",
+		deny: func(string) bool { return true },
+		why:  "the agent links it",
 	},
 	{
 		name: "the FreeBSD driver does not import the emulated userland",
@@ -181,6 +197,8 @@ func TestRulesBite(t *testing.T) {
 			imp = module + "/bundler/topology"
 		case "apply/freebsd":
 			imp = module + "/apply/sim"
+		case "bundler/gitauth", "bundler/clicontract":
+			imp = module + "/policy"
 		default:
 			t.Fatalf("rule %q: no test import for %q", r.name, r.from)
 		}
@@ -188,7 +206,7 @@ func TestRulesBite(t *testing.T) {
 			t.Errorf("rule %q does not catch %s importing %s", r.name, from, imp)
 		}
 	}
-	if v := violations(map[string][]string{module + "/agent": {module + "/bundler/gitauth", module + "/apply"}}); len(v) != 0 {
+	if v := violations(map[string][]string{module + "/agent": {module + "/bundler/gitauth", module + "/bundler/clicontract", module + "/apply"}}); len(v) != 0 {
 		t.Errorf("allowed imports flagged: %v", v)
 	}
 }

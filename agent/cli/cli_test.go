@@ -57,10 +57,12 @@ func TestMain(m *testing.M) {
 // fakeHost is the applytest driver with knobs from the environment:
 // RIGGER_TEST_FAIL_UNIT=U fails the first activation of unit U (the
 // restore then succeeds), RIGGER_TEST_SLOW=D makes every activation take D,
-// RIGGER_TEST_PRECHECK=msg fails every pre-check.
+// RIGGER_TEST_PRECHECK=msg fails every pre-check, RIGGER_TEST_BROKEN_UNIT=U
+// fails every activation of unit U (so the restore fails too: degraded).
 func fakeHost() *applytest.Driver {
 	d := applytest.New()
 	failUnit := os.Getenv("RIGGER_TEST_FAIL_UNIT")
+	brokenUnit := os.Getenv("RIGGER_TEST_BROKEN_UNIT")
 	slow, _ := time.ParseDuration(os.Getenv("RIGGER_TEST_SLOW"))
 	var once sync.Once
 	d.OnActivate = func(u verify.Unit) error {
@@ -68,6 +70,9 @@ func fakeHost() *applytest.Driver {
 		var err error
 		if u.String() == failUnit {
 			once.Do(func() { err = fmt.Errorf("%s: failed to come up", u) })
+		}
+		if u.String() == brokenUnit {
+			err = fmt.Errorf("%s: broken", u)
 		}
 		return err
 	}

@@ -21,7 +21,9 @@ func newHoldCommand(g *globals) *cobra.Command {
 		Use:   "hold",
 		Short: "Stop applying new bundles (polls and status go on)",
 		Long: `hold stops applies until "agent resume", or for --for D. A running agent
-sees it on its next poll; an install in progress finishes.`,
+sees it on its next poll; an install in progress finishes.
+
+` + exitStatus("held", "  1  bad config, or the state dir cannot be written"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.durSet = cmd.Flags().Changed("for")
@@ -35,7 +37,7 @@ sees it on its next poll; an install in progress finishes.`,
 
 func runHold(g *globals, o holdOptions) error {
 	if o.dur < 0 || o.durSet && o.dur == 0 {
-		return usageError{fmt.Errorf("--for %s: must be positive", o.dur)}
+		return usageError("hold: --for %s: must be positive", o.dur)
 	}
 	cfg, _, err := g.load()
 	if err != nil {
@@ -65,7 +67,11 @@ func newResumeCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "resume",
 		Short: "Lift a hold (also the one a degraded agent sets)",
-		Args:  cobra.NoArgs,
+		Long: `resume lifts a hold set by "agent hold" or by a degraded agent; the next
+poll applies again.
+
+` + exitStatus("resumed, or was not held", "  1  bad config, or the state dir cannot be written"),
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := g.load()
 			if err != nil {

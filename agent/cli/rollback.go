@@ -13,6 +13,7 @@ import (
 
 	"github.com/rigger-bsd/rigger/agent"
 	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/bundler/clicontract"
 )
 
 type rollbackOptions struct{ to uint64 }
@@ -29,10 +30,7 @@ accepted one is published. When "agent run" holds the state dir, the
 rollback is handed to it (request.json and SIGUSR1) and this command waits
 for its answer.
 
-EXIT STATUS
-  0  rolled back and healthy
-  1  failed; the host is on the generation it was on before
-  5  degraded: the restore failed too`,
+` + exitStatus("rolled back and healthy", "  1  failed; the host is on the generation it was on before", exitLineDegraded),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRollback(cmd.Context(), g, o) },
 	}
@@ -57,7 +55,7 @@ func runRollback(ctx context.Context, g *globals, o rollbackOptions) error {
 	if err != nil {
 		var dg *apply.DegradedError
 		if errors.As(err, &dg) {
-			return &exitError{ExitDegraded, err}
+			return clicontract.Exit(ExitDegraded, err)
 		}
 		return err
 	}

@@ -8,14 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/rigger-bsd/rigger/agent"
+	"github.com/rigger-bsd/rigger/bundler/clicontract"
 	"github.com/rigger-bsd/rigger/verify"
 
 	// The FreeBSD driver registers itself with package apply; the sim
@@ -23,58 +27,43 @@ import (
 	_ "github.com/rigger-bsd/rigger/apply/freebsd"
 )
 
-// Exit codes of the agent (documented in the root command's help).
+// Exit codes of the agent; each command's help lists the ones it uses.
 const (
-	ExitOK         = 0 // up to date, applied, waiting for a rollout wave, or held
-	ExitError      = 1 // any other failure: source unreachable, bad config, lock held, I/O
-	ExitUsage      = 2 // bad flags or arguments
-	ExitRejected   = 3 // the bundle was rejected (signature, host, serial, expiry, pre-check) and quarantined
-	ExitRolledBack = 4 // the bundle was applied, failed, and the previous generation was restored
-	ExitDegraded   = 5 // the restore failed too: applies are held, a person must look
+	ExitOK         = clicontract.ExitOK
+	ExitError      = clicontract.ExitFail  // any other failure: source unreachable, bad config, lock held, I/O
+	ExitUsage      = clicontract.ExitUsage // bad flags, arguments or command
+	ExitRejected   = 3                     // the bundle was rejected (signature, host, serial, expiry, pre-check) and quarantined
+	ExitRolledBack = 4                     // the bundle was applied, failed, and the previous generation was restored
+	ExitDegraded   = 5                     // the restore failed too: applies are held, a person must look
 )
 
-const exitStatusHelp = `EXIT STATUS
-  0  up to date, applied, waiting for a rollout wave (not_before), or held
-  1  other error (source unreachable, bad config, state dir locked, I/O)
-  2  bad flags or arguments
-  3  bundle rejected (signature, host, serial, expiry or pre-check); quarantined
-  4  bundle applied, then rolled back (activation or health failed); quarantined
-  5  degraded: the rollback failed too; applies held until "agent resume"`
+// Lines of the EXIT STATUS sections; a command's help lists its own.
+const (
+	exitLineError      = "  1  other error (source unreachable, bad config, state dir locked, I/O)"
+	exitLineRejected   = "  3  bundle rejected (signature, host, serial, expiry or pre-check); quarantined"
+	exitLineRolledBack = "  4  bundle applied, then rolled back (activation or health failed); quarantined"
+	exitLineDegraded   = "  5  degraded: the rollback failed too; applies held until \"agent resume\""
+)
 
-// usageError marks errors in the command line itself.
-type usageError struct{ error }
-
-// exitError carries an exit code chosen by a command.
-type exitError struct {
-	code int
-	err  error
+// exitStatus is the EXIT STATUS section of a command's help: ok says what
+// 0 means, the lines are the other codes it uses; 2 is always there.
+func exitStatus(ok string, lines ...string) string {
+	all := append([]string{"  0  " + ok}, lines...)
+	all = append(all, clicontract.UsageLine)
+	slices.Sort(all)
+	return "EXIT STATUS\n" + strings.Join(all, "\n")
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+// onceExitStatus is the table of once (and of the root help).
+var onceExitStatus = exitStatus("up to date, applied, waiting for a rollout wave (not_before), or held",
+	exitLineError, exitLineRejected, exitLineRolledBack, exitLineDegraded)
+
+// usageError marks errors in the command line itself.
+func usageError(format string, a ...any) error { return clicontract.Usagef(format, a...) }
 
 // Main runs the agent CLI with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCommand(stdout, stderr)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
-	fmt.Fprintf(stderr, "agent: error: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return ExitUsage
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	var le *agent.LockedError
-	if errors.As(err, &le) {
-		fmt.Fprintf(stderr, "agent: hint: %q reads the state without the lock\n", "agent status")
-	}
-	return ExitError
+	return clicontract.Run(ctx, newRootCommand(stdout, stderr), args, stderr, nil)
 }
 
 // globals are the flags every command shares.
@@ -98,13 +87,10 @@ Config: ` + agent.DefaultConfigPath + ` (--config overrides). Every key
 except trust.* may be overridden by RIGGER_<KEY> (RIGGER_SOURCE_URL,
 RIGGER_INTERVAL, …) and the flags below.
 
-` + exitStatusHelp,
-		SilenceErrors: true,
-		SilenceUsage:  true,
+` + onceExitStatus,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.config, "config", agent.DefaultConfigPath, "config file")
 	agent.AddConfigFlags(pf)
@@ -125,6 +111,15 @@ RIGGER_INTERVAL, …) and the flags below.
 // load reads the config and builds the logger it asks for.
 func (g *globals) load() (*agent.Config, *slog.Logger, error) {
 	cfg, err := agent.LoadConfig(g.config, g.flags, os.Environ())
+	if errors.Is(err, fs.ErrNotExist) {
+		where := g.config
+		if abs, aerr := filepath.Abs(where); aerr == nil {
+			where = abs
+		}
+		return nil, nil, clicontract.WithHint(err,
+			fmt.Sprintf("the agent looked for its config at %s (--config PATH overrides; default %s)", where, agent.DefaultConfigPath),
+			"make one from agent/freebsd/agent.yaml.sample (set host, source.url, trust.keys), owned by root, not writable by group or others")
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,6 +147,9 @@ func (g *globals) open() (*agent.Agent, func(), error) {
 		return nil, nil, err
 	}
 	unlock, err := agent.Store{Dir: cfg.StateDir}.Lock()
+	if _, ok := errors.AsType[*agent.LockedError](err); ok {
+		return nil, nil, clicontract.WithHint(err, `"agent status" reads the state without the lock`)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,15 +165,14 @@ func (g *globals) open() (*agent.Agent, func(), error) {
 func exitFor(out agent.Outcome, err error) error {
 	switch out {
 	case agent.OutcomeRejected:
-		return &exitError{ExitRejected, err}
+		return clicontract.Exit(ExitRejected, err)
 	case agent.OutcomeRolledBack:
-		return &exitError{ExitRolledBack, err}
+		return clicontract.Exit(ExitRolledBack, err)
 	case agent.OutcomeDegraded:
-		return &exitError{ExitDegraded, err}
+		return clicontract.Exit(ExitDegraded, err)
 	case agent.OutcomeQuarantined:
-		var rej *verify.RejectError
-		if errors.As(err, &rej) {
-			return &exitError{ExitRejected, err}
+		if isReject(err) {
+			return clicontract.Exit(ExitRejected, err)
 		}
 		return nil // nothing new: the quarantined bundle is not retried
 	}

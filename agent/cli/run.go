@@ -19,7 +19,9 @@ func newRunCommand(g *globals) *cobra.Command {
 		Long: `run polls the bundles branch every interval (with jitter; exponential backoff
 after errors), applies new bundles when their not_before has come, and checks
 drift on every poll. SIGHUP reloads the config; SIGTERM or SIGINT stops between
-steps and never inside an install. One agent runs per state dir.`,
+steps and never inside an install. One agent runs per state dir.
+
+` + exitStatus("stopped by SIGTERM or SIGINT", "  1  could not start (bad config, state dir locked, I/O)"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRun(cmd.Context(), g) },
 	}
@@ -83,7 +85,7 @@ func newOnceCommand(g *globals) *cobra.Command {
 		Long: `once does exactly one poll of run: recover an interrupted install, ask for the
 branch head, fetch, verify, apply, check drift, write the status, exit.
 
-` + exitStatusHelp,
+` + onceExitStatus,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runOnce(cmd.Context(), g) },
 	}

@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rigger-bsd/rigger/agent"
+	"github.com/rigger-bsd/rigger/bundler/clicontract"
 )
 
 type statusOptions struct{ json bool }
@@ -18,7 +18,9 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Short: "Show what state this host is in and why",
 		Long: `status reads the state dir without taking the lock, so it works while
 "agent run" is active. --json prints the stable form documented on
-agent.Status (schema 1).`,
+agent.Status (schema 1).
+
+` + exitStatus("printed", "  1  bad config, or the state dir cannot be read"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStatus(g, o) },
 	}
@@ -37,9 +39,7 @@ func runStatus(g *globals, o statusOptions) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return clicontract.JSON(g.stdout, st)
 	}
 	return st.WriteText(g.stdout, now)
 }
