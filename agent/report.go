@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
-	"github.com/rigger-bsd/rigger/agent/gitauth"
+	"github.com/rigger-bsd/rigger/bundler/gitauth"
 	"github.com/rigger-bsd/rigger/verify"
 	"github.com/rigger-bsd/rigger/verify/statusref"
 )

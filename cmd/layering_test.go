@@ -30,7 +30,9 @@ func under(pkg, dir string) bool {
 
 // shared are the bundler packages the agent may import too: what both
 // sides need lives where both may import it (DESIGN.md).
-func shared(pkg string) bool { return under(pkg, "bundler/gitauth") || under(pkg, "bundler/clicontract") }
+func shared(pkg string) bool {
+	return under(pkg, "bundler/gitauth") || under(pkg, "bundler/clicontract")
+}
 
 // rule says what a group of our packages must not import from ours.
 type rule struct {

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/rigger-bsd/rigger/agent/gitauth"
 	"github.com/rigger-bsd/rigger/bundler/fleet"
+	"github.com/rigger-bsd/rigger/bundler/gitauth"
 )
 
 type statusOptions struct {
