@@ -5,8 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -24,6 +24,7 @@ import (
 	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
+	"github.com/rigger-bsd/rigger/bundler/clicontract/clitest"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/verify"
@@ -93,7 +94,7 @@ func TestScript(t *testing.T) {
 		Dir:           "testdata/script",
 		UpdateScripts: *update,
 		Setup:         setupScript,
-		Cmds:          scriptCmds,
+		Cmds:          withContract(scriptCmds),
 	})
 }
 
@@ -156,7 +157,7 @@ func world(ts *testscript.TestScript) *scriptWorld { return ts.Value("world").(*
 //	forcepush N                               move the branch back to the N-th published commit
 //	gitserver down|up|slow D                  stop, start or slow down the git server
 //	gitcounts                                 print "info_refs=N upload_pack=M" and reset the counters
-//	exitcode N PROG ARGS...                   run like exec and require exit status N
+//	exitcode N PROG ARGS...                   run like exec and require exit status N (clitest)
 //	waitfor FILE REGEXP                       wait up to 10 s until FILE matches
 //	waitgit                                   wait up to 10 s until the git server has a request in (since gitcounts)
 //	sigterm, sighup                           signal the agent holding $WORK/state/lock
@@ -241,21 +242,6 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		fmt.Fprintf(ts.Stdout(), "info_refs=%d upload_pack=%d\n", c.InfoRefs, c.UploadPack)
 		w.srv.ResetCounts()
 	},
-	"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
-		want, err := strconv.Atoi(args[0])
-		ts.Check(err)
-		err = ts.Exec(args[1], args[2:]...)
-		got := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			got = ee.ExitCode()
-		} else if err != nil {
-			ts.Fatalf("exitcode: %v", err)
-		}
-		if got != want {
-			ts.Fatalf("exit status %d, want %d", got, want)
-		}
-	},
 	"waitfor": func(ts *testscript.TestScript, neg bool, args []string) {
 		re := regexp.MustCompile(args[1])
 		deadline := time.Now().Add(10 * time.Second)
@@ -285,6 +271,12 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	},
 	"sigterm": func(ts *testscript.TestScript, neg bool, args []string) { signalAgent(ts, syscall.SIGTERM) },
 	"sighup":  func(ts *testscript.TestScript, neg bool, args []string) { signalAgent(ts, syscall.SIGHUP) },
+}
+
+// withContract adds the contract commands of clitest to cmds.
+func withContract(cmds map[string]func(*testscript.TestScript, bool, []string)) map[string]func(*testscript.TestScript, bool, []string) {
+	maps.Copy(cmds, clitest.Cmds)
+	return cmds
 }
 
 func signalAgent(ts *testscript.TestScript, sig syscall.Signal) {

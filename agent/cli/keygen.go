@@ -23,7 +23,9 @@ func newKeygenCommand(g *globals) *cobra.Command {
 PREFIX.pub. The private key never leaves the host. Put PREFIX.pub into the
 infra repo and name it as the host's status_key in topology.yaml; set
 status.key: PREFIX.key and status.push: true in the agent config.
-An existing key is never overwritten.`,
+An existing key is never overwritten.
+
+` + exitStatus("written", "  1  a key file exists already, or could not be written"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			priv, pub, err := verify.GenerateHostKey()

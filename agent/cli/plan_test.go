@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"io"
+	"strings"
 	"testing"
+
+	"github.com/rigger-bsd/rigger/bundler/clicontract"
 
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -19,6 +23,20 @@ func TestSourceText(t *testing.T) {
 	} {
 		if got := sourceText(tc.src, "123"); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.src, got, tc.want)
+		}
+	}
+}
+
+// Every command documents its own exit codes, 2 included (the contract).
+func TestEveryCommandHasExitStatus(t *testing.T) {
+	root := newRootCommand(io.Discard, io.Discard)
+	clicontract.Prepare(root)
+	for _, c := range root.Commands() {
+		if c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		if !strings.Contains(c.Long, "EXIT STATUS\n  0  ") || !strings.Contains(c.Long, "\n"+clicontract.UsageLine) {
+			t.Errorf("agent %s: help has no EXIT STATUS with 0 and %q:\n%s", c.Name(), clicontract.UsageLine, c.Long)
 		}
 	}
 }

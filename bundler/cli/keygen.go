@@ -35,7 +35,9 @@ func newKeygenCommand() *cobra.Command {
 		Long: `keygen writes PREFIX.key, the private key encrypted with the password in
 $RIGGER_KEY_PASSWORD (sigstore format: scrypt + secretbox), and PREFIX.pub,
 the PEM public key to pin in the agents' trust.keys. Existing files are never
-overwritten. It prints the key id (hex SHA-256 of the public key).`,
+overwritten. It prints the key id (hex SHA-256 of the public key).
+
+` + exitStatus("written", "a key file exists already, or could not be written"),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runKeygen(o, cmd.OutOrStdout()) },
 	}

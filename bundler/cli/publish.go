@@ -42,7 +42,9 @@ byte for byte are skipped.
 
 Credentials: --token-file for https, --ssh-key (with the server's key in
 known_hosts) for ssh, or none for a local path. They are never printed:
-URLs in messages have their password replaced.`,
+URLs in messages have their password replaced.
+
+` + exitStatus("pushed, or nothing new to push", "a bundle was refused, or the push failed"),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Out == "" || o.URL == "" {

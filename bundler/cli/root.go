@@ -5,46 +5,46 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rigger-bsd/rigger/bundler/clicontract"
 )
 
-// Exit codes of the bundler (documented in the root command's help).
+// Exit codes of the bundler; each command's help lists the ones it uses.
 const (
-	ExitOK    = 0
-	ExitFail  = 1 // a check found problems, verification failed, a command failed
-	ExitUsage = 2 // bad flags or arguments
+	ExitOK       = clicontract.ExitOK
+	ExitFail     = clicontract.ExitFail  // a check found problems, a command failed, a file could not be read
+	ExitUsage    = clicontract.ExitUsage // bad flags, arguments or command
+	ExitRejected = 3                     // verify: the bundle was read and is rejected (as the agent's exit 3)
 )
 
-// usageError marks errors in the command line itself.
+// usageError marks errors in the command line itself (exit 2).
 type usageError struct{ error }
 
-// Main runs the bundler with args and returns the process exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCommand(stdout, stderr)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "bundler: %v\n", err)
-		return ExitUsage
-	}
-	var se silentError
-	if !errors.As(err, &se) {
-		fmt.Fprintf(stderr, "bundler: %v\n", err)
-	}
-	return ExitFail
-}
+func (usageError) ExitCode() int   { return ExitUsage }
+func (e usageError) Unwrap() error { return e.error }
 
 // silentError is returned by commands that already printed their findings
 // and only need the exit code to say so.
 type silentError struct{ error }
+
+func (silentError) Silent() bool    { return true }
+func (e silentError) Unwrap() error { return e.error }
+
+// Main runs the bundler with args and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return clicontract.Run(ctx, newRootCommand(stdout, stderr), args, stderr, nil)
+}
+
+// exitStatus is the EXIT STATUS section of a command's help: ok says what
+// 0 means, fail what 1 means; 2 is always there, then the extra lines.
+func exitStatus(ok, fail string, extra ...string) string {
+	lines := []string{"EXIT STATUS", "  0  " + ok, "  1  " + fail, clicontract.UsageLine}
+	return strings.Join(append(lines, extra...), "\n")
+}
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
@@ -53,16 +53,11 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long: `bundler compiles an infra repo (hosts, jails, links, tunnels, pf) into one
 signed, zstd-compressed bundle per host, and publishes the bundles to git.
 
-EXIT STATUS
-  0  success
-  1  problems found, verification failed, or the command failed
-  2  bad flags or arguments`,
-		SilenceErrors: true,
-		SilenceUsage:  true,
+` + exitStatus("success", "problems found, or the command failed",
+			"  3  verify: the bundle was read and is rejected"),
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newCheckCommand(),
 		newRenderCommand(),

@@ -26,7 +26,9 @@ func newSignCommand() *cobra.Command {
 		Short: "Add a signature to built bundles",
 		Long: `sign adds one signature by KEY to each bundle folder's manifest.json, for
 k-of-n trust (a two-person rule for break-glass bundles signed outside CI).
-The manifest itself is not changed; a key that already signed is refused.`,
+The manifest itself is not changed; a key that already signed is refused.
+
+` + exitStatus("every bundle signed", "a bundle could not be read or signed, or KEY already signed it"),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("sign: want at least one DIR/HOST")}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/rigger-bsd/rigger/bundler/clicontract"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -20,6 +21,7 @@ type verifyOptions struct {
 	Threshold int
 	Host      string
 	MinSerial uint64
+	JSON      bool
 }
 
 func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
@@ -27,6 +29,7 @@ func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.Threshold, "threshold", 1, "distinct trusted keys that must have signed")
 	f.StringVar(&o.Host, "host", "", "expected host (default: the folder name)")
 	f.Uint64Var(&o.MinSerial, "min-serial", 0, "refuse a serial below N")
+	f.BoolVar(&o.JSON, "json", false, "print JSON")
 }
 
 func newVerifyCommand() *cobra.Command {
@@ -37,12 +40,11 @@ func newVerifyCommand() *cobra.Command {
 		Long: `verify runs every check the agent runs on DIR/HOST (signatures by K of the
 trusted keys, payload type, manifest, host, serial, expiry, archive digest,
 bounded decompression, every tar entry against the manifest) and prints the
-host, serial, source commit, times, signers and files.
+host, serial, source commit, times, signers and files. --json prints the
+same as one object, or {"ok": false, "rejected": …, "error": …} on failure.
 
-EXIT STATUS
-  0  the bundle verifies
-  1  it does not; the reason is printed
-  2  bad flags or arguments`,
+` + exitStatus("the bundle verifies", "the bundle or a key could not be read (missing file, I/O)",
+			"  3  the bundle was read and is rejected; the reason is printed"),
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runVerify(o, args[0], cmd.OutOrStdout()) },
 	}
@@ -54,9 +56,23 @@ func runVerify(o verifyOptions, dir string, stdout io.Writer) error {
 	if len(o.Pub) == 0 {
 		return usageError{errors.New("verify: at least one --pub KEY is required")}
 	}
+	b, names, err := verifyBundle(o, dir)
+	if o.JSON {
+		if jerr := clicontract.JSON(stdout, verifyJSONOf(b, err)); jerr != nil {
+			return jerr
+		}
+	} else if err == nil {
+		printBundle(stdout, b, names)
+	}
+	return err
+}
+
+// verifyBundle checks dir; a rejection exits 3, anything that kept it
+// from reading the bundle or a key exits 1.
+func verifyBundle(o verifyOptions, dir string) (*verify.Bundle, map[string]string, error) {
 	keys, names, err := loadPubKeys(o.Pub)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	host := o.Host
 	if host == "" {
@@ -67,11 +83,30 @@ func runVerify(o verifyOptions, dir string, stdout io.Writer) error {
 		opts.LastSerial = o.MinSerial - 1
 	}
 	b, err := verify.VerifyDir(dir, opts)
-	if err != nil {
-		return fmt.Errorf("verify %s: %w", dir, err)
+	if _, ok := errors.AsType[*verify.RejectError](err); ok {
+		return nil, nil, clicontract.Exit(ExitRejected, fmt.Errorf("verify %s: rejected: %w", dir, err))
 	}
-	printBundle(stdout, b, names)
-	return nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify %s: could not read the bundle: %w", dir, err)
+	}
+	return b, names, nil
+}
+
+// verifyJSON is the --json form of verify; fields are only ever added.
+type verifyJSON struct {
+	OK       bool             `json:"ok"`
+	Rejected bool             `json:"rejected,omitempty"` // read and refused (exit 3), not an I/O failure
+	Error    string           `json:"error,omitempty"`
+	Signers  []string         `json:"signers,omitempty"` // key ids that signed
+	Manifest *verify.Manifest `json:"manifest,omitempty"`
+}
+
+func verifyJSONOf(b *verify.Bundle, err error) verifyJSON {
+	if err != nil {
+		_, rej := errors.AsType[*verify.RejectError](err)
+		return verifyJSON{Rejected: rej, Error: err.Error()}
+	}
+	return verifyJSON{OK: true, Signers: b.Signers, Manifest: &b.Manifest}
 }
 
 // loadPubKeys reads PEM public key files; names maps key id to file.

@@ -29,7 +29,7 @@ const (
 
 // UsageLine is the EXIT STATUS line for ExitUsage, word for word in every
 // command's help.
-const UsageLine = "  2  bad flags, arguments or command"
+const UsageLine = "  2  bad flags or arguments"
 
 // UsageError marks a mistake in the command line itself (exit 2). Cmd,
 // when set, is the command path whose --help the hint points to.
@@ -40,6 +40,7 @@ type UsageError struct {
 
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
+func (e *UsageError) ExitCode() int { return ExitUsage }
 
 // Usagef returns a UsageError.
 func Usagef(format string, a ...any) error { return &UsageError{Err: fmt.Errorf(format, a...)} }
@@ -52,6 +53,15 @@ type ExitError struct {
 
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
+func (e *ExitError) ExitCode() int { return e.Code }
+
+// Coder is what Run asks an error for its exit code; UsageError and
+// ExitError implement it, and so may a command's own error types.
+type Coder interface{ ExitCode() int }
+
+// Silencer marks an error whose message was already printed (SilentError
+// implements it).
+type Silencer interface{ Silent() bool }
 
 // Exit returns err with exit code code (nil stays nil).
 func Exit(code int, err error) error {
@@ -67,6 +77,7 @@ type SilentError struct{ Err error }
 
 func (e *SilentError) Error() string { return e.Err.Error() }
 func (e *SilentError) Unwrap() error { return e.Err }
+func (e *SilentError) Silent() bool  { return true }
 
 // hintError adds next steps to an error.
 type hintError struct {
@@ -114,17 +125,16 @@ func Run(ctx context.Context, root *cobra.Command, args []string, stderr io.Writ
 	}
 	c := ExitFail
 	var ue *UsageError
-	var ee *ExitError
+	errors.As(err, &ue)
+	var coder Coder
 	switch {
-	case errors.As(err, &ue):
-		c = ExitUsage
-	case errors.As(err, &ee):
-		c = ee.Code
+	case errors.As(err, &coder):
+		c = coder.ExitCode()
 	case code != nil:
 		c = code(err)
 	}
-	var se *SilentError
-	if !errors.As(err, &se) {
+	var si Silencer
+	if !errors.As(err, &si) || !si.Silent() {
 		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
 	}
 	for _, h := range Hints(err) {
@@ -178,6 +188,9 @@ func Prepare(root *cobra.Command) {
 			check := c.Args
 			c.Args = func(cmd *cobra.Command, args []string) error {
 				if err := check(cmd, args); err != nil {
+					if c := Coder(nil); errors.As(err, &c) {
+						return err // the command classified it already
+					}
 					if cmd.Args != nil && len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command") {
 						// cobra.NoArgs' wording reads like a typo in a command name.
 						err = fmt.Errorf("takes no arguments, got %q", args[0])
