@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rigger-bsd/rigger/bundler/bundle"
+	"github.com/rigger-bsd/rigger/bundler/clicontract"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/policy/hostplan"
@@ -27,6 +28,7 @@ type diffOptions struct {
 	Hosts     []string
 	Pub       []string
 	Threshold int
+	JSON      bool
 }
 
 func (o *diffOptions) AddFlags(f *pflag.FlagSet) {
@@ -35,6 +37,7 @@ func (o *diffOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.Hosts, "host", nil, "only this host (repeatable)")
 	f.StringArrayVar(&o.Pub, "pub", nil, "trusted public key: verify the published bundles' signatures")
 	f.IntVar(&o.Threshold, "threshold", 1, "with --pub: distinct keys that must have signed")
+	f.BoolVar(&o.JSON, "json", false, "print JSON")
 }
 
 func newDiffCommand() *cobra.Command {
@@ -47,7 +50,8 @@ host's published bundle, plus changes of mode, owner and activation unit:
 the review view for a pull request. The published bundle is checked first:
 with --pub, everything the agent checks except the serial (signatures,
 host, expiry, digests); without, its digests and form only (a notice says
-so). A host with no published bundle is shown as all new.
+so). A host with no published bundle is shown as all new. --json prints
+the same as one object.
 
 EXIT STATUS
   0  diff printed (changes or not)
@@ -79,6 +83,7 @@ func runDiff(o diffOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rep := diffJSON{Hosts: []diffHostJSON{}, Unlisted: []string{}}
 	hosts := o.Hosts
 	if len(hosts) == 0 {
 		hosts = repo.Hosts()
@@ -86,11 +91,10 @@ func runDiff(o diffOptions, stdout, stderr io.Writer) error {
 		ents, _ := os.ReadDir(o.Against)
 		for _, e := range ents {
 			if _, err := os.Stat(filepath.Join(o.Against, e.Name(), verify.ManifestFile)); err == nil && !slices.Contains(hosts, e.Name()) {
-				fmt.Fprintf(stdout, "=== %s: published, but no longer in the topology\n", e.Name())
+				rep.Unlisted = append(rep.Unlisted, e.Name())
 			}
 		}
 	}
-	changed := 0
 	for _, host := range hosts {
 		r, err := repo.Render(host)
 		if err != nil {
@@ -100,16 +104,68 @@ func runDiff(o diffOptions, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		n, err := diffHost(stdout, host, pub, r)
+		h, err := diffHost(host, pub, r)
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			changed++
+		if len(h.Files) > 0 {
+			rep.Changed++
+		}
+		rep.Hosts = append(rep.Hosts, h)
+	}
+	if o.JSON {
+		return clicontract.JSON(stdout, rep)
+	}
+	writeDiff(stdout, rep)
+	return nil
+}
+
+// diffJSON is the --json form of diff; fields are only ever added.
+type diffJSON struct {
+	Hosts    []diffHostJSON `json:"hosts"`
+	Changed  int            `json:"changed"`  // hosts with changes
+	Unlisted []string       `json:"unlisted"` // published, but no longer in the topology
+}
+
+type diffHostJSON struct {
+	Host            string         `json:"host"`
+	Published       bool           `json:"published"`
+	PublishedSerial uint64         `json:"published_serial,omitempty"`
+	PublishedCommit string         `json:"published_commit,omitempty"`
+	Files           []diffFileJSON `json:"files"`          // changed files only
+	Live            []string       `json:"live,omitempty"` // live host steps a new bundle would run
+}
+
+type diffFileJSON struct {
+	Path  string   `json:"path"`
+	Notes []string `json:"notes,omitempty"` // new file, removed, mode, owner, unit changes
+	Diff  string   `json:"diff,omitempty"`  // unified diff of the contents
+}
+
+func writeDiff(w io.Writer, rep diffJSON) {
+	for _, h := range rep.Unlisted {
+		fmt.Fprintf(w, "=== %s: published, but no longer in the topology\n", h)
+	}
+	for _, h := range rep.Hosts {
+		if h.Published {
+			fmt.Fprintf(w, "=== %s: published serial %d (commit %s)\n", h.Host, h.PublishedSerial, h.PublishedCommit)
+		} else {
+			fmt.Fprintf(w, "=== %s: not published yet\n", h.Host)
+		}
+		for _, f := range h.Files {
+			for _, n := range f.Notes {
+				fmt.Fprintf(w, "%s%s: %s\n", h.Host, f.Path, n)
+			}
+			fmt.Fprint(w, f.Diff)
+		}
+		if len(h.Files) == 0 {
+			fmt.Fprintf(w, "%s: no changes\n", h.Host)
+		}
+		for _, l := range h.Live {
+			fmt.Fprintln(w, l)
 		}
 	}
-	fmt.Fprintf(stdout, "%d host(s), %d with changes\n", len(hosts), changed)
-	return nil
+	fmt.Fprintf(w, "%d host(s), %d with changes\n", len(rep.Hosts), rep.Changed)
 }
 
 // publishedBundle checks and reads host's published bundle; nil if there
@@ -132,13 +188,14 @@ func publishedBundle(dir, host string, keys []verify.PublicKey, threshold int) (
 	return b, nil
 }
 
-// diffHost prints the changes from the published bundle (nil: none) to
-// the render and returns how many files changed.
-func diffHost(w io.Writer, host string, pub *verify.Bundle, r *topology.HostRender) (int, error) {
+// diffHost lists the changes from the published bundle (nil: none) to
+// the render.
+func diffHost(host string, pub *verify.Bundle, r *topology.HostRender) (diffHostJSON, error) {
+	h := diffHostJSON{Host: host, Files: []diffFileJSON{}}
 	// Build (unsigned) to get exactly the metadata a new bundle would carry.
 	nb, err := bundle.Build(r, bundle.Meta{Serial: 1, Created: time.Unix(1, 0)})
 	if err != nil {
-		return 0, fmt.Errorf("diff: %w", err)
+		return h, fmt.Errorf("diff: %w", err)
 	}
 	content := map[string][]byte{}
 	for _, f := range r.Files {
@@ -149,9 +206,7 @@ func diffHost(w io.Writer, host string, pub *verify.Bundle, r *topology.HostRend
 		for _, f := range pub.Manifest.Files {
 			old[f.Path] = f
 		}
-		fmt.Fprintf(w, "=== %s: published serial %d (commit %s)\n", host, pub.Manifest.Serial, pub.Manifest.Source.Commit)
-	} else {
-		fmt.Fprintf(w, "=== %s: not published yet\n", host)
+		h.Published, h.PublishedSerial, h.PublishedCommit = true, pub.Manifest.Serial, pub.Manifest.Source.Commit
 	}
 	var paths []string
 	for _, f := range nb.Manifest.Files {
@@ -167,7 +222,6 @@ func diffHost(w io.Writer, host string, pub *verify.Bundle, r *topology.HostRend
 	for _, f := range nb.Manifest.Files {
 		newMeta[f.Path] = f
 	}
-	changed := 0
 	for _, p := range paths {
 		of, inOld := old[p]
 		nf, inNew := newMeta[p]
@@ -199,11 +253,9 @@ func diffHost(w io.Writer, host string, pub *verify.Bundle, r *topology.HostRend
 		if len(notes) == 0 && sameContent {
 			continue
 		}
-		changed++
-		for _, n := range notes {
-			fmt.Fprintf(w, "%s%s: %s\n", host, p, n)
-		}
+		f := diffFileJSON{Path: p, Notes: notes}
 		if sameContent {
+			h.Files = append(h.Files, f)
 			continue
 		}
 		from, to := "a/"+host+p, "b/"+host+p
@@ -218,39 +270,33 @@ func diffHost(w io.Writer, host string, pub *verify.Bundle, r *topology.HostRend
 			FromFile: from, ToFile: to, Context: 3,
 		})
 		if err != nil {
-			return 0, err
+			return h, err
 		}
 		if !strings.HasSuffix(text, "\n") {
 			text += "\n"
 		}
-		fmt.Fprint(w, text)
-	}
-	if changed == 0 {
-		fmt.Fprintf(w, "%s: no changes\n", host)
+		f.Diff = text
+		h.Files = append(h.Files, f)
 	}
 	if pub != nil {
-		printLivePlan(w, host, pub.Manifest.HostDesc, r.Desc)
+		h.Live = livePlanLines(host, pub.Manifest.HostDesc, r.Desc)
 	}
-	return changed, nil
+	return h, nil
 }
 
 // printLivePlan shows the host steps the agent will take live, in order,
 // when both bundles describe the host. Which of them touch the path to
 // the git source only the host knows, so none is marked here.
-func printLivePlan(w io.Writer, host string, old, new *hostdesc.Host) {
+func livePlanLines(host string, old, new *hostdesc.Host) []string {
 	if old == nil || new == nil {
-		return
+		return nil
 	}
 	p, err := hostplan.Compute(old, new, nil)
 	if err != nil {
-		fmt.Fprintf(w, "%s: live host steps: %v\n", host, err)
-		return
+		return []string{fmt.Sprintf("%s: live host steps: %v", host, err)}
 	}
 	if len(p.Steps) == 0 && len(p.Reboot) == 0 {
-		return
+		return nil
 	}
-	fmt.Fprintf(w, "%s: live host steps, in order:\n", host)
-	for _, l := range p.Lines() {
-		fmt.Fprintln(w, l)
-	}
+	return append([]string{host + ": live host steps, in order:"}, p.Lines()...)
 }
