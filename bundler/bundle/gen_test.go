@@ -14,7 +14,8 @@ import (
 )
 
 // genFleet is the uirig example grown to n hosts: the same role, hosts
-// paired as peers, each with its own addresses and a rollout wave.
+// paired as peers, each with its own addresses and its own rollout wave
+// (hosts serving one name must not all roll out at once).
 func genFleet(t testing.TB, n int) *topology.Repo {
 	t.Helper()
 	repo, err := topology.LoadFS(genFleetFS(t, n))
@@ -61,7 +62,7 @@ func genFleetFS(t testing.TB, n int) fs.FS {
       inic: 10.%d.%d.10/16
       inode_b: 10.%d.%d.30/16
       ipg_b: 10.%d.%d.40/16
-`, i, peer, i%10, 113+i/250, 2+i%250, 56+i/250, i%250, 56+i/250, i%250, 56+i/250, i%250)
+`, i, peer, i, 113+i/250, 2+i%250, 56+i/250, i%250, 56+i/250, i%250, 56+i/250, i%250)
 	}
 	fsys[topology.TopologyFile] = &fstest.MapFile{Data: []byte(b.String()), Mode: 0o644}
 	return fsys
