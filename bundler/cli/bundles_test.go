@@ -90,7 +90,7 @@ func TestKeygenSignVerify(t *testing.T) {
 	}
 
 	three := []string{"verify", "--pub", a + ".pub", "--pub", b + ".pub", "--pub", c + ".pub", "--threshold", "2", hostDir}
-	if code, _, errs := runMain(t, three...); code != 1 || !strings.Contains(errs, "not enough trusted signatures") {
+	if code, _, errs := runMain(t, three...); code != ExitRejected || !strings.Contains(errs, "not enough trusted signatures") {
 		t.Errorf("1-of-3 with threshold 2: %d %s", code, errs)
 	}
 	if code, _, errs := runMain(t, "sign", "--key", a+".key", hostDir); code != 1 || !strings.Contains(errs, "already signed") {
@@ -108,9 +108,9 @@ func TestKeygenSignVerify(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"verify", "--pub", a + ".pub", "--host", "serverB", hostDir}, 1, "another host"},
-		{[]string{"verify", "--pub", a + ".pub", "--min-serial", "8", hostDir}, 1, "serial not above"},
-		{[]string{"verify", "--pub", c + ".pub", hostDir}, 1, "bad signature"},
+		{[]string{"verify", "--pub", a + ".pub", "--host", "serverB", hostDir}, ExitRejected, "another host"},
+		{[]string{"verify", "--pub", a + ".pub", "--min-serial", "8", hostDir}, ExitRejected, "serial not above"},
+		{[]string{"verify", "--pub", c + ".pub", hostDir}, ExitRejected, "bad signature"},
 		{[]string{"verify", hostDir}, 2, "--pub"},
 		{[]string{"verify", "--pub", a + ".pub"}, 2, "argument"},
 		{[]string{"verify", "--pub", filepath.Join(dir, "nope.pub"), hostDir}, 1, "nope.pub"},
@@ -126,7 +126,7 @@ func TestKeygenSignVerify(t *testing.T) {
 	if err := os.CopyFS(other, os.DirFS(hostDir)); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := runMain(t, "verify", "--pub", a+".pub", other); code != 1 || !strings.Contains(errs, `for host "serverA", this is "serverB"`) {
+	if code, _, errs := runMain(t, "verify", "--pub", a+".pub", other); code != ExitRejected || !strings.Contains(errs, `for host "serverA", this is "serverB"`) {
 		t.Errorf("cross-host replay: %d %s", code, errs)
 	}
 }
