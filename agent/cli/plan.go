@@ -45,6 +45,7 @@ type planJSON struct {
 	Signers       []string      `json:"signers"`
 	NotBefore     time.Time     `json:"not_before,omitzero"`
 	Changes       []planChange  `json:"changes"`
+	Live          []string      `json:"live"`  // live host steps (no reboot), in order
 	Units         []string      `json:"units"` // in activation order
 	Reboot        bool          `json:"reboot_required"`
 	RebootReasons []string      `json:"reboot_reasons"`

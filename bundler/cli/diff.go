@@ -284,7 +284,7 @@ func diffHost(host string, pub *verify.Bundle, r *topology.HostRender) (diffHost
 	return h, nil
 }
 
-// printLivePlan shows the host steps the agent will take live, in order,
+// livePlanLines lists the host steps the agent will take live, in order,
 // when both bundles describe the host. Which of them touch the path to
 // the git source only the host knows, so none is marked here.
 func livePlanLines(host string, old, new *hostdesc.Host) []string {
