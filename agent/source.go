@@ -151,13 +151,13 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 }
 
 // budget puts the configured response budget (or the default) on ctx for
-// the HTTP transport (gitbudget.go).
+// the HTTP transport (bundler/gitauth/budget.go).
 func (s *Source) budget(ctx context.Context) context.Context {
 	b := s.cfg.Budget
 	if b.Refs <= 0 || b.Pack <= 0 || b.MaxObject <= 0 {
 		b = DefaultBudget
 	}
-	return withBudget(ctx, b)
+	return gitauth.WithBudget(ctx, b)
 }
 
 // ctxErr prefers the deadline over whatever the transport made of it.

@@ -24,6 +24,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/rigger-bsd/rigger/bundler/gitauth"
 	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
 	"github.com/rigger-bsd/rigger/verify/statusref"
@@ -116,6 +117,9 @@ func Read(ctx context.Context, o Options) (*Fleet, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
 	}
+	// Every response of the server counts against the same budget as the
+	// agent's (SECURITY.md "Endless data").
+	ctx = gitauth.WithBudget(ctx, gitauth.DefaultBudget)
 	f := &Fleet{URL: o.URL, Branch: o.Branch, Verified: len(o.Keys) > 0}
 	pub, commit, err := published(ctx, o)
 	if err != nil {

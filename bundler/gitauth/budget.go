@@ -1,4 +1,4 @@
-package agent
+package gitauth
 
 import (
 	"bufio"
@@ -17,7 +17,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
-// Budget bounds what one git server response may make the agent read and
+// Budget bounds what one git server response may make its reader (the
+// agent's source, bundler status and wait) read and
 // inflate (SECURITY.md "Endless data"): an endless ref advertisement or a
 // small blob that inflates to gigabytes must fail fast, far below memory.
 // Over HTTP(S) every response body is counted, and an upload-pack
@@ -43,7 +44,8 @@ var ErrBudget = errors.New("git response over budget")
 
 type budgetKey struct{}
 
-func withBudget(ctx context.Context, b Budget) context.Context {
+// WithBudget makes git requests made with ctx use b.
+func WithBudget(ctx context.Context, b Budget) context.Context {
 	return context.WithValue(ctx, budgetKey{}, b)
 }
 
@@ -54,10 +56,10 @@ func budgetOf(ctx context.Context) Budget {
 	return DefaultBudget
 }
 
-// go-git picks its HTTP client per scheme from a global table; the agent
-// is the only user of go-git in its process. Requests carry their
-// Budget in the context (Source.Head, Source.Fetch); others get the
-// default.
+// go-git picks its HTTP client per scheme from a global table, so every
+// program that imports this package (the agent, the bundler) gets the
+// budgeted client for all its HTTP(S) git traffic. Requests carry their
+// Budget in the context (WithBudget); others get DefaultBudget.
 func init() {
 	c := githttp.NewClient(&http.Client{Transport: budgetTransport{base: http.DefaultTransport}})
 	gitclient.InstallProtocol("http", c)
