@@ -6,6 +6,6 @@ cd "$(dirname "$0")"
 .ci/install-deps
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-echo "==> Building agent, bundler and the demo driver"
-go build -o "$bin/" ./cmd/agent ./cmd/bundler ./cmd/demo
+echo "==> Building rigger-sim (the agent with the sim driver) and the demo driver"
+go build -o "$bin/" ./cmd/rigger-sim ./cmd/demo
 "$bin/demo" --bin "$bin" --infra testdata/infra/uirig "$@"

@@ -45,12 +45,16 @@ const (
 	OutcomeRolledBack  Outcome = "rolled-back" // installed, failed, previous generation restored; quarantined
 	OutcomeDegraded    Outcome = "degraded"    // the restore failed too; applies held
 	OutcomeError       Outcome = "error"       // the poll failed (source, I/O); retried with backoff
+	// OutcomeRebootRequired: the bundle is installed and waits for a
+	// reboot; the first poll after the boot health-checks and commits it.
+	OutcomeRebootRequired Outcome = "reboot-required"
 )
 
 // Engine is the apply engine as the agent uses it; *apply.Engine is the
 // implementation, tests may substitute their own.
 type Engine interface {
 	Recover(ctx context.Context) (*apply.Recovery, error)
+	Resume(ctx context.Context) (*apply.Result, error)
 	Plan(b *verify.Bundle) (*apply.Plan, error)
 	Apply(ctx context.Context, b *verify.Bundle) (*apply.Result, error)
 	Rollback(ctx context.Context, serial uint64) (*apply.Result, error)
@@ -341,7 +345,7 @@ func (a *Agent) Poll(ctx context.Context) (Outcome, error) {
 	start := a.now()
 	a.st.Pending = nil
 	out, commit, serial, err := a.poll(ctx)
-	if out != OutcomeApplied && out != OutcomeRolledBack && out != OutcomeDegraded && ctx.Err() == nil {
+	if out != OutcomeApplied && out != OutcomeRolledBack && out != OutcomeDegraded && a.st.RebootPending == nil && ctx.Err() == nil {
 		a.checkDrift(ctx)
 	}
 	dur := a.now().Sub(start)
@@ -399,6 +403,9 @@ func (a *Agent) poll(ctx context.Context) (out Outcome, commit string, serial ui
 	}
 	if _, err := a.resumeJournal(ctx); err != nil {
 		return OutcomeError, "", 0, err
+	}
+	if out, serial, err, done := a.resume(ctx); done {
+		return out, "", serial, err
 	}
 
 	head, err := a.src.Head(ctx)
@@ -544,6 +551,7 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		pre *apply.PrecheckError
 		rb  *apply.RolledBackError
 		dg  *apply.DegradedError
+		rr  *apply.RebootRequiredError
 	)
 	if err == nil || errors.As(err, &pre) || errors.As(err, &rb) || errors.As(err, &dg) {
 		// Applied, or failed for good: the floor moves above it, so that
@@ -574,6 +582,21 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 		}
 		a.log.Info("applied", "serial", serial, "units", units, "reboot_required", res.RebootRequired, "duration", res.Duration)
 		return OutcomeApplied, commit, serial, nil
+	case errors.As(err, &rr) && !rr.Waiting:
+		// Installed: the floor moves above it, as for an applied serial.
+		if err := a.raiseFloor(serial); err != nil {
+			return OutcomeError, commit, serial, err
+		}
+		a.st.SeenCommit = commit
+		a.st.RebootPending = &Current{
+			Serial: serial, SourceCommit: b.Manifest.Source.Commit, BundlesCommit: commit,
+			Signers: slices.Clone(b.Signers), AppliedAt: now, RebootRequired: true,
+			ManifestBlob: bf.ManifestBlob, ArchiveBlob: bf.ArchiveBlob,
+		}
+		a.log.Warn("reboot required: installed, nothing activated; health check and commit after the next boot", "serial", serial)
+		return OutcomeRebootRequired, commit, serial, nil
+	case errors.As(err, &rr):
+		return OutcomeRebootRequired, commit, rr.Serial, err
 	case errors.As(err, &pre):
 		a.st.SeenCommit = commit
 		qerr := a.quarantine(serial, commit, "precheck", err, bf)
@@ -609,6 +632,59 @@ func (a *Agent) quarantinedSerial(serial uint64) *Quarantined {
 		}
 	}
 	return nil
+}
+
+// resume finishes a bundle that waited for a reboot (apply.Engine.Resume):
+// done is false when there is none, so the poll goes on.
+func (a *Agent) resume(ctx context.Context) (out Outcome, serial uint64, err error, done bool) {
+	res, err := a.engine.Resume(context.WithoutCancel(ctx))
+	if err == nil && res == nil {
+		a.st.RebootPending = nil
+		return "", 0, nil, false
+	}
+	p := a.st.RebootPending
+	var rr *apply.RebootRequiredError
+	if errors.As(err, &rr) {
+		if p == nil || p.Serial != rr.Serial {
+			a.st.RebootPending = &Current{Serial: rr.Serial, RebootRequired: true}
+		}
+		return OutcomeRebootRequired, rr.Serial, nil, true
+	}
+	if p == nil {
+		p = &Current{}
+	}
+	a.st.RebootPending = nil
+	now := a.now().UTC()
+	var (
+		rb *apply.RolledBackError
+		dg *apply.DegradedError
+	)
+	bf := &BundleFiles{Commit: p.BundlesCommit, ManifestBlob: p.ManifestBlob, ArchiveBlob: p.ArchiveBlob}
+	switch {
+	case err == nil:
+		if err := a.store.ClearPin(); err != nil {
+			return OutcomeError, res.Serial, err, true
+		}
+		c := *p
+		c.Serial, c.AppliedAt, c.RebootRequired = res.Serial, now, false
+		a.st.Pin, a.st.RolledBack, a.st.Current = nil, nil, &c
+		a.st.Health = healthOf(res.Health)
+		a.log.Info("applied after reboot", "serial", res.Serial)
+		return OutcomeApplied, res.Serial, nil, true
+	case errors.As(err, &rb):
+		a.st.Health = healthOf(rb.Recheck)
+		a.st.RolledBack = &RolledBack{Serial: rb.Serial, Reason: rb.Reason.Error(), At: now, Health: healthOf(rb.Health)}
+		qerr := a.quarantine(rb.Serial, p.BundlesCommit, "rolled-back", rb.Reason, bf)
+		return OutcomeRolledBack, rb.Serial, errors.Join(err, qerr, a.syncCurrent()), true
+	case errors.As(err, &dg):
+		h := Hold{Since: now, Reason: holdDegraded + err.Error()}
+		herr := a.store.SetHold(h)
+		a.st.Hold = &h
+		qerr := a.quarantine(dg.Serial, p.BundlesCommit, "rolled-back", err, bf)
+		return OutcomeDegraded, dg.Serial, errors.Join(err, herr, qerr), true
+	}
+	a.st.RebootPending = p
+	return OutcomeError, p.Serial, err, true
 }
 
 func (a *Agent) quarantine(serial uint64, commit, kind string, err error, bf *BundleFiles) error {

@@ -31,6 +31,7 @@ type fakeEngine struct {
 }
 
 func (f *fakeEngine) Recover(context.Context) (*apply.Recovery, error) { return nil, nil }
+func (f *fakeEngine) Resume(context.Context) (*apply.Result, error)    { return nil, nil }
 
 func (f *fakeEngine) Plan(b *verify.Bundle) (*apply.Plan, error) {
 	p := &apply.Plan{Serial: b.Manifest.Serial}

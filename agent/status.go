@@ -22,6 +22,9 @@ const (
 	StateRolledBack = "rolled-back" // the last bundle failed and was rolled back, or `agent rollback` pinned an older generation
 	StateDegraded   = "degraded"    // a rollback failed too; applies are held until `agent resume`
 	StateError      = "error"       // the last poll failed (source unreachable, I/O); retrying with backoff
+	// StateRebootRequired: a bundle is installed and waits for the host's
+	// next boot; its health check and commit come after it.
+	StateRebootRequired = "reboot-required"
 )
 
 // Status is the agent's report: `agent status --json` prints it and the
@@ -31,7 +34,7 @@ const (
 //
 //	schema              int     StatusSchema (1)
 //	host                string  the host this agent applies bundles for
-//	state               string  idle | applying | held | rolled-back | degraded | error
+//	state               string  idle | applying | held | rolled-back | degraded | error | reboot-required
 //	running             bool    an `agent run` or `agent once` holds the state dir lock
 //	pid                 int     that process (omitted when not running)
 //	source              string  git URL (credentials removed) and branch "URL#branch"
@@ -52,6 +55,8 @@ const (
 //	hold                object  since, until (absent: until resume), reason
 //	pin                 object  serial, above, at: `agent rollback` pinned serial until one above "above" arrives
 //	report              object  ref (refs/rigger/status/HOST), pushed_at, error: the last status report push
+//	reboot_pending      object  like current: a bundle installed that waits for the next boot
+//	                            (state reboot-required); health check and commit follow the boot
 //	next_poll           time    when the running agent polls next
 //	updated             time    when this status was written
 //	seen_commit, trust, applying: the agent's own bookkeeping (last commit
@@ -75,8 +80,10 @@ type Status struct {
 	Hold        *Hold         `json:"hold,omitempty"`
 	Pin         *Pin          `json:"pin,omitempty"`
 	Report      *ReportInfo   `json:"report,omitempty"`
-	NextPoll    time.Time     `json:"next_poll,omitzero"`
-	Updated     time.Time     `json:"updated,omitzero"`
+	// RebootPending is a bundle installed that waits for a reboot.
+	RebootPending *Current  `json:"reboot_pending,omitempty"`
+	NextPoll      time.Time `json:"next_poll,omitzero"`
+	Updated       time.Time `json:"updated,omitzero"`
 
 	// SeenCommit is the last bundles-branch commit fully dealt with
 	// (applied, up to date, rejected or rolled back): an unchanged head
@@ -176,6 +183,8 @@ func (s *Status) computeState(now time.Time) string {
 		return StateDegraded
 	case s.Hold.Active(now):
 		return StateHeld
+	case s.RebootPending != nil:
+		return StateRebootRequired
 	case s.Pin != nil || s.RolledBack != nil:
 		return StateRolledBack
 	case s.LastPoll != nil && s.LastPoll.Outcome == OutcomeError:
@@ -325,6 +334,9 @@ func (s *Status) WriteText(w io.Writer, now time.Time) error {
 	}
 	for _, w := range s.Warnings {
 		row("WARNING", "%s", w)
+	}
+	if p := s.RebootPending; p != nil {
+		row("reboot", "required: serial %d installed %s, health check and commit after the next boot", p.Serial, ts(p.AppliedAt))
 	}
 	if p := s.LastPoll; p != nil {
 		row("last poll", "%s, %s in %dms", ts(p.At), p.Outcome, p.DurationMS)

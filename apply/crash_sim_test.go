@@ -92,7 +92,7 @@ func simCrashPrepare(t *testing.T, bundles string) simCrashHost {
 	if err := topotest.WriteSecrets(h.root, b1.Manifest.Secrets); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.engine(t).Apply(ctx, b1); err != nil {
+	if _, err := applyBooting(h.engine(t), h.root, b1); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -178,7 +178,7 @@ func TestKill9Sim(t *testing.T) {
 				t.Errorf("current %d, want %d", s, serial)
 			}
 			assertClean(t, h.state)
-			st, err := sim.ReadState(h.root)
+			st, err := sim.ReadKernel(h.root)
 			if err != nil {
 				t.Fatal(err)
 			}

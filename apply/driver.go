@@ -41,6 +41,20 @@ type Driver interface {
 	Close() error
 }
 
+// BootReporter is a driver that tells boots apart (kern.boottime): a
+// plan that needs a reboot installs its files, then waits for the boot
+// before its health check and commit (Engine.Resume).
+type BootReporter interface {
+	BootID(ctx context.Context) (string, error)
+}
+
+// CheckRunner is a driver that runs the commands of exec health checks
+// on its host itself (the sim runs them in its emulated userland); other
+// drivers' exec checks run as local processes.
+type CheckRunner interface {
+	RunCheck(ctx context.Context, argv []string) ([]byte, error)
+}
+
 // DriverOptions are what a driver needs to know about the host.
 type DriverOptions struct {
 	Root   string // prefix of every host path ("/" on a real host)

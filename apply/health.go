@@ -128,6 +128,10 @@ func (e *Engine) probe(ctx context.Context, c verify.Check) error {
 	case verify.CheckHTTP:
 		return probeHTTP(ctx, c)
 	case verify.CheckExec:
+		if cr, ok := e.cfg.Driver.(CheckRunner); ok {
+			_, err := cr.RunCheck(ctx, c.Command)
+			return err
+		}
 		out, err := exec.CommandContext(ctx, c.Command[0], c.Command[1:]...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s: %w: %s", c.Command[0], err, trimOut(out))

@@ -24,6 +24,9 @@ const (
 	stepActivate = "activate" // units may have been activated
 	stepHealth   = "health"
 	stepRollback = "rollback" // restoring the backup
+	// stepReboot: files installed, nothing activated; the health check
+	// and the commit wait for the host's next boot (Engine.Resume).
+	stepReboot = "reboot"
 )
 
 // journal is StateDir/journal.json: written and fsynced before the first
@@ -39,7 +42,9 @@ type journal struct {
 	Units         []string      `json:"units"`
 	Files         []journalFile `json:"files"`
 	// Dirs are the directories the install creates (absent before).
-	Dirs    []string  `json:"dirs,omitempty"`
+	Dirs []string `json:"dirs,omitempty"`
+	// Boot is the boot the install happened in (stepReboot).
+	Boot    string    `json:"boot,omitempty"`
 	Started time.Time `json:"started"`
 }
 

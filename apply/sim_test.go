@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,6 +110,21 @@ func newSimHost(t *testing.T, hr *topology.HostRender) *simHost {
 	return h
 }
 
+// applyBooting applies b; when it needs a reboot (a first bundle, a host
+// rc.conf change) the sim host at root is booted, as an operator would,
+// and the engine resumes: health check, then commit or rollback.
+func applyBooting(eng *apply.Engine, root string, b *verify.Bundle) (*apply.Result, error) {
+	res, err := eng.Apply(ctx, b)
+	var rr *apply.RebootRequiredError
+	if !errors.As(err, &rr) {
+		return res, err
+	}
+	if out, err := sim.Boot(root); err != nil {
+		return nil, fmt.Errorf("boot: %w\n%s", err, out)
+	}
+	return eng.Resume(ctx)
+}
+
 // hostFiles snapshots the host's files, without the sim's own run state.
 func (h *simHost) hostFiles(t *testing.T) map[string]entry {
 	s := snapshot(t, h.root)
@@ -164,7 +180,7 @@ func TestSimUIRig(t *testing.T) {
 	var mu sync.Mutex
 	for name, h := range hosts {
 		wg.Go(func() {
-			res, err := h.eng.Apply(ctx, bundles[name])
+			res, err := applyBooting(h.eng, h.root, bundles[name])
 			mu.Lock()
 			results[name], errs[name] = res, err
 			mu.Unlock()
@@ -179,7 +195,7 @@ func TestSimUIRig(t *testing.T) {
 		if !allOK(res.Health) || len(res.Health) != 7 || !res.RebootRequired {
 			t.Errorf("%s: health %+v, reboot %v", name, res.Health, res.RebootRequired)
 		}
-		st, err := sim.ReadState(hosts[name].root)
+		st, err := sim.ReadKernel(hosts[name].root)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +222,7 @@ func TestSimUIRig(t *testing.T) {
 		b1 = nb
 	})
 	t.Run("pg_j rc.conf change restarts pg_j only", func(t *testing.T) {
-		before, _ := sim.ReadState(a.root)
+		before, _ := sim.ReadKernel(a.root)
 		nb := edit(t, b1, next(), "/jails/pg_j/etc/rc.conf", func(s string) string { return s + "# reviewed\n" })
 		res, err := a.eng.Apply(ctx, nb)
 		if err != nil {
@@ -215,7 +231,7 @@ func TestSimUIRig(t *testing.T) {
 		if got := unitNames(res.Units); !eq(got, []string{"jail:pg_j"}) {
 			t.Errorf("units %v", got)
 		}
-		after, _ := sim.ReadState(a.root)
+		after, _ := sim.ReadKernel(a.root)
 		if after.Jails["pg_j"].JID == before.Jails["pg_j"].JID || after.Jails["node_j"].JID != before.Jails["node_j"].JID {
 			t.Errorf("jids pg_j %d→%d node_j %d→%d: want pg_j restarted only", before.Jails["pg_j"].JID, after.Jails["pg_j"].JID,
 				before.Jails["node_j"].JID, after.Jails["node_j"].JID)
@@ -341,7 +357,7 @@ func TestSimFirstInstallRolledBack(t *testing.T) {
 	}
 	h := &simHost{root: root, eng: eng}
 	before := h.hostFiles(t)
-	_, err = eng.Apply(ctx, renderBundle(hrs["serverA"], 1))
+	_, err = applyBooting(eng, root, renderBundle(hrs["serverA"], 1))
 	var rb *apply.RolledBackError
 	if !errors.As(err, &rb) {
 		t.Fatalf("err %v, want *RolledBackError", err)
@@ -352,7 +368,7 @@ func TestSimFirstInstallRolledBack(t *testing.T) {
 	if d := diffSnap(before, h.hostFiles(t)); d != "" {
 		t.Errorf("host files differ from before the first install:\n%s", d)
 	}
-	st, err := sim.ReadState(root)
+	st, err := sim.ReadKernel(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,8 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	e.lx = nil
 	if j, err := e.readJournal(); err != nil {
 		return nil, err
+	} else if j != nil && j.Step == stepReboot {
+		return nil, &RebootRequiredError{Serial: j.Serial, Waiting: true}
 	} else if j != nil {
 		return nil, ErrUnfinished
 	}
@@ -138,6 +140,9 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		return nil, abort(j.Files, 0, err, nil)
 	}
 
+	if p.Reboot {
+		return nil, e.awaitBoot(ctx, j, func(err error) error { return abort(j.Files, 0, err, nil) })
+	}
 	if err := e.setStep(j, stepActivate); err != nil {
 		return nil, abort(j.Files, 0, err, nil)
 	}

@@ -142,7 +142,7 @@ func TestAgentKill9(t *testing.T) {
 		return 0
 	}
 	jailsUp := func() error {
-		st, err := sim.ReadState(root)
+		st, err := sim.ReadKernel(root)
 		if err != nil {
 			return err
 		}
@@ -157,6 +157,14 @@ func TestAgentKill9(t *testing.T) {
 	publish(1)
 	if out, err := agentCmd("once"); err != nil {
 		t.Fatalf("first apply: %v\n%s", err, out)
+	}
+	// A first bundle waits for a reboot: boot the sim host, as an
+	// operator would, and the next poll health-checks and commits it.
+	if out, err := sim.Boot(root); err != nil {
+		t.Fatalf("boot: %v\n%s", err, out)
+	}
+	if out, err := agentCmd("once"); err != nil {
+		t.Fatalf("first apply after the boot: %v\n%s", err, out)
 	}
 	if s := onSerial(1); s != 1 {
 		t.Fatal("serial 1 not on disk after the first apply")

@@ -22,8 +22,9 @@ import (
 	"github.com/rigger-bsd/rigger/bundler/clicontract"
 	"github.com/rigger-bsd/rigger/verify"
 
-	// The FreeBSD driver registers itself with package apply; the sim
-	// driver is added off FreeBSD only (drivers_sim.go).
+	// The FreeBSD driver registers itself with package apply. The sim
+	// driver is not in the agent binary: `rigger-sim agent` is the agent
+	// with it (cmd/rigger-sim), and tests import apply/sim.
 	_ "github.com/rigger-bsd/rigger/apply/freebsd"
 )
 

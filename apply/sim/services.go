@@ -40,7 +40,7 @@ type svcSpec struct {
 
 // services lists what the jail's rc.conf enables that the sim can run.
 // only, if set, limits it to one rc.d service name.
-func (d *Driver) services(jailRoot string, v *rcVars, addrs []string, only string) ([]svcSpec, error) {
+func (h *Host) services(jailRoot string, v *rcVars, addrs []string, only string) ([]svcSpec, error) {
 	var out []svcSpec
 	want := func(s string) bool { return only == "" || only == s }
 	if want("spiped") && v.yes("spiped_enable") {
@@ -66,7 +66,7 @@ func (d *Driver) services(jailRoot string, v *rcVars, addrs []string, only strin
 				flag = "-d"
 			default:
 				// rc.d/spiped prints this and skips the pipe.
-				d.log.Warn("Invalid value for spiped_pipe_" + p + "_mode: " + mode)
+				h.log.Warn("Invalid value for spiped_pipe_" + p + "_mode: " + mode)
 				continue
 			}
 			src, err := get("source")
@@ -104,7 +104,7 @@ func (d *Driver) services(jailRoot string, v *rcVars, addrs []string, only strin
 			ls = append(ls, net.JoinHostPort(a, port))
 		}
 		if len(ls) == 0 {
-			d.log.Warn("sim: no address to bind", "service", service, "rc", v.file)
+			h.log.Warn("sim: no address to bind", "service", service, "rc", v.file)
 			return
 		}
 		out = append(out, svcSpec{
@@ -117,6 +117,7 @@ func (d *Driver) services(jailRoot string, v *rcVars, addrs []string, only strin
 	}
 	standIn("postgresql", "pg", "5432", false)
 	standIn("nginx", "http", "80", true)
+	standIn("sshd", "ssh", "22", true)
 	return out, nil
 }
 
@@ -153,34 +154,32 @@ func unbracket(a string) string {
 // A bind that fails with "Address already in use" right after the previous
 // process on that port was stopped is retried for a second: the kernel
 // may not have released the port yet.
-func (d *Driver) start(owner string, spec svcSpec, started func(Proc), failed func(Proc)) (Proc, error) {
+func (h *Host) start(owner string, spec svcSpec) (Proc, error) {
 	var p Proc
 	var err error
 	for try := 0; try < 6; try++ {
-		if p, err = d.start1(owner, spec, started, failed); err == nil || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "address already in use") {
+		if p, err = h.start1(owner, spec); err == nil || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "address already in use") {
 			return p, err
 		}
-		d.log.Info("sim: port busy, retrying", "service", spec.service, "name", spec.name, "err", err)
+		h.log.Info("sim: port busy, retrying", "service", spec.service, "name", spec.name, "err", err)
 		time.Sleep(200 * time.Millisecond)
 	}
 	return p, err
 }
 
-// start1 is one attempt. started sees the process as soon as it exists
-// (so the state names it even if the agent dies while waiting), failed
-// when it turned out not to serve.
-func (d *Driver) start1(owner string, spec svcSpec, started func(Proc), failed func(Proc)) (Proc, error) {
+// start1 is one attempt.
+func (h *Host) start1(owner string, spec svcSpec) (Proc, error) {
 	if spec.optional {
 		for _, l := range spec.listen {
 			ln, err := net.Listen("tcp", l)
 			if err != nil {
-				d.log.Info("sim: stand-in not started, port not bindable", "service", spec.service, "addr", l, "err", err)
+				h.log.Info("sim: stand-in not started, port not bindable", "service", spec.service, "addr", l, "err", err)
 				return Proc{}, errSkipped
 			}
 			ln.Close()
 		}
 	}
-	logName := filepath.Join(d.root, StateDir, "log", owner+"-"+spec.service+"-"+spec.name+".log")
+	logName := filepath.Join(h.root, StateDir, "log", owner+"-"+spec.service+"-"+spec.name+".log")
 	logf, err := os.OpenFile(logName, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return Proc{}, err
@@ -189,7 +188,7 @@ func (d *Driver) start1(owner string, spec svcSpec, started func(Proc), failed f
 	fmt.Fprintf(logf, "--- %s start %q\n", time.Now().UTC().Format(time.RFC3339), spec.argv)
 	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = append(os.Environ(), spec.env...)
-	cmd.Env = append(cmd.Env, tagEnv+"="+tag(d.root, owner, spec.service))
+	cmd.Env = append(cmd.Env, tagEnv+"="+tag(h.root, owner, spec.service))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -198,10 +197,8 @@ func (d *Driver) start1(owner string, spec svcSpec, started func(Proc), failed f
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }() // reap it while we live
 	p := Proc{Service: spec.service, Name: spec.name, PID: cmd.Process.Pid, Argv: spec.argv, Listen: spec.listen}
-	started(p)
 	if err := waitListening(spec.listen, exited, 5*time.Second); err != nil {
 		terminate(p)
-		failed(p)
 		why := lastLine(logName)
 		if spec.service != "spiped" && !strings.Contains(why, "stand-in") {
 			why += " (no stand-in ran: does the binary call sim.ServiceMain() first?)"
@@ -284,6 +281,8 @@ func runService(spec string) int {
 		serve = servePG
 	case "http":
 		serve = serveHTTP
+	case "ssh":
+		serve = serveSSH
 	default:
 		fmt.Fprintf(os.Stderr, "%s: unknown stand-in %q\n", ServiceEnv, kind)
 		return 2
@@ -353,4 +352,21 @@ func serveHTTP(ln net.Listener) {
 		}),
 	}
 	srv.Serve(ln)
+}
+
+// serveSSH sends an SSH identification line, as sshd does first: enough
+// for a tcp or banner check.
+func serveSSH(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "SSH-2.0-OpenSSH_9.7 FreeBSD-20240701 (rigger sim stand-in)\r\n")
+			io.Copy(io.Discard, io.LimitReader(c, 4096))
+		}()
+	}
 }

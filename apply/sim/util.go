@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"path/filepath"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -15,4 +16,9 @@ func sha(parts ...[]byte) string {
 		h.Write(p)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hostPath maps an absolute host path into the directory root.
+func hostPath(root, p string) string {
+	return filepath.Join(root, filepath.FromSlash(filepath.Clean("/"+p)))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rigger-bsd/rigger/agent"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/cmd/internal/simfleet"
 )
 
 // TestEndToEnd runs the demo's scenario with assertions: real binaries,
@@ -30,7 +31,7 @@ func TestEndToEnd(t *testing.T) {
 	defer cancel()
 
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "../agent", "../bundler")
+	build := exec.Command("go", "build", "-o", bin+"/", "../rigger-sim")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -63,6 +64,16 @@ func TestEndToEnd(t *testing.T) {
 	must(err)
 	must(d.StartAgents(ctx))
 	for _, h := range Hosts {
+		st, err := d.WaitFor(ctx, h, "serial 1 reboot-required", time.Minute, simfleet.RebootRequired(uint64(s1)))
+		must(err)
+		if st.State != agent.StateRebootRequired || st.Current != nil {
+			t.Errorf("%s: before the boot: state %s, current %+v; want reboot-required and nothing committed", h, st.State, st.Current)
+		}
+	}
+	for _, h := range Hosts {
+		must(d.Boot(h))
+	}
+	for _, h := range Hosts {
 		st, err := d.WaitFor(ctx, h, "serial 1", time.Minute, Applied(uint64(s1)))
 		must(err)
 		if len(st.Current.Signers) != 1 {
@@ -77,7 +88,7 @@ func TestEndToEnd(t *testing.T) {
 		if tunnels < 2 {
 			t.Errorf("%s: %d tunnel checks passed, want N2P and PGC", h, tunnels)
 		}
-		state, err := sim.ReadState(d.Root(h))
+		state, err := sim.ReadKernel(d.Root(h))
 		must(err)
 		for _, j := range []string{"nginx_j", "node_j", "pg_j"} {
 			if js, ok := state.Jails[j]; !ok || js == nil {

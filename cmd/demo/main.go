@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	bin := flag.String("bin", "bin", "folder with the agent and bundler binaries")
+	bin := flag.String("bin", "bin", "folder with the rigger-sim binary")
 	infra := flag.String("infra", "testdata/infra/uirig", "example infra repo to start from")
 	work := flag.String("work", "", "scratch folder (default: a new temporary folder, removed at the end)")
 	flag.Parse()
@@ -73,6 +73,10 @@ func run(ctx context.Context, bin, infra, work string) (err error) {
 		return err
 	}
 	if err := d.StartAgents(ctx); err != nil {
+		return err
+	}
+	fmt.Println("==> A host's first bundle changes its /etc/rc.conf: installed, nothing activated, reboot required.")
+	if err := d.BootWhenRequired(ctx, uint64(serial), 60*time.Second); err != nil {
 		return err
 	}
 	if err := waitBoth(ctx, d, "serial 1 applied and healthy", agentApplied(serial)); err != nil {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rigger-bsd/rigger/apply/sim"
+	"github.com/rigger-bsd/rigger/bundler/topology"
+)
+
+func TestMain(m *testing.M) {
+	sim.ServiceMain()
+	os.Exit(m.Run())
+}
+
+// buildSim builds rigger-sim: up runs agents as `rigger-sim agent`.
+func buildSim(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", bin+"/", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(bin, "rigger-sim")
+}
+
+// TestUpExamples brings each example infra repo up on an emulated fleet:
+// every host applies its first bundle (a reboot, done by rigger-sim) and
+// passes its health checks, tunnels and WireGuard links included.
+func TestUpExamples(t *testing.T) {
+	if _, err := exec.LookPath("spiped"); err != nil {
+		t.Fatal("spiped not on PATH: ./test.sh installs it (apt-get install spiped)")
+	}
+	bin := buildSim(t)
+	for _, name := range []string{"uirig", "routed", "lagg"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			repo := filepath.Join("..", "..", "testdata", "infra", name)
+			r, err := topology.Load(repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			cmd := exec.CommandContext(ctx, bin, "up", "--repo", repo, "--work", t.TempDir())
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err = cmd.Run()
+			if err != nil {
+				t.Fatalf("rigger-sim up %s: %v\nstdout:\n%s\nstderr:\n%s", name, err, stdout.String(), stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+			if len(lines) != len(r.Hosts()) {
+				t.Fatalf("%d lines for %d hosts:\n%s", len(lines), len(r.Hosts()), stdout.String())
+			}
+			for _, h := range r.Hosts() {
+				if !strings.Contains(stdout.String(), h) {
+					t.Errorf("no line for %s", h)
+				}
+			}
+			for _, ln := range lines {
+				if !strings.Contains(ln, "serial 1 ") || !strings.Contains(ln, " applied ") || !strings.Contains(ln, " healthy ") ||
+					!strings.Contains(ln, "reboot-required: booted by rigger-sim") || strings.Contains(ln, "FAILED") {
+					t.Errorf("line %q: want serial 1 applied, healthy, after a reboot", ln)
+				}
+			}
+			if !strings.Contains(stderr.String(), "booting the sim host") {
+				t.Errorf("rigger-sim did not say it booted the hosts:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), nil, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "rigger-sim up --repo DIR") {
+		t.Errorf("no args: exit %d, %q", code, errb.String())
+	}
+	if code := Main(context.Background(), []string{"up"}, &out, &errb); code != exitUsage {
+		t.Errorf("up without --repo: exit %d", code)
+	}
+	if code := Main(context.Background(), []string{"frobnicate"}, &out, &errb); code != exitUsage {
+		t.Errorf("unknown command: exit %d", code)
+	}
+}
