@@ -55,6 +55,12 @@ type CheckRunner interface {
 	RunCheck(ctx context.Context, argv []string) ([]byte, error)
 }
 
+// WireGuardChecker is a driver that can tell whether every peer of a
+// WireGuard interface has a live session (the wireguard health check).
+type WireGuardChecker interface {
+	WireGuardUp(ctx context.Context, iface string) error
+}
+
 // DriverOptions are what a driver needs to know about the host.
 type DriverOptions struct {
 	Root   string // prefix of every host path ("/" on a real host)

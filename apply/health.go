@@ -139,6 +139,12 @@ func (e *Engine) probe(ctx context.Context, c verify.Check) error {
 		return nil
 	case verify.CheckTunnel:
 		return probeTunnel(ctx, c)
+	case verify.CheckWireGuard:
+		wg, ok := e.cfg.Driver.(WireGuardChecker)
+		if !ok {
+			return fmt.Errorf("driver %s cannot check WireGuard", e.cfg.Driver.Name())
+		}
+		return wg.WireGuardUp(ctx, c.Iface)
 	}
 	return fmt.Errorf("unknown check kind %q", c.Kind)
 }

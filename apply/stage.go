@@ -117,6 +117,8 @@ func validateCheck(c verify.Check) error {
 			return fmt.Errorf("kind exec needs command")
 		}
 		return nil
+	case verify.CheckWireGuard:
+		return need("iface", c.Iface)
 	case verify.CheckTunnel:
 		if err := need("addr", c.Addr); err != nil {
 			return err

@@ -122,7 +122,7 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 		}
 		names[c.Name] = true
 		switch c.Kind {
-		case CheckJail, CheckTunnel, CheckPF, CheckGit, CheckTCP, CheckHTTP, CheckExec:
+		case CheckJail, CheckTunnel, CheckPF, CheckGit, CheckTCP, CheckHTTP, CheckExec, CheckWireGuard:
 		default:
 			return bad("health check %q: unknown kind %q", c.Name, c.Kind)
 		}

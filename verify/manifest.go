@@ -131,6 +131,8 @@ type Check struct {
 	Expect string `json:"expect,omitempty"`
 	URL    string `json:"url,omitempty"`    // http
 	Status int    `json:"status,omitempty"` // http: expected status, 0 = any 2xx
+	// Iface is the WireGuard interface (wireguard).
+	Iface string `json:"iface,omitempty"`
 	// Command is run without a shell (exec); exit 0 passes.
 	Command []string `json:"command,omitempty"`
 	Timeout Duration `json:"timeout,omitempty"` // per attempt; 0 = engine default
@@ -147,6 +149,9 @@ const (
 	CheckTCP    CheckKind = "tcp"
 	CheckHTTP   CheckKind = "http"
 	CheckExec   CheckKind = "exec"
+	// CheckWireGuard: every peer of interface Iface had a handshake
+	// within WireGuard's session lifetime (wg show IF latest-handshakes).
+	CheckWireGuard CheckKind = "wireguard"
 )
 
 // Duration is a time.Duration that marshals as "90s".

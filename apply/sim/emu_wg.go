@@ -341,7 +341,8 @@ func (c *cmd) wgQuick(args []string) int {
 		if code != 0 {
 			return code
 		}
-		if c.ifRename(i, ifn) != 0 {
+		if i.Name != ifn && c.ifRename(i, ifn) != 0 {
+			c.k.destroyIface(i)
 			return 1
 		}
 		st := wc.state

@@ -795,6 +795,13 @@ func (r *Repo) healthChecks(h *host, pl *problemList) []verify.Check {
 	for _, j := range h.jailsIn {
 		cs = append(cs, verify.Check{Kind: verify.CheckJail, Name: "jail-" + j.Name, Jail: j.Name})
 	}
+	// A WireGuard interface's peers must have live sessions: wg show's
+	// exit status says nothing about them.
+	for _, w := range h.spec.WireGuard {
+		if len(w.Peers) > 0 {
+			cs = append(cs, verify.Check{Kind: verify.CheckWireGuard, Name: "wireguard-" + w.Name, Iface: w.Name})
+		}
+	}
 	for _, rp := range h.pipes {
 		if rp.p.Mode != "encrypt" || rp.p.Probe == "none" || rp.p.Probe == "" {
 			continue

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,5 +89,66 @@ func TestUsage(t *testing.T) {
 	}
 	if code := Main(context.Background(), []string{"frobnicate"}, &out, &errb); code != exitUsage {
 		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+// TestWireGuardKeyMismatchRolledBack: a revision of routed where vpsbig
+// expects a public key for vpssmall that vpssmall does not have. The
+// WireGuard link cannot come up, the wireguard check fails, and the
+// change is rolled back; up exits 4.
+func TestWireGuardKeyMismatchRolledBack(t *testing.T) {
+	if _, err := exec.LookPath("spiped"); err != nil {
+		t.Fatal("spiped not on PATH: ./test.sh installs it (apt-get install spiped)")
+	}
+	bin := buildSim(t)
+	repo := filepath.Join("..", "..", "testdata", "infra", "routed")
+	bad := filepath.Join(t.TempDir(), "routed-badkey")
+	if err := os.CopyFS(bad, os.DirFS(repo)); err != nil {
+		t.Fatal(err)
+	}
+	topo := filepath.Join(bad, "topology.yaml")
+	src, err := os.ReadFile(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const smallPub = `public_key: "sMaLLpUbLiCkEyBaSe64sMaLLpUbLiCkEyBaSe64sMa="`
+	if !bytes.Contains(src, []byte(smallPub)) {
+		t.Fatalf("%s: vpssmall's public key not found", topo)
+	}
+	src = bytes.Replace(src, []byte(smallPub), []byte(`public_key: "WrOnGpUbLiCkEyBaSe64WrOnGpUbLiCkEyBaSe64WrO="`), 1)
+	if err := os.WriteFile(topo, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "up", "--repo", repo, "--then", bad, "--work", t.TempDir(), "--json")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitRolledBack {
+		t.Fatalf("rigger-sim up: %v, want exit %d\nstdout:\n%s\nstderr:\n%s", err, exitRolledBack, stdout.String(), stderr.String())
+	}
+	var results []HostResult
+	dec := json.NewDecoder(&stdout)
+	for dec.More() {
+		var r HostResult
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	got := map[string]HostResult{}
+	for _, r := range results {
+		got[r.Revision+" "+r.Host] = r
+	}
+	for _, h := range []string{"vpsbig", "vpssmall"} {
+		if r := got[repo+" "+h]; r.Outcome != "applied" || !r.Healthy || !r.Booted {
+			t.Errorf("first revision on %s: %+v", h, r)
+		}
+	}
+	r := got[bad+" vpsbig"]
+	if r.Outcome != "rolled-back" || !strings.Contains(r.Reason, "wireguard-wg0") || r.Booted {
+		t.Errorf("bad key on vpsbig: %+v, want a live change rolled back by the wireguard check", r)
 	}
 }
