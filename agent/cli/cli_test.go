@@ -161,7 +161,17 @@ func world(ts *testscript.TestScript) *scriptWorld { return ts.Value("world").(*
 //	waitfor FILE REGEXP                       wait up to 10 s until FILE matches
 //	waitgit                                   wait up to 10 s until the git server has a request in (since gitcounts)
 //	sigterm, sighup                           signal the agent holding $WORK/state/lock
+//	simboot ROOT                              boot the sim host at ROOT (emulated /etc/rc)
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// simboot ROOT boots the sim host at ROOT (what /etc/rc does).
+	"simboot": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 {
+			ts.Fatalf("usage: simboot ROOT")
+		}
+		if out, err := sim.Boot(ts.MkAbs(args[0])); err != nil {
+			ts.Fatalf("boot: %v\n%s", err, out)
+		}
+	},
 	"publish": func(ts *testscript.TestScript, neg bool, args []string) {
 		w := world(ts)
 		var wave time.Duration

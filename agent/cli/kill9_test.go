@@ -37,8 +37,10 @@ func TestAgentKill9(t *testing.T) {
 		t.Fatalf("spiped not on PATH (test.sh installs it): %v", err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "agent")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/agent").CombinedOutput(); err != nil {
+	// The agent with the sim driver is `rigger-sim agent`: the agent
+	// binary carries the freebsd driver only.
+	bin := filepath.Join(dir, "rigger-sim")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/rigger-sim").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
@@ -112,7 +114,7 @@ func TestAgentKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentCmd := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, append([]string{"--config", conf}, args...)...).CombinedOutput()
+		out, err := exec.Command(bin, append([]string{"agent", "--config", conf}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	status := func() *agent.Status {
@@ -180,7 +182,7 @@ func TestAgentKill9(t *testing.T) {
 		d *= time.Millisecond
 		serial++
 		publish(serial)
-		cmd := exec.Command(bin, "--config", conf, "run")
+		cmd := exec.Command(bin, "agent", "--config", conf, "run")
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

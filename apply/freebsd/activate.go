@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -335,8 +336,35 @@ func (d *Driver) activateWireGuard(ctx context.Context, ifname string) error {
 	if err := os.WriteFile(tmp, strip.Stdout, 0o600); err != nil {
 		return err
 	}
-	_, err = d.exec(ctx, "wg", "syncconf", ifname, tmp)
-	return err
+	if _, err := d.exec(ctx, "wg", "syncconf", ifname, tmp); err != nil {
+		return err
+	}
+	// Keys a config sets with `PostUp = wg set %i ... private-key FILE` or
+	// `peer K preshared-key FILE` are not in the stripped file: syncconf
+	// keeps them only for peers it keeps (wireguard-tools setconf.c
+	// sync_conf), so a peer the change removed and a later change (or a
+	// rollback) re-adds would come back without its preshared key. The
+	// config's own `wg set` lines are applied again.
+	conf, err := os.ReadFile(d.host(layout.WireGuardConf(ifname)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // wg-quick strip read it; nothing more to apply
+	}
+	if err != nil {
+		return err
+	}
+	for _, ln := range strings.Split(string(conf), "\n") {
+		k, v, ok := strings.Cut(ln, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "PostUp") {
+			continue
+		}
+		argv := strings.Fields(strings.ReplaceAll(v, "%i", ifname))
+		if len(argv) > 2 && path.Base(argv[0]) == "wg" && argv[1] == "set" {
+			if _, err := d.exec(ctx, argv...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // JailRunning asks jls(8). A missing or dying jail is "not running", not
