@@ -23,9 +23,9 @@ import (
 func (e *Engine) Recover(ctx context.Context) (*Recovery, error) {
 	os.RemoveAll(filepath.Join(e.cfg.StateDir, stagingDir))
 	e.removeStateTemps()
-	if n, err := e.RebootPending(); err != nil || n != 0 {
+	if n, err := e.RebootPending(); err == nil && n != 0 {
 		// Installed and waiting for a boot: Resume finishes it.
-		return nil, err
+		return nil, nil
 	}
 	if err := e.removeStaleTmp(); err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
