@@ -16,9 +16,10 @@ import (
 // not seen the new rc.conf would test a host that never exists. The
 // journal stays in step "reboot" with the boot it was installed in
 // (BootReporter); after the boot, Resume runs the new generation's health
-// checks and commits it, or rolls it back as any failed apply. Drivers
-// without BootReporter never see the boot, so Resume waits until one is
-// reported; the freebsd and sim drivers have it.
+// checks and commits it, or rolls it back as any failed apply. Only a
+// driver that tells boots apart (BootReporter: the freebsd driver, so sim
+// too) can wait for one; with any other (test fakes) the plan is activated
+// at once and the result says a reboot is required, as before.
 
 // RebootRequiredError: the bundle is installed and waits for a reboot
 // before its health check and commit. Waiting is true when Resume found
@@ -33,6 +34,12 @@ func (e *RebootRequiredError) Error() string {
 		return fmt.Sprintf("serial %d is installed and waits for a reboot (health check and commit after the boot)", e.Serial)
 	}
 	return fmt.Sprintf("reboot required: serial %d installed, nothing activated; it is health-checked and committed after the next boot", e.Serial)
+}
+
+// seesBoots: the driver can tell that the host booted (BootReporter).
+func (e *Engine) seesBoots() bool {
+	_, ok := e.cfg.Driver.(BootReporter)
+	return ok
 }
 
 func (e *Engine) bootID(ctx context.Context) (string, error) {
@@ -73,6 +80,12 @@ func (e *Engine) RebootPending() (uint64, error) {
 // *DegradedError) as in Apply.
 func (e *Engine) Resume(ctx context.Context) (*Result, error) {
 	j, err := e.readJournal()
+	if _, torn := errors.AsType[*JournalError](err); torn {
+		// Not a transaction waiting for a boot that anyone can tell:
+		// the unreadable journal has its own handling (degraded, agent
+		// resume sets it aside), as in Recover.
+		return nil, nil
+	}
 	if err != nil || j == nil || j.Step != stepReboot {
 		return nil, err
 	}

@@ -140,7 +140,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		return nil, abort(j.Files, 0, err, nil)
 	}
 
-	if p.Reboot {
+	if p.Reboot && e.seesBoots() {
 		return nil, e.awaitBoot(ctx, j, func(err error) error { return abort(j.Files, 0, err, nil) })
 	}
 	if err := e.setStep(j, stepActivate); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -98,8 +99,8 @@ var rules = []rule{
 	{
 		name: "nothing imports a command",
 		from: "",
-		deny: func(imp string) bool { return under(imp, "cmd") },
-		why:  "cmd/* are mains; cmd/rigger-sim may import everything and nothing imports it",
+		deny: func(imp string) bool { return under(imp, "cmd") && !under(imp, "cmd/internal") },
+		why:  "cmd/* are mains (cmd/internal: what the mains share); cmd/rigger-sim may import everything and nothing imports it",
 	},
 }
 
@@ -214,5 +215,29 @@ func TestRulesBite(t *testing.T) {
 	}
 	if v := violations(map[string][]string{module + "/agent": {module + "/bundler/gitauth", module + "/bundler/clicontract", module + "/apply"}}); len(v) != 0 {
 		t.Errorf("allowed imports flagged: %v", v)
+	}
+}
+
+// TestAgentCarriesNoSim: the production agent binary, for FreeBSD and for
+// Linux alike, links neither the emulated FreeBSD userland nor its
+// stand-in services (`rigger-sim agent` is the agent with them).
+func TestAgentCarriesNoSim(t *testing.T) {
+	for _, goos := range []string{"freebsd", "linux"} {
+		cmd := exec.Command("go", "list", "-deps", "./cmd/agent")
+		cmd.Dir = moduleRoot(t)
+		cmd.Env = append(os.Environ(), "GOOS="+goos, "GOFLAGS=-mod=mod")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps ./cmd/agent (GOOS=%s): %v", goos, err)
+		}
+		deps := strings.Fields(string(out))
+		if !slices.Contains(deps, module+"/apply/freebsd") {
+			t.Fatalf("GOOS=%s: cmd/agent does not link apply/freebsd; is the listing right?", goos)
+		}
+		for _, d := range deps {
+			if under(d, "apply/sim") || under(d, "cmd/internal") {
+				t.Errorf("GOOS=%s: cmd/agent links %s (simulation code in the production agent)", goos, d)
+			}
+		}
 	}
 }

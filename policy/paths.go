@@ -54,6 +54,11 @@ func DefaultDeny() []string { return slices.Clone(defaultDeny) }
 // the deny-list inside them.
 type Paths struct {
 	Roots []string
+	// Any drops the roots and the deny-list, keeping only the form checks
+	// (absolute, clean, printable). For tools that install nothing and
+	// cannot know the host agent's roots (bundler publish, reading a
+	// published serial): the agent applies its own policy.
+	Any bool
 }
 
 // DefaultPaths is the policy used when none is configured. Each call
@@ -65,7 +70,7 @@ func DefaultPaths() Paths { return Paths{Roots: DefaultRoots()} }
 // deny-list between that root and itself.
 func (p Paths) Check(target string) error {
 	root, err := p.root(target)
-	if err != nil {
+	if err != nil || p.Any {
 		return err
 	}
 	if pat := denied(target, root); pat != "" {
@@ -92,6 +97,9 @@ func (p Paths) root(target string) (string, error) {
 	}
 	if path.Clean(target) != target {
 		return "", fmt.Errorf("target path %q: not clean (want %q)", target, path.Clean(target))
+	}
+	if p.Any {
+		return "/", nil
 	}
 	roots := p.Roots
 	if len(roots) == 0 {

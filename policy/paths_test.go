@@ -103,3 +103,22 @@ func TestDefaultsAreCopies(t *testing.T) {
 		t.Fatal("changing DefaultDeny's result lifted the deny-list")
 	}
 }
+
+// TestPathsAny: a tool that installs nothing (publish) drops roots and
+// deny-list, never the form checks.
+func TestPathsAny(t *testing.T) {
+	any := Paths{Any: true}
+	for _, ok := range []string{"/usr/local/etc/rc.d/pflog2txt", "/boot/loader.conf.d/geli.conf"} {
+		if err := any.Check(ok); err != nil {
+			t.Errorf("Any.Check(%q) = %v", ok, err)
+		}
+		if err := DefaultPaths().Check(ok); err == nil {
+			t.Errorf("DefaultPaths().Check(%q) = nil, want denied", ok)
+		}
+	}
+	for _, bad := range []string{"etc/rc.conf", "/etc/../etc/rc.conf", "/etc/rc.conf\n"} {
+		if err := any.Check(bad); err == nil {
+			t.Errorf("Any.Check(%q) = nil, want a form error", bad)
+		}
+	}
+}

@@ -130,7 +130,8 @@ func ReadManifestUnverified(manifest []byte) (*Manifest, error) {
 	if env.PayloadType != PayloadType {
 		return nil, reject(ErrPayloadType, "got %q, want %q", env.PayloadType, PayloadType)
 	}
-	return DecodeManifest(payload, policy.Paths{})
+	// Only the serial is wanted: the host agent's roots are not known here.
+	return DecodeManifest(payload, policy.Paths{Any: true})
 }
 
 // verifyPayload is everything after the signatures: payload type, manifest,

@@ -27,6 +27,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/rigger-bsd/rigger/bundler/gitauth"
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -222,7 +223,7 @@ func readLocal(dir string) ([]local, error) {
 		if err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
-		b, err := verify.Inspect(man, bytes.NewReader(arch), verify.Options{Host: e.Name()})
+		b, err := verify.Inspect(man, bytes.NewReader(arch), verify.Options{Host: e.Name(), Paths: policy.Paths{Any: true}})
 		if err != nil {
 			return nil, fmt.Errorf("publish: %s: %w", hostDir, err)
 		}

@@ -31,8 +31,9 @@ type kept struct {
 	Roots []string `json:"roots"`
 }
 
-// wave matches a host's rollout delay: the fleet applies every host at
-// once (rollout waves are the agents' business, not the change's).
+// wave matches a host's rollout delay: the fleet applies every host
+// within seconds (rollout waves are the agents' business, not the
+// change's), each host still in a wave of its own.
 var wave = regexp.MustCompile(`(?m)^(\s+wave:\s*)\S+`)
 
 // HostResult is one host's outcome of one revision (--json).
@@ -85,7 +86,15 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(p, wave.ReplaceAll(b, []byte("${1}0s")), 0o644)
+			// One second apart, in file order: hosts behind one name
+			// must not share a wave (bundler check refuses it).
+			n := 0
+			b = wave.ReplaceAllFunc(b, func(m []byte) []byte {
+				prefix := wave.FindSubmatch(m)[1]
+				n++
+				return fmt.Appendf(append([]byte(nil), prefix...), "%ds", n-1)
+			})
+			return os.WriteFile(p, b, 0o644)
 		},
 	}
 	code := exitError

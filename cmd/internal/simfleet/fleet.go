@@ -20,7 +20,9 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +35,7 @@ import (
 	bundlercli "github.com/rigger-bsd/rigger/bundler/cli"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 // keyPassword encrypts the throwaway CI key.
@@ -64,10 +67,11 @@ type Fleet struct {
 	block   byte // second octet of the loopback block
 	agents  map[string]*exec.Cmd
 	exited  map[string]chan error
-	wgKeys  map[string][]byte // "host/iface" -> private key
-	wgPubs  map[string]string // the example's public key -> the provisioned one
-	shared  []byte            // spiped keys
-	psk     []byte            // WireGuard preshared keys
+	roots   map[string][]string // host -> the roots its agent adds (the topology's agent_roots)
+	wgKeys  map[string][]byte   // "host/iface" -> private key
+	wgPubs  map[string]string   // the example's public key -> the provisioned one
+	shared  []byte              // spiped keys
+	psk     []byte              // WireGuard preshared keys
 }
 
 // Setup makes the infra repo, the signing key, the git server, and each
@@ -130,6 +134,16 @@ func (f *Fleet) Setup(ctx context.Context) error {
 		r, err := repo.Render(h)
 		if err != nil {
 			return err
+		}
+		// The agent adds its policy.roots to the default roots.
+		def := policy.DefaultRoots()
+		for _, root := range r.Paths.Roots {
+			if !slices.Contains(def, root) {
+				if f.roots == nil {
+					f.roots = map[string][]string{}
+				}
+				f.roots[h] = append(f.roots[h], root)
+			}
 		}
 		root := f.Root(h)
 		for _, s := range r.Secrets {
@@ -496,6 +510,14 @@ driver: sim
 health: {timeout: %s}
 drift: report
 `, host, f.url, filepath.Join(f.Work, "keys", "ci.pub"), f.Root(host), f.stateDir(host), ht)
+	if roots := f.roots[host]; roots != nil {
+		// The topology says this host's agent allows more (agent_roots).
+		q := make([]string, len(roots))
+		for i, r := range roots {
+			q[i] = strconv.Quote(r)
+		}
+		cfg += "policy: {roots: [" + strings.Join(q, ", ") + "]}\n"
+	}
 	if f.StatusKey != nil {
 		cfg += fmt.Sprintf("status: {push: true, key: %q, heartbeat: 1s}\n", f.StatusKey(host))
 	}
