@@ -61,6 +61,32 @@ type Paths struct {
 	Any bool
 }
 
+// CheckRoot reports whether root may be an extra root of an agent's
+// config (policy.roots, a topology's agent_roots): a clean absolute
+// directory below /, without pattern characters (only the default roots
+// match jail names).
+func CheckRoot(root string) error {
+	if !strings.HasPrefix(root, "/") || path.Clean(root) != root || root == "/" || strings.ContainsAny(root, "*?[\\") {
+		return fmt.Errorf("root %q: want a clean absolute directory below /, no wildcards", root)
+	}
+	return nil
+}
+
+// WithRoots is the default policy plus the extra roots (each passing
+// CheckRoot), as an agent configured with policy.roots judges.
+func WithRoots(extra []string) (Paths, error) {
+	p := DefaultPaths()
+	for _, r := range extra {
+		if err := CheckRoot(r); err != nil {
+			return Paths{}, err
+		}
+		if !slices.Contains(p.Roots, r) {
+			p.Roots = append(p.Roots, r)
+		}
+	}
+	return p, nil
+}
+
 // DefaultPaths is the policy used when none is configured. Each call
 // returns fresh slices.
 func DefaultPaths() Paths { return Paths{Roots: DefaultRoots()} }

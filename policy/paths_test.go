@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -120,5 +121,29 @@ func TestPathsAny(t *testing.T) {
 		if err := any.Check(bad); err == nil {
 			t.Errorf("Any.Check(%q) = nil, want a form error", bad)
 		}
+	}
+}
+
+// An extra root is what an agent's policy.roots may hold: no patterns
+// (only the default roots match jail names), clean, absolute, below /.
+func TestWithRoots(t *testing.T) {
+	for _, bad := range []string{"", "/", "boot", "/boot/", "/boot/../etc", "/jails/*/usr/local/etc/rc.d", "/a?", "/a[b]", `/a\b`} {
+		if _, err := WithRoots([]string{bad}); err == nil {
+			t.Errorf("WithRoots(%q): no error", bad)
+		}
+	}
+	p, err := WithRoots([]string{"/boot/loader.conf.d", "/etc", "/jails/node_j/usr/local/etc/rc.d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(DefaultRoots(), "/boot/loader.conf.d", "/jails/node_j/usr/local/etc/rc.d"); !slices.Equal(p.Roots, want) {
+		t.Errorf("roots %q, want %q", p.Roots, want)
+	}
+	// Below its own root an rc script is allowed; in another jail not.
+	if err := p.Check("/jails/node_j/usr/local/etc/rc.d/node"); err != nil {
+		t.Errorf("node_j rc.d script: %v", err)
+	}
+	if err := p.Check("/jails/pg_j/usr/local/etc/rc.d/node"); err == nil {
+		t.Error("pg_j rc.d script allowed by node_j's root")
 	}
 }

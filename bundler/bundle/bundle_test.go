@@ -15,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -186,10 +187,10 @@ func TestSignDirThreshold(t *testing.T) {
 	if _, err := verify.VerifyDir(dir, o); !errors.Is(err, verify.ErrThreshold) {
 		t.Fatalf("1-of-3 with threshold 2: %v", err)
 	}
-	if err := SignDir(dir, ks[0]); !errors.Is(err, ErrAlreadySigned) {
+	if err := SignDir(dir, ks[0], policy.Paths{}); !errors.Is(err, ErrAlreadySigned) {
 		t.Fatalf("second signature by the same key: %v", err)
 	}
-	if err := SignDir(dir, ks[1]); err != nil {
+	if err := SignDir(dir, ks[1], policy.Paths{}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := verify.VerifyDir(dir, o)

@@ -148,8 +148,10 @@ var ErrAlreadySigned = errors.New("already signed by this key")
 
 // AddSignature signs the payload of an existing envelope with s (through
 // sigstore's DSSE signer) and appends the signature with s's key id. The
-// payload must be a valid manifest; its content is not changed.
-func AddSignature(envelope []byte, s *Signer) ([]byte, error) {
+// payload must be a valid manifest whose paths the host's agent allows
+// (paths: its policy; zero means the default roots); its content is not
+// changed.
+func AddSignature(envelope []byte, s *Signer, paths policy.Paths) ([]byte, error) {
 	env, payload, err := verify.ParseEnvelope(envelope)
 	if err != nil {
 		return nil, err
@@ -157,7 +159,7 @@ func AddSignature(envelope []byte, s *Signer) ([]byte, error) {
 	if env.PayloadType != verify.PayloadType {
 		return nil, fmt.Errorf("payload type %q, want %q", env.PayloadType, verify.PayloadType)
 	}
-	if _, err := verify.DecodeManifest(payload, policy.Paths{}); err != nil {
+	if _, err := verify.DecodeManifest(payload, paths); err != nil {
 		return nil, err
 	}
 	if err := appendSignature(env, payload, s); err != nil {
@@ -181,14 +183,14 @@ func appendSignature(env *verify.Envelope, payload []byte, s *Signer) error {
 }
 
 // SignDir adds s's signature to the bundle in hostDir (its manifest.json),
-// replacing the file atomically.
-func SignDir(hostDir string, s *Signer) error {
+// replacing the file atomically; paths is the host agent's path policy.
+func SignDir(hostDir string, s *Signer, paths policy.Paths) error {
 	name := filepath.Join(hostDir, verify.ManifestFile)
 	b, err := verify.ReadFileLimited(name, verify.DefaultLimits().ManifestSize)
 	if err != nil {
 		return err
 	}
-	out, err := AddSignature(b, s)
+	out, err := AddSignature(b, s, paths)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/clicontract"
 	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/policy/hostplan"
 	"github.com/rigger-bsd/rigger/verify"
@@ -100,7 +101,9 @@ func runDiff(o diffOptions, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("diff %s: %w", host, err)
 		}
-		pub, err := publishedBundle(filepath.Join(o.Against, host), host, keys, o.Threshold)
+		// The published bundle is judged by this host's agent's roots, as
+		// the topology states them (agent_roots), like the new build.
+		pub, err := publishedBundle(filepath.Join(o.Against, host), host, keys, o.Threshold, r.Paths)
 		if err != nil {
 			return err
 		}
@@ -170,11 +173,11 @@ func writeDiff(w io.Writer, rep diffJSON) {
 
 // publishedBundle checks and reads host's published bundle; nil if there
 // is none.
-func publishedBundle(dir, host string, keys []verify.PublicKey, threshold int) (*verify.Bundle, error) {
+func publishedBundle(dir, host string, keys []verify.PublicKey, threshold int, paths policy.Paths) (*verify.Bundle, error) {
 	if _, err := os.Stat(filepath.Join(dir, verify.ManifestFile)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	opts := verify.Options{Keys: keys, Threshold: threshold, Host: host}
+	opts := verify.Options{Keys: keys, Threshold: threshold, Host: host, Paths: paths}
 	var b *verify.Bundle
 	var err error
 	if len(keys) > 0 {

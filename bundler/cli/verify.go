@@ -22,6 +22,7 @@ type verifyOptions struct {
 	Host      string
 	MinSerial uint64
 	JSON      bool
+	Roots     rootsOptions
 }
 
 func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
@@ -30,33 +31,42 @@ func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Host, "host", "", "expected host (default: the folder name)")
 	f.Uint64Var(&o.MinSerial, "min-serial", 0, "refuse a serial below N")
 	f.BoolVar(&o.JSON, "json", false, "print JSON")
+	o.Roots.AddFlags(f)
 }
 
 func newVerifyCommand() *cobra.Command {
 	var o verifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify --pub KEY [--pub KEY...] [--threshold K] [--host H] [--min-serial N] DIR/HOST",
+		Use:   "verify --pub KEY [--pub KEY...] [--threshold K] [--host H] [--min-serial N] [--repo DIR | --root ROOT...] DIR/HOST",
 		Short: "Verify a bundle as the agent would",
 		Long: `verify runs every check the agent runs on DIR/HOST (signatures by K of the
 trusted keys, payload type, manifest, host, serial, expiry, archive digest,
 bounded decompression, every tar entry against the manifest) and prints the
 host, serial, source commit, times, signers and files. --json prints the
 same as one object, or {"ok": false, "rejected": …, "error": …} on failure.
+Paths are judged by the host agent's roots: the defaults, plus the
+agent_roots the topology at --repo states for the host, or the extra roots
+given with --root (the agent's policy.roots). A bundle never widens them.
 
 ` + exitStatus("the bundle verifies", "the bundle or a key could not be read (missing file, I/O)",
 			"  3  the bundle was read and is rejected; the reason is printed"),
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runVerify(o, args[0], cmd.OutOrStdout()) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runVerify(o verifyOptions, dir string, stdout io.Writer) error {
+func runVerify(o verifyOptions, dir string, stdout, stderr io.Writer) error {
 	if len(o.Pub) == 0 {
 		return usageError{errors.New("verify: at least one --pub KEY is required")}
 	}
-	b, names, err := verifyBundle(o, dir)
+	if err := o.Roots.validate("verify"); err != nil {
+		return err
+	}
+	b, names, err := verifyBundle(o, dir, stderr)
 	if o.JSON {
 		if jerr := clicontract.JSON(stdout, verifyJSONOf(b, err)); jerr != nil {
 			return jerr
@@ -69,7 +79,7 @@ func runVerify(o verifyOptions, dir string, stdout io.Writer) error {
 
 // verifyBundle checks dir; a rejection exits 3, anything that kept it
 // from reading the bundle or a key exits 1.
-func verifyBundle(o verifyOptions, dir string) (*verify.Bundle, map[string]string, error) {
+func verifyBundle(o verifyOptions, dir string, stderr io.Writer) (*verify.Bundle, map[string]string, error) {
 	keys, names, err := loadPubKeys(o.Pub)
 	if err != nil {
 		return nil, nil, err
@@ -78,7 +88,15 @@ func verifyBundle(o verifyOptions, dir string) (*verify.Bundle, map[string]strin
 	if host == "" {
 		host = filepath.Base(filepath.Clean(dir))
 	}
-	opts := verify.Options{Keys: keys, Threshold: o.Threshold, Host: host}
+	pathsOf, err := o.Roots.pathsOf(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	paths, err := pathsOf(host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify %s: %w", dir, err)
+	}
+	opts := verify.Options{Keys: keys, Threshold: o.Threshold, Host: host, Paths: paths}
 	if o.MinSerial > 0 {
 		opts.LastSerial = o.MinSerial - 1
 	}

@@ -182,9 +182,10 @@ func TestBrokenRepos(t *testing.T) {
 				"topology.yaml:18: host b: jail db_j: gateway: \"br9\": host b has no interface br9"},
 		{name: "policy roots", edits: []edit{{"domain: test.lan\n", "domain: test.lan\npolicy: {roots: [/etc, /boot]}\n"}},
 			want: "topology.yaml:2: policy: policy.roots is gone: the roots a host accepts are its agent's; declare the extra roots a host's agent is configured with as agent_roots on the host or its role"},
-		{name: "bad agent root", edits: []edit{{"    peer: b\n", "    peer: b\n    agent_roots: [boot, /]\n"}},
-			want: "topology.yaml:34: host a: agent_roots: root \"/\": want a clean absolute directory below /\n" +
-				"topology.yaml:34: host a: agent_roots: root \"boot\": want a clean absolute directory below /"},
+		{name: "bad agent root", edits: []edit{{"    peer: b\n", "    peer: b\n    agent_roots: [boot, /, \"/jails/*/usr/local/etc/rc.d\"]\n"}},
+			want: "topology.yaml:34: host a: agent_roots: root \"/\": want a clean absolute directory below /, no wildcards\n" +
+				"topology.yaml:34: host a: agent_roots: root \"/jails/*/usr/local/etc/rc.d\": want a clean absolute directory below /, no wildcards\n" +
+				"topology.yaml:34: host a: agent_roots: root \"boot\": want a clean absolute directory below /, no wildcards"},
 		{name: "loader on a host whose agent lacks the root", edits: []edit{{"    peer: a\n", "    peer: a\n    loader: {zfs_load: \"YES\"}\n"}, {"    peer: b\n", "    peer: b\n    agent_roots: [/boot/loader.conf.d]\n"}},
 			want: "topology.yaml:38: host b: target path \"/boot/loader.conf.d/rigger.conf\": outside the allowed roots /etc, /usr/local/etc, /jails/*/etc, /jails/*/usr/local/etc"},
 		{name: "loader outside roots", edits: []edit{{"    peer: b\n", "    peer: b\n    loader: {if_wg_load: \"YES\"}\n"}},

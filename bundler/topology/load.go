@@ -211,8 +211,10 @@ func (r *Repo) hostPaths(h *host, pl *problemList) policy.Paths {
 		if i < len(h.role.agentRoots()) {
 			pos = r.pos.elem(h.role, "agent_roots", i)
 		}
-		if !path.IsAbs(root) || path.Clean(root) != root || root == "/" {
-			pl.add(pos, h.where+": agent_roots", "root %q: want a clean absolute directory below /", root)
+		// The agent refuses the same roots in its policy.roots
+		// (agent/config.go), so the topology cannot claim one it can't have.
+		if err := policy.CheckRoot(root); err != nil {
+			pl.add(pos, h.where+": agent_roots", "%v", err)
 			continue
 		}
 		if !slices.Contains(roots, root) {
