@@ -44,6 +44,7 @@ type lexer struct {
 	pos      int
 	push     []byte // expanded macro text, read from pushPos on before src
 	pushPos  int
+	back     []int // characters given back (pfctl's pushback_buffer)
 	line     int
 	file     string
 	macros   map[string]string
@@ -53,7 +54,20 @@ type lexer struct {
 	fromPush bool // the last byte read came from a macro expansion
 }
 
+// maxString is the size of yylex's buffer in sbin/pfctl/parse.y: longer
+// words and quoted strings are "string too long".
+const maxString = 8096
+
+// getc is parse.y's lgetc(0): macro text first (read as is), then
+// characters given back, then the file, where a backslash joins the next
+// line (both dropped, the line counted) and is dropped before any other
+// character; a backslash at the end of the file is dropped too.
 func (l *lexer) getc() int {
+	return l.getcQ(false)
+}
+
+// getcQ is lgetc(quotec): inside quotes the file is read as is.
+func (l *lexer) getcQ(quoted bool) int {
 	if l.pushPos < len(l.push) {
 		c := l.push[l.pushPos]
 		l.pushPos++
@@ -61,23 +75,34 @@ func (l *lexer) getc() int {
 		return int(c)
 	}
 	l.fromPush = false
-	if l.pos >= len(l.src) {
-		return -1
+	if n := len(l.back); n > 0 {
+		c := l.back[n-1]
+		l.back = l.back[:n-1]
+		return c
 	}
-	c := l.src[l.pos]
-	l.pos++
-	if c == '\\' && l.pos == len(l.src) {
-		return -1 // pfctl's lgetc drops a backslash at the end of the file
-	}
-	if c == '\\' && l.pos < len(l.src) && l.src[l.pos] == '\n' {
-		// line continuation: pfctl turns it into a blank
+	for {
+		if l.pos >= len(l.src) {
+			return -1
+		}
+		c := l.src[l.pos]
 		l.pos++
+		if c != '\\' || quoted {
+			return int(c)
+		}
+		if l.pos >= len(l.src) {
+			return -1
+		}
+		next := l.src[l.pos]
+		l.pos++
+		if next != '\n' {
+			return int(next)
+		}
 		l.line++
-		return ' '
 	}
-	return int(c)
 }
 
+// ungetc is lungetc: a byte of a macro expansion goes back into it, any
+// other character onto the pushback stack.
 func (l *lexer) ungetc(c int) {
 	if c < 0 {
 		return
@@ -86,12 +111,7 @@ func (l *lexer) ungetc(c int) {
 		l.pushPos-- // the byte just read from the expansion
 		return
 	}
-	if c == ' ' && l.pos >= 2 && l.src[l.pos-1] == '\n' && l.src[l.pos-2] == '\\' {
-		l.pos -= 2
-		l.line--
-		return
-	}
-	l.pos--
+	l.back = append(l.back, c)
 }
 
 func (l *lexer) peekc() int {
@@ -212,6 +232,9 @@ top:
 		var b strings.Builder
 		for allowedInString(c) {
 			b.WriteByte(byte(c))
+			if b.Len() >= maxString {
+				return l.tooLong(line)
+			}
 			c = l.getc()
 		}
 		l.ungetc(c)
@@ -225,10 +248,14 @@ top:
 	return token{kind: tkPunct, s: string(rune(c)), line: line}
 }
 
+// quoted reads a quoted string as parse.y's yylex does: newlines inside
+// are dropped (and counted), a backslash escapes the quote character or
+// joins the next line, and is kept before anything else (yylex's test of
+// c == ' ' can never hold, c being the backslash).
 func (l *lexer) quoted(q int, line int) token {
 	var b strings.Builder
 	for {
-		c := l.getc()
+		c := l.getcQ(true)
 		switch {
 		case c == -1:
 			l.errf(line, "reached end of file while parsing quoted string")
@@ -239,15 +266,32 @@ func (l *lexer) quoted(q int, line int) token {
 			l.line++
 			continue
 		case c == '\\':
-			n := l.getc()
-			if n == q || n == ' ' || n == '\t' {
+			n := l.getcQ(true)
+			switch n {
+			case -1:
+				l.errf(line, "reached end of file while parsing quoted string")
+				return token{kind: tkError, line: line}
+			case q:
 				c = n
-			} else {
+			case '\n':
+				l.line++
+				continue
+			default:
 				l.ungetc(n)
 			}
 		}
+		if b.Len()+1 >= maxString-1 {
+			return l.tooLong(line)
+		}
 		b.WriteByte(byte(c))
 	}
+}
+
+// tooLong reports yylex's "string too long" and skips the line.
+func (l *lexer) tooLong(line int) token {
+	l.errf(line, "string too long")
+	l.skipLine()
+	return token{kind: tkError, line: line}
 }
 
 // skipLine drops input up to (not including) the next newline.

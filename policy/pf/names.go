@@ -9,9 +9,11 @@ import (
 // Fixed name tables. pfctl reads /etc/services, /etc/protocols, passwd
 // and group on the host; offline we use FreeBSD's stock values so that
 // output does not depend on the machine running the check. The services
-// come from FreeBSD's own file (services.txt, services_table.go).
+// and protocols come from FreeBSD's own files (services.txt,
+// services_table.go, protocols.txt, protocols_table.go).
 
 //go:generate go run gen_services.go
+//go:generate go run gen_protocols.go
 
 // lookupService is pfctl's getservice (sbin/pfctl/pfctl_parser.c): a
 // name or alias from FreeBSD's /etc/services, tcp first, then udp.
@@ -36,26 +38,6 @@ func serviceName(port int, proto string) string {
 		return n
 	}
 	return strconv.Itoa(port)
-}
-
-var protoByName = map[string]int{
-	"ip": 0, "hopopt": 0, "icmp": 1, "igmp": 2, "ggp": 3, "ipencap": 4, "st": 5, "tcp": 6, "egp": 8,
-	"pup": 12, "udp": 17, "idp": 22, "tp": 29, "ipv6": 41, "ipv6-route": 43, "ipv6-frag": 44,
-	"idrp": 45, "rsvp": 46, "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58, "icmp6": 58,
-	"ipv6-nonxt": 59, "ipv6-opts": 60, "eigrp": 88, "ospf": 89, "ipip": 94, "etherip": 97,
-	"encap": 98, "pim": 103, "ipcomp": 108, "carp": 112, "vrrp": 112, "l2tp": 115, "sctp": 132,
-	"udplite": 136, "pfsync": 240,
-}
-
-var protoByNum = map[int]string{}
-
-func init() {
-	for _, n := range []string{"ip", "icmp", "igmp", "ggp", "ipencap", "st", "tcp", "egp", "pup", "udp", "idp",
-		"tp", "ipv6", "ipv6-route", "ipv6-frag", "idrp", "rsvp", "gre", "esp", "ah", "ipv6-icmp",
-		"ipv6-nonxt", "ipv6-opts", "eigrp", "ospf", "ipip", "etherip", "encap", "pim", "ipcomp", "carp",
-		"l2tp", "sctp", "udplite", "pfsync"} {
-		protoByNum[protoByName[n]] = n
-	}
 }
 
 // icmpName is one ICMP type or code name pfctl knows, with its number.

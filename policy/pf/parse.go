@@ -1408,24 +1408,33 @@ func (p *parser) portList() []portItem {
 
 // ---- protocols ----
 
+// protoItem is parse.y's proto_item: protoval is a NUMBER (0-255) or a
+// name getprotobyname(3) knows (FreeBSD's /etc/protocols, aliases
+// included); the value is cast to u_int8_t (divert, 258, is 2), and 0
+// is refused. It returns the name pfctl prints (getprotobynumber).
 func (p *parser) protoItem() string {
+	quoted := p.tok.kind == tkString
 	w := p.str()
-	if n, err := strconv.Atoi(w); err == nil {
-		if n < 0 || n > 255 {
+	var n int
+	if v, err := strconv.Atoi(w); err == nil && !quoted {
+		if v < 0 || v > 255 {
 			p.fail("protocol outside range")
 		}
-		if name, ok := protoByNum[n]; ok {
-			return name
+		n = v
+	} else {
+		v, ok := protoByName[w]
+		if !ok {
+			p.fail("unknown protocol %s", w)
 		}
-		return w
+		n = v & 0xff
 	}
-	if w == "icmp6" {
-		return "ipv6-icmp"
+	if n == 0 {
+		p.fail("proto 0 cannot be used")
 	}
-	if _, ok := protoByName[w]; !ok {
-		p.fail("unknown protocol %s", w)
+	if name, ok := protoByNum[n]; ok {
+		return name
 	}
-	return w
+	return strconv.Itoa(n)
 }
 
 func (p *parser) protoList() []string { return braceList(p, listOpts{nonEmpty: true}, p.protoItem) }
