@@ -96,3 +96,84 @@ func TestProtocols(t *testing.T) {
 		t.Errorf("printed protocols %v, want getprotobynumber's names", got)
 	}
 }
+
+// TestEtherRules: parse.y's etherrule with proto lists, MAC lists, "all",
+// match, l3 and every etherfilter_opt, expanded and printed per rule as
+// expand_eth_rule and print_eth_rule do.
+func TestEtherRules(t *testing.T) {
+	runParseCases(t, []parseCase{
+		{"proto list", "ether pass in on bridge0 proto { 0x0800, 0x86dd } all\n", ""},
+		{"proto number", "ether block out proto 2054\n", ""},
+		{"mac list", "ether block in from { 00:01:02:03:04:05, ! 0:a:b:c:d:e } to 00:11:22:33:44:55/24\n", ""},
+		{"all", "ether pass all\n", ""},
+		{"match", "ether match in on em0 all tag l2\n", ""},
+		{"block return", "ether block return in all\n", ""},
+		{"l3", "ether pass in l3 from 10.0.0.0/8 to <t> label \"x\"\ntable <t> { 10.1.0.1 }\n", ""},
+		{"opts", "ether pass quick on em0 bridge-to em1 proto 0x0800 queue (q) ! tagged a dnqueue 3 ridentifier 7\n", ""},
+		{"symbolic ethertype", "ether pass proto ip all\n", "t.conf:1: Symbolic EtherType not yet supported"},
+		{"ethertype 0", "ether pass proto 0x0000\n", "t.conf:1: proto 0 cannot be used"},
+		{"bad hex", "ether pass proto 0xzz\n", "t.conf:1: invalid EtherType hex"},
+		{"bad mac", "ether pass from 00:01:02:03:04\n", "t.conf:1: invalid MAC address"},
+		{"bad mac mask", "ether pass to 00:01:02:03:04:05/49\n", "t.conf:1: invalid MAC mask length"},
+		{"l3 dynamic address", "ether pass l3 from (em0)\n", "t.conf:1: from must be an address or table"},
+		{"l3 range", "ether pass l3 to 10.0.0.1 - 10.0.0.9\n", "t.conf:1: to must be an address or table"},
+		{"six labels", "ether pass label a label b label c label d label e label f\n", "t.conf:1: label can only be used 5 times"},
+		{"queue twice", "ether pass queue a queue b\n", "t.conf:1: queue cannot be redefined"},
+		{"log is not layer 2", "ether pass log all\n", "t.conf:1: syntax error near \"log\""},
+		{"after filter rules", "pass all\nether pass all\n", "t.conf:2: " + orderMsg},
+	})
+	rs, err := Parse("t.conf", []byte("ether pass in on { em0 em1 } proto { 0x0800 2054 } from { 0:1:2:3:4:5 ! 00:aa:bb:cc:dd:ee } l3 to 10.0.0.1 label \"l\" ridentifier 3\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`ether pass in on em0 proto 0x0800 from 00:01:02:03:04:05 l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+		`ether pass in on em0 proto 0x0800 from ! 00:aa:bb:cc:dd:ee l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+		`ether pass in on em0 proto 0x0806 from 00:01:02:03:04:05 l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+		`ether pass in on em0 proto 0x0806 from ! 00:aa:bb:cc:dd:ee l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+		`ether pass in on em1 proto 0x0800 from 00:01:02:03:04:05 l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+		`ether pass in on em1 proto 0x0800 from ! 00:aa:bb:cc:dd:ee l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+		`ether pass in on em1 proto 0x0806 from 00:01:02:03:04:05 l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+		`ether pass in on em1 proto 0x0806 from ! 00:aa:bb:cc:dd:ee l3 from any to 10.0.0.1 label "l" ridentifier 3`,
+	}
+	if got := strings.TrimSpace(rs.Normalized()); got != strings.Join(want, "\n") {
+		t.Errorf("expanded:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// TestEtherAnchors: parse.y's etheranchorrule, named or inline, whose
+// braces hold only ether rules and ether anchors.
+func TestEtherAnchors(t *testing.T) {
+	runParseCases(t, []parseCase{
+		{"named", "ether anchor \"l2\" in on em0\n", ""},
+		{"inline", "ether anchor \"l2\" in on em0 {\n ether pass all\n ether anchor inner {\n  ether block from 00:01:02:03:04:05\n }\n}\npass all\n", ""},
+		{"unnamed inline", "ether anchor {\n ether pass all\n}\n", ""},
+		{"unnamed, no rules", "ether anchor in on em0\n", "t.conf:1: anchors without explicit rules must specify a name"},
+		{"reserved name", "ether anchor \"_x\"\n", "t.conf:1: anchor names beginning with '_' are reserved for internal use"},
+		{"path inline", "ether anchor \"a/b\" {\n ether pass all\n}\n", "t.conf:3: anchor paths containing '/' cannot be used for inline anchors."},
+		{"filter rule inside", "ether anchor a {\n pass all\n}\n", "t.conf:2: syntax error near \"pass\""},
+		{"brace needs a newline", "ether anchor a { ether pass all }\n", "t.conf:1: syntax error near \"ether\""},
+		{"no filter options", "ether anchor a label \"x\"\n", "t.conf:1: syntax error near \"label\""},
+	})
+	rs, err := Parse("t.conf", []byte("ether anchor \"l2\" in on em0 {\n ether pass all\n ether anchor inner {\n  ether block from 00:01:02:03:04:05\n }\n}\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ether anchor \"l2\" in on em0 l3 all {\n  ether pass l3 all\n  ether anchor \"inner\" l3 all {\n    ether block from 00:01:02:03:04:05 l3 all\n  }\n}\n"
+	if got := rs.Normalized(); got != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", got, want)
+	}
+	if n := len(rs.AllRules()); n != 4 {
+		t.Errorf("%d rules, want the anchor, its two rules and the inner rule", n)
+	}
+}
+
+// TestTopLevelBrace: parse.y's "'{' fakeanchor '}' '\n'" can never
+// match (fakeanchor has no production that does not start with
+// fakeanchor), so pfctl reports a syntax error at the brace.
+func TestTopLevelBrace(t *testing.T) {
+	runParseCases(t, []parseCase{
+		{"first line", "{\npass all\n}\n", "t.conf:1: syntax error near \"{\""},
+		{"after rules", "pass all\n{ pass in all }\n", "t.conf:2: syntax error near \"{\""},
+	})
+}

@@ -47,6 +47,7 @@ type parser struct {
 	depth        int
 	includes     int
 	warned       map[string]bool // warnings already recorded
+	etherBody    bool            // inside an ether anchor's braces: only ether rules
 }
 
 func newParser(opts Options) *parser {
@@ -180,12 +181,32 @@ func (p *parser) skipNL() {
 func (p *parser) emit(r *Rule, out *[]*Rule, depth int) {
 	*out = append(*out, r)
 	switch r.Kind {
-	case "option", "altq", "queue", "ether", "limiter":
+	case "option", "altq", "queue", "limiter":
 		p.addLine(strings.Repeat("  ", depth) + r.Text)
+	case "ether":
+		if depth == 0 {
+			// an ether anchor's rules are printed with it
+			p.printEther(r, 0)
+		}
 	}
 	if depth == 0 {
 		p.rs.Rules = append(p.rs.Rules, r)
 	}
+}
+
+// printEther prints an ether rule, and an inline ether anchor's rules in
+// braces, as pfctl_load_eth_rule does with -v.
+func (p *parser) printEther(r *Rule, depth int) {
+	indent := strings.Repeat("  ", depth)
+	if !r.body {
+		p.addLine(indent + r.Text)
+		return
+	}
+	p.addLine(indent + r.Text + " {")
+	for _, c := range r.Anchor {
+		p.printEther(c, depth+1)
+	}
+	p.addLine(indent + "}")
 }
 
 // parseFile parses one file's statements into out (nil: top level).
@@ -246,6 +267,10 @@ func (p *parser) statement(out *[]*Rule, depth int, inAnchor bool) (ok bool) {
 		}
 	}()
 	t := p.tok
+	if p.etherBody && !t.is("ether") {
+		// parse.y etherpfa_anchorlist: etherrule and etheranchorrule only
+		p.syntax()
+	}
 	if t.kind == tkWord {
 		if nt := p.lx.peek(); nt.kind == tkPunct && nt.s == "=" && !keywords[t.s] {
 			p.macroDef()
@@ -952,75 +977,6 @@ func (p *parser) queue(out *[]*Rule, depth int) {
 		text += " " // pfctl ends leaf queues with a blank
 	}
 	p.emit(&Rule{Kind: "queue", File: p.file, Line: line, Text: text}, out, depth)
-}
-
-// etherRule accepts FreeBSD's layer-2 rules: ether pass|block [in|out]
-// [quick] [on if] [proto N] [from mac] [to mac] [options].
-func (p *parser) etherRule(out *[]*Rule, depth int) {
-	line := p.tok.line
-	p.next()
-	act := p.oneOf("pass", "block")
-	text := "ether " + act
-	if p.isWord("in") || p.isWord("out") {
-		text += " " + p.next().s
-	}
-	if p.accept("quick") {
-		text += " quick"
-	}
-	if p.accept("on") {
-		text += " on " + strings.Join(ifNames(p.ifList()), " ")
-	}
-	if p.accept("bridge-to") {
-		text += " bridge-to " + p.str()
-	}
-	if p.accept("proto") {
-		text += " proto " + p.str()
-	}
-	mac := func() string {
-		m := ""
-		if p.accept("!") {
-			m = "! "
-		}
-		m += p.str()
-		if p.accept("/") {
-			m += fmt.Sprintf("/%d", p.number(0, 48, "mask"))
-		}
-		return m
-	}
-	if p.accept("from") {
-		text += " from " + mac()
-	}
-	if p.accept("to") {
-		text += " to " + mac()
-	}
-	l3 := " l3 all"
-	var opts []string
-	for p.tok.kind == tkWord {
-		switch {
-		case p.accept("l3"):
-			r := &ruleSpec{}
-			p.fromTo(r)
-		case p.accept("label"):
-			opts = append(opts, "label \""+p.str()+"\"")
-		case p.accept("ridentifier"):
-			opts = append(opts, fmt.Sprintf("ridentifier %d", p.number(0, 1<<32-1, "ridentifier")))
-		case p.accept("tag"):
-			opts = append(opts, "tag "+p.str())
-		case p.accept("tagged"):
-			opts = append(opts, "tagged "+p.str())
-		case p.accept("queue"):
-			opts = append(opts, "queue "+p.str())
-		case p.accept("dnpipe"), p.accept("dnqueue"):
-			opts = append(opts, fmt.Sprintf("dnpipe %d", p.number(0, 65535, "dnpipe")))
-		default:
-			p.syntax()
-		}
-	}
-	text += l3
-	if len(opts) > 0 {
-		text += " " + strings.Join(opts, " ")
-	}
-	p.emit(&Rule{Kind: "ether", File: p.file, Line: line, Text: text}, out, depth)
 }
 
 // limiter parses FreeBSD 15's state limiter / source limiter definitions.
