@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 // parseCase is one minimal file and what FreeBSD's pfctl does with it:
@@ -175,5 +177,61 @@ func TestTopLevelBrace(t *testing.T) {
 	runParseCases(t, []parseCase{
 		{"first line", "{\npass all\n}\n", "t.conf:1: syntax error near \"{\""},
 		{"after rules", "pass all\n{ pass in all }\n", "t.conf:2: syntax error near \"{\""},
+	})
+}
+
+// TestAfter140: syntax FreeBSD 14.0's parse.y does not have (not in its
+// lookup() keyword table) but FreeBSD 15.0's pf.conf(5) documents is
+// accepted for both releases, with a warning for a 14 host, which must
+// run a later 14 release that carries it.
+func TestAfter140(t *testing.T) {
+	for src, what := range map[string]string{
+		"pass in proto icmp max-pkt-rate 100/10\n":                             "max-pkt-rate",
+		"pass in max-pkt-size 1500\n":                                          "max-pkt-size",
+		"pass in received-on em0\n":                                            "received-on",
+		"pass in once\n":                                                       "once",
+		"pass in proto tcp keep state (pflow)\n":                               "pflow",
+		"pass in proto sctp keep state (allow-related)\n":                      "allow-related",
+		"match log (matches) inet proto tcp\n":                                 "log (matches)",
+		"nat on em0 from 10.0.0.0/8 to any -> (em0) endpoint-independent\n":    "endpoint-independent",
+		"pass in on em1 route-to (em0 2001:db8::1) prefer-ipv6-nexthop inet\n": "prefer-ipv6-nexthop",
+	} {
+		for _, rel := range policy.Releases {
+			opts := Options{Release: rel}
+			rs, err := Parse("t.conf", []byte(src), opts)
+			if err != nil {
+				t.Errorf("%d: %q rejected: %v", rel, src, err)
+				continue
+			}
+			var got []string
+			for _, w := range rs.Warnings {
+				if strings.Contains(w.Msg, "FreeBSD 14.0") {
+					got = append(got, w.Error())
+				}
+			}
+			want := []string{}
+			if rel == policy.Release14 {
+				want = append(want, "t.conf:1: "+what+" is not in FreeBSD 14.0's pfctl: the host must run a later 14 release that has it")
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("%d: %q warnings %q, want %q", rel, src, got, want)
+			}
+		}
+	}
+}
+
+// TestHostLimits: an rtable id must be below the host's net.fibs, which
+// pfctl reads when it parses (rt_tableid_max): a warning offline; and
+// divert-reply is an error on FreeBSD (parse.y filter_opt DIVERTREPLY).
+func TestHostLimits(t *testing.T) {
+	rs, err := Parse("t.conf", []byte("pass in all rtable 0\npass in all rtable 3\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Warnings) != 1 || rs.Warnings[0].Error() != "t.conf:2: rtable 3 needs net.fibs above 3 on the host (pfctl checks it; the default is 1)" {
+		t.Errorf("warnings %v", rs.Warnings)
+	}
+	runParseCases(t, []parseCase{
+		{"divert-reply", "pass out proto tcp divert-reply\n", "t.conf:1: divert-reply has no meaning in FreeBSD pf(4)"},
 	})
 }

@@ -99,6 +99,28 @@ func (p *parser) needs15(what string) {
 	}
 }
 
+// after140 warns, for a FreeBSD 14 host, about syntax that 14.0's
+// parse.y (freebsd-src 01c44736: not in its lookup() keyword table)
+// does not know. Later 14 releases may carry it (stable/14 merges we
+// could not read), so it is a warning, not a refusal: a false rejection
+// is worse than a check the host's pfctl -nf still makes.
+func (p *parser) after140(what string) {
+	if p.opts.Release.Or() < policy.Release15 {
+		p.warn(p.tok.line, what+" is not in FreeBSD 14.0's pfctl: the host must run a later 14 release that has it")
+	}
+}
+
+// rtable reads an rtable id. parse.y refuses ids above rt_tableid_max(),
+// the host's net.fibs - 1 (sysctl, read when pfctl parses; 1 fib by
+// default), so a non-zero id is a warning offline.
+func (p *parser) rtable() string {
+	n := p.number(0, 65535, "rtable")
+	if n > 0 {
+		p.warn(p.tok.line, fmt.Sprintf("rtable %d needs net.fibs above %d on the host (pfctl checks it; the default is 1)", n, n))
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 func (p *parser) syntax() {
 	switch p.tok.kind {
 	case tkNL:
@@ -1103,7 +1125,9 @@ func (p *parser) logOpts() []string {
 		switch {
 		case p.accept("all"):
 			opts = append(opts, "all")
-		case p.accept("matches"):
+		case p.isWord("matches"):
+			p.after140("log (matches)")
+			p.next()
 			opts = append(opts, "matches")
 		case p.accept("user"):
 			opts = append(opts, "user")

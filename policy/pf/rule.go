@@ -188,7 +188,10 @@ func (p *parser) poolOpts() []string {
 	for {
 		switch {
 		case p.isWord("bitmask"), p.isWord("random"), p.isWord("round-robin"), p.isWord("sticky-address"),
-			p.isWord("static-port"), p.isWord("endpoint-independent"), p.isWord("prefer-ipv6-nexthop"):
+			p.isWord("static-port"):
+			opts = append(opts, p.next().s)
+		case p.isWord("endpoint-independent"), p.isWord("prefer-ipv6-nexthop"):
+			p.after140(p.tok.s)
 			opts = append(opts, p.next().s)
 		case p.isWord("source-hash"):
 			p.next()
@@ -388,7 +391,10 @@ func (p *parser) stateOptList(paren bool) string {
 					overload += " global"
 				}
 			}
-		case p.isWord("if-bound"), p.isWord("floating"), p.isWord("sloppy"), p.isWord("pflow"), p.isWord("allow-related"):
+		case p.isWord("if-bound"), p.isWord("floating"), p.isWord("sloppy"):
+			flags = append(flags, p.next().s)
+		case p.isWord("pflow"), p.isWord("allow-related"):
+			p.after140(p.tok.s)
 			flags = append(flags, p.next().s)
 		case p.tok.kind == tkWord && timeoutNames[p.tok.s]:
 			k := p.next().s
@@ -574,7 +580,7 @@ func (p *parser) filterOpts(r *ruleSpec) {
 			}
 		case "rtable":
 			p.next()
-			r.rtable = strconv.FormatInt(p.number(0, 65535, "rtable"), 10)
+			r.rtable = p.rtable()
 		case "probability":
 			p.next()
 			r.prob = p.probability()
@@ -595,8 +601,8 @@ func (p *parser) filterOpts(r *ruleSpec) {
 			pi := p.portItem(false)
 			r.divert = fmt.Sprintf("divert-to %d", pi.lo)
 		case "divert-reply":
-			p.next()
-			r.divert = "divert-reply"
+			// parse.y filter_opt DIVERTREPLY, under __FreeBSD__
+			p.fail("divert-reply has no meaning in FreeBSD pf(4)")
 		case "divert-packet":
 			p.next()
 			p.expect("port")
@@ -609,6 +615,7 @@ func (p *parser) filterOpts(r *ruleSpec) {
 			p.next()
 			r.extra = append(r.extra, p.setAction())
 		case "max-pkt-rate":
+			p.after140("max-pkt-rate")
 			p.next()
 			v := p.str()
 			if a, b, ok := strings.Cut(v, "/"); !ok || !isDigits(a) || !isDigits(b) {
@@ -619,12 +626,15 @@ func (p *parser) filterOpts(r *ruleSpec) {
 			}
 			r.maxPktRate = v
 		case "max-pkt-size":
+			p.after140("max-pkt-size")
 			p.next()
 			r.maxPktSize = strconv.FormatInt(p.number(0, 65535, "max-pkt-size"), 10)
 		case "once":
+			p.after140("once")
 			p.next()
 			r.once = true
 		case "received-on":
+			p.after140("received-on")
 			p.next()
 			r.receivedOn = p.ifItem().name
 		case "route-to", "reply-to", "dup-to", "fastroute":
@@ -977,7 +987,7 @@ func (p *parser) natRule(out *[]*Rule, depth int) {
 			r.tagged = p.str()
 			continue
 		case p.accept("rtable"):
-			r.rtable = strconv.FormatInt(p.number(0, 65535, "rtable"), 10)
+			r.rtable = p.rtable()
 			continue
 		}
 		break
