@@ -574,6 +574,9 @@ func (a *Agent) install(ctx context.Context, b *verify.Bundle, bf *BundleFiles) 
 			Signers: slices.Clone(b.Signers), AppliedAt: now, RebootRequired: res.RebootRequired, RebootReasons: res.RebootReasons, Expires: b.Manifest.Expires,
 			ManifestBlob: bf.ManifestBlob, ArchiveBlob: bf.ArchiveBlob,
 		}
+		for _, s := range res.Live {
+			a.st.Current.Live = append(a.st.Current.Live, strings.Join(s.Do, " "))
+		}
 		a.st.Health = healthOf(res.Health)
 		a.st.Drift = &Drift{CheckedAt: now, Files: []string{}, Mode: a.cfg.Drift}
 		units := make([]string, len(res.Units))

@@ -110,6 +110,9 @@ type Current struct {
 	AppliedAt      time.Time `json:"applied_at,omitzero"`
 	RebootRequired bool      `json:"reboot_required,omitempty"`
 	RebootReasons  []string  `json:"reboot_reasons,omitempty"` // "FILE: why", one per file
+	// Live lists the live host steps this apply ran, in order, as
+	// command lines (apply/live).
+	Live []string `json:"live,omitempty"`
 	// Expires is the installed bundle's signed expiry: after it no
 	// bundle of that serial is accepted again (fail static).
 	Expires      time.Time `json:"expires,omitzero"`
@@ -322,6 +325,9 @@ func (s *Status) WriteText(w io.Writer, now time.Time) error {
 		row("signers", "%s", orDash(strings.Join(shortAll(c.Signers), ", ")))
 		if !c.Expires.IsZero() {
 			row("expires", "%s", ts(c.Expires))
+		}
+		for _, l := range c.Live {
+			row("live step", "%s", l)
 		}
 		switch {
 		case len(c.RebootReasons) > 0:

@@ -92,6 +92,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.GitCheck = reachingGitCheck(cfg)
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, genDir), 0o700); err != nil {
 		return nil, fmt.Errorf("apply: state dir: %w", err)
 	}

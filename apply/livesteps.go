@@ -175,3 +175,30 @@ func (e *Engine) liveDone() []live.Step {
 	}
 	return e.lx.Done()
 }
+
+// reacher is a driver that says whether the host's own routes let a
+// connection to addr leave: the sim driver, whose git source is a real
+// server on loopback that no emulated route could otherwise cut off. On a
+// FreeBSD host the kernel routes the git check itself.
+type reacher interface {
+	Reach(ctx context.Context, addr netip.Addr) error
+}
+
+// reachingGitCheck puts the driver's verdict on the path to the git
+// source before the git check (the health check and the commit-confirmed
+// wait both use it).
+func reachingGitCheck(cfg Config) func(context.Context) error {
+	r, ok := cfg.Driver.(reacher)
+	check := cfg.GitCheck
+	if !ok || check == nil || cfg.ManagementSource == nil {
+		return check
+	}
+	return func(ctx context.Context) error {
+		if addr, err := cfg.ManagementSource(ctx); err == nil {
+			if err := r.Reach(ctx, addr); err != nil {
+				return fmt.Errorf("git source: %w", err)
+			}
+		}
+		return check(ctx)
+	}
+}

@@ -31,8 +31,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -202,4 +204,30 @@ func ShutdownOnCleanup(t TB, root string) {
 			t.Errorf("sim shutdown %s: %v", root, err)
 		}
 	})
+}
+
+// Reach says whether the emulated host's routes let a connection to addr
+// leave (route -n get in FIB 0, the agent's FIB): the agent's git source
+// is a real server on loopback, so without this no emulated route could
+// cut the agent off. A -reject route fails at once with EHOSTUNREACH and
+// a -blackhole route drops packets silently, so the attempt hangs until
+// its deadline (sys/netinet/ip_output.c, ip_output: RTF_REJECT returns
+// EHOSTUNREACH, RTF_BLACKHOLE frees the packet and reports success).
+func (d *Driver) Reach(ctx context.Context, addr netip.Addr) error {
+	r, err := d.host.Run(ctx, "route", "-n", "get", addr.String())
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 {
+		return fmt.Errorf("connect %s: network is unreachable (route -n get: %s)", addr, strings.TrimSpace(string(r.Stderr)))
+	}
+	flags := freebsd.ParseRouteGet(r.Stdout)["flags"]
+	switch {
+	case strings.Contains(flags, "REJECT"):
+		return fmt.Errorf("connect %s: no route to host (reject route: %s)", addr, flags)
+	case strings.Contains(flags, "BLACKHOLE"):
+		<-ctx.Done()
+		return fmt.Errorf("connect %s: i/o timeout (blackhole route: %s)", addr, flags)
+	}
+	return nil
 }

@@ -151,6 +151,11 @@ type Route struct {
 	Gateway string `json:"gateway,omitempty"`
 	Iface   string `json:"iface,omitempty"` // -interface
 	Vnet    string `json:"vnet,omitempty"`  // the jail whose stack holds it ("" host)
+	// Reject and Blackhole are route(8)'s -reject (RTF_REJECT: senders
+	// get EHOSTUNREACH) and -blackhole (RTF_BLACKHOLE: packets are
+	// dropped silently, a connection attempt hangs until it times out).
+	Reject    bool `json:"reject,omitempty"`
+	Blackhole bool `json:"blackhole,omitempty"`
 }
 
 func kernelFile(root string) string { return filepath.Join(root, StateDir, "kernel.json") }

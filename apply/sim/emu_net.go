@@ -662,6 +662,7 @@ func (c *cmd) route(args []string) int {
 	fib := 0
 	var pos []string
 	iface, kind := "", ""
+	reject, blackhole := false, false
 	for n := 1; n < len(args); n++ {
 		a := args[n]
 		switch a {
@@ -686,8 +687,13 @@ func (c *cmd) route(args []string) int {
 				iface = "-"
 			}
 		case "-net", "-host", "-inet", "-inet6", "-4", "-6", "-n", "-q", "-static", "-blackhole", "-reject":
-			if a == "-net" || a == "-host" {
+			switch a {
+			case "-net", "-host":
 				kind = a[1:]
+			case "-reject":
+				reject = true
+			case "-blackhole":
+				blackhole = true
 			}
 		case "-netmask", "-mtu", "-expire", "-hopcount", "-weight":
 			n++
@@ -701,7 +707,7 @@ func (c *cmd) route(args []string) int {
 			c.errf("route: must supply destination\n")
 			return 64
 		}
-		r := Route{Dest: routeDest(pos[0]), Vnet: c.jail}
+		r := Route{Dest: routeDest(pos[0]), Vnet: c.jail, Reject: reject, Blackhole: blackhole}
 		if len(pos) > 1 {
 			r.Gateway = pos[1]
 		}
@@ -784,26 +790,154 @@ func (c *cmd) route(args []string) int {
 			c.errf("route: must supply destination\n")
 			return 64
 		}
-		for _, x := range c.k.Routes[fib] {
-			if x.Vnet == c.jail && (x.Dest == routeDest(pos[0]) || x.Dest == "default") {
-				c.out("   route to: %s\ndestination: %s\n", pos[0], x.Dest)
-				if x.Gateway != "" {
-					c.out("    gateway: %s\n", x.Gateway)
-				}
-				if x.Iface != "" {
-					c.out("  interface: %s\n", x.Iface)
-				}
-				c.out("        fib: %d\n", fib)
-				return 0
-			}
-		}
-		c.errf("route: route has not been found\n")
-		return 1
+		return c.routeGet(pos[0], fib)
 	case "show":
 		return c.route(append([]string{"get"}, args[1:]...))
 	}
 	c.errf("route: %s: invalid command\n", verb)
 	return 64
+}
+
+// routeGet prints what the kernel answers to RTM_GET for dst in fib: the
+// most specific of the static routes and the interfaces' connected
+// prefixes (sbin/route/route.c, print_getmsg: "route to", "destination",
+// "mask" for a network, "gateway" only with RTF_GATEWAY, "fib",
+// "interface", "flags"). Not found: "route: route has not been found",
+// exit 1 (route.c, rtmsg: ESRCH).
+func (c *cmd) routeGet(dst string, fib int) int {
+	a, err := netip.ParseAddr(dst)
+	if err != nil {
+		c.errf("route: bad address: %s\n", dst)
+		return 68
+	}
+	type match struct {
+		dest   netip.Prefix
+		r      Route
+		ifname string
+		conn   bool
+	}
+	var best *match
+	consider := func(m match) {
+		if m.dest.Contains(a) && (best == nil || m.dest.Bits() > best.dest.Bits()) {
+			best = &m
+		}
+	}
+	for _, r := range c.k.Routes[fib] {
+		if r.Vnet != c.jail {
+			continue
+		}
+		p, ok := routePrefix(r.Dest, a.Is4())
+		if !ok {
+			continue
+		}
+		ifname := r.Iface
+		if ifname == "" {
+			ifname = c.connectedIface(r.Gateway, fib)
+		}
+		consider(match{dest: p, r: r, ifname: ifname})
+	}
+	for _, i := range c.ifacesHere() {
+		if !i.Up || i.FIB != fib {
+			continue
+		}
+		for _, s := range i.Addrs {
+			if p, err := netip.ParsePrefix(s); err == nil {
+				consider(match{dest: p.Masked(), r: Route{Dest: p.Masked().String()}, ifname: i.Name, conn: true})
+			}
+		}
+	}
+	if best == nil {
+		c.errf("route: route has not been found\n")
+		return 1
+	}
+	c.out("   route to: %s\n", a)
+	dest := best.dest.Addr().String()
+	if best.dest.Bits() == 0 {
+		dest = "default"
+	}
+	c.out("destination: %s\n", dest)
+	if a.Is4() && best.dest.Bits() < 32 {
+		var b [4]byte
+		for k := 0; k < best.dest.Bits(); k++ {
+			b[k/8] |= 0x80 >> (k % 8)
+		}
+		if best.dest.Bits() == 0 {
+			c.out("       mask: default\n")
+		} else {
+			c.out("       mask: %s\n", netip.AddrFrom4(b))
+		}
+	}
+	flags := []string{"UP"}
+	if !best.conn && best.r.Gateway != "" {
+		flags = append(flags, "GATEWAY")
+		c.out("    gateway: %s\n", best.r.Gateway)
+	}
+	if best.dest.IsSingleIP() {
+		flags = append(flags, "HOST")
+	}
+	if best.r.Reject {
+		flags = append(flags, "REJECT")
+	}
+	flags = append(flags, "DONE")
+	if best.conn {
+		flags = append(flags, "PINNED")
+	} else {
+		flags = append(flags, "STATIC")
+	}
+	if best.r.Blackhole {
+		flags = append(flags, "BLACKHOLE")
+	}
+	c.out("        fib: %d\n", fib)
+	if best.ifname != "" {
+		c.out("  interface: %s\n", best.ifname)
+	}
+	c.out("      flags: <%s>\n", strings.Join(flags, ","))
+	c.out(" recvpipe  sendpipe  ssthresh  rtt,msec    mtu        weight    expire\n")
+	mtu := 1500
+	if i := c.iface(best.ifname); i != nil {
+		mtu = i.MTU
+	}
+	c.out("       0         0         0         0  %8d         1         0\n", mtu)
+	return 0
+}
+
+// routePrefix reads a route's destination as a prefix of the family of
+// the address looked up ("default", a/len or a host).
+func routePrefix(dest string, v4 bool) (netip.Prefix, bool) {
+	if dest == "default" {
+		if v4 {
+			return netip.PrefixFrom(netip.IPv4Unspecified(), 0), true
+		}
+		return netip.PrefixFrom(netip.IPv6Unspecified(), 0), true
+	}
+	if p, err := netip.ParsePrefix(dest); err == nil {
+		return p.Masked(), p.Addr().Is4() == v4
+	}
+	if a, err := netip.ParseAddr(dest); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), a.Is4() == v4
+	}
+	return netip.Prefix{}, false
+}
+
+// connectedIface is the interface whose connected prefix holds gw (the
+// interface a gateway route leaves by), or "".
+func (c *cmd) connectedIface(gw string, fib int) string {
+	a, err := netip.ParseAddr(gw)
+	if err != nil {
+		return ""
+	}
+	best, bits := "", -1
+	for _, i := range c.ifacesHere() {
+		if !i.Up || i.FIB != fib && fib != 0 {
+			continue
+		}
+		for _, s := range i.Addrs {
+			if p, err := netip.ParsePrefix(s); err == nil && p.Masked().Contains(a) && p.Bits() > bits {
+				best, bits = i.Name, p.Bits()
+			}
+		}
+	}
+	return best
 }
 
 func routeMsg(sockErr string) string {
