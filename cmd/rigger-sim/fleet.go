@@ -36,6 +36,24 @@ type kept struct {
 // change's), each host still in a wave of its own.
 var wave = regexp.MustCompile(`(?m)^(\s+wave:\s*)\S+`)
 
+// spreadWaves puts the hosts of the repo at dir one second apart, in
+// file order: hosts behind one name must not share a wave (bundler check
+// refuses it).
+func spreadWaves(dir string) error {
+	p := filepath.Join(dir, "topology.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	n := 0
+	b = wave.ReplaceAllFunc(b, func(m []byte) []byte {
+		prefix := wave.FindSubmatch(m)[1]
+		n++
+		return fmt.Appendf(append([]byte(nil), prefix...), "%ds", n-1)
+	})
+	return os.WriteFile(p, b, 0o644)
+}
+
 // HostResult is one host's outcome of one revision (--json).
 type HostResult struct {
 	Revision string   `json:"revision"`
@@ -80,22 +98,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f := &simfleet.Fleet{
 		Agent: []string{exe, "agent"}, Infra: *repo, Work: *work, Out: stderr, HealthTimeout: 30 * time.Second,
-		Edit: func(dir string) error {
-			p := filepath.Join(dir, "topology.yaml")
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			// One second apart, in file order: hosts behind one name
-			// must not share a wave (bundler check refuses it).
-			n := 0
-			b = wave.ReplaceAllFunc(b, func(m []byte) []byte {
-				prefix := wave.FindSubmatch(m)[1]
-				n++
-				return fmt.Appendf(append([]byte(nil), prefix...), "%ds", n-1)
-			})
-			return os.WriteFile(p, b, 0o644)
-		},
+		Edit: spreadWaves,
 	}
 	code := exitError
 	defer func() {
