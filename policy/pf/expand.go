@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 var anyHost = hostItem{text: "any", kind: "any"}
@@ -67,6 +69,28 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 	if len(tps) == 0 {
 		tps = []portItem{{}}
 	}
+	// rdr_consistent: its own messages, the rpool port, and only = or :
+	// for the destination port
+	if r.action == "rdr" {
+		for _, pr := range protos {
+			if pr == "tcp" || pr == "udp" || pr == "sctp" {
+				continue
+			}
+			switch {
+			case len(r.fromPorts) > 0:
+				p.fail("src port only applies to tcp/udp")
+			case len(r.toPorts) > 0:
+				p.fail("dst port only applies to tcp/udp")
+			case r.redir != nil && r.redir.port != nil:
+				p.fail("rpool port only applies to tcp/udp")
+			}
+		}
+		for _, dp := range r.toPorts {
+			if dp.op != "=" && dp.op != ":" {
+				p.fail("invalid port operator for rdr destination port")
+			}
+		}
+	}
 	// nat and binat skip this check in pfctl (nat_consistent is empty).
 	if len(r.fromPorts)+len(r.toPorts) > 0 && r.action != "nat" && r.action != "binat" {
 		for _, pr := range protos {
@@ -117,7 +141,8 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 											ok = false
 										}
 									}
-									if pr == "icmp" && af == "inet6" || pr == "ipv6-icmp" && af == "inet" {
+									filter := r.action != "nat" && r.action != "rdr" && r.action != "binat"
+									if !filter && (pr == "icmp" && af == "inet6" || pr == "ipv6-icmp" && af == "inet") {
 										ok = false
 									}
 									if r.redir != nil && ok {
@@ -133,6 +158,9 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 									if len(r.routeHosts) > 0 && af != "" && r.afTo == "" && !p.routeAFOK(r, af) {
 										routeMismatch = true
 										continue
+									}
+									if filter && ok {
+										p.filterConsistent(r, pr, af, sp, dp)
 									}
 									c := combo{r: r, ifc: ifc, proto: pr, src: src, dst: dst, sp: sp, dp: dp, af: af, os: osName,
 										user: x.user, group: x.group, icmp: x.icmp}
@@ -154,6 +182,54 @@ func (p *parser) expand(r *ruleSpec, out *[]*Rule, depth int) []*Rule {
 		p.fail("rule expands to no valid combination")
 	}
 	return made
+}
+
+// filterConsistent is parse.y's filter_consistent for one expanded rule
+// (expand_rule calls rule_consistent after it turned modulate and
+// synproxy state into keep state for protocols other than tcp).
+func (p *parser) filterConsistent(r *ruleSpec, proto, af string, sp, dp portItem) {
+	if len(r.icmp) > 0 && af == "" {
+		p.fail("must indicate address family with icmp-type/code")
+	}
+	if proto == "icmp" && af == "inet6" {
+		p.fail("proto icmp doesn't match address family inet6")
+	}
+	if proto == "ipv6-icmp" && af == "inet" {
+		p.fail("proto icmp6 doesn't match address family inet")
+	}
+	if strings.Contains(r.stateOpts, "overload <") && !strings.Contains(r.stateOpts, "max-src-conn") {
+		p.fail("'overload' requires 'max-src-conn' or 'max-src-conn-rate'")
+	}
+	pass := r.action == "pass" || r.action == "anchor" // an anchor rule's action is PF_PASS
+	if r.allowOpts && !pass {
+		p.fail("allow-opts can only be specified for pass rules")
+	}
+	if r.fragment && r.action != "scrub" && (sp.op != "" || dp.op != "" || r.flags != "" && r.flags != "any" || len(r.icmp) > 0) {
+		p.fail("fragments can be filtered only on IP header fields")
+	}
+	if strings.HasPrefix(r.returnSpec, "return-rst") && proto != "tcp" {
+		p.fail("return-rst can only be applied to TCP rules")
+	}
+	state := r.state
+	if (state == "modulate" || state == "synproxy") && proto != "" && proto != "tcp" {
+		state = "keep"
+	}
+	if !pass && (state == "keep" || state == "modulate" || state == "synproxy") {
+		p.fail("keep state is great, but only for pass rules")
+	}
+	if strings.Contains(r.stateOpts, "sloppy") && (state == "modulate" || state == "synproxy") {
+		p.fail("sloppy state matching cannot be used with synproxy state or modulate state")
+	}
+	if r.action == "match" && p.opts.Release.Or() < policy.Release15 {
+		// 14.0's "match rules rules"; 15 merged translation into
+		// match and pass rules and its grammar was not readable here
+		if strings.HasPrefix(r.divert, "divert-to") {
+			p.fail("divert is not supported on match rules")
+		}
+		if r.route != "" {
+			p.fail("route-to, reply-to, dup-to and fastroute must not be used on match rules")
+		}
+	}
 }
 
 func (p *parser) routeAFOK(r *ruleSpec, af string) bool {

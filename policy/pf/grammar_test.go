@@ -235,3 +235,78 @@ func TestHostLimits(t *testing.T) {
 		{"divert-reply", "pass out proto tcp divert-reply\n", "t.conf:1: divert-reply has no meaning in FreeBSD pf(4)"},
 	})
 }
+
+// TestScrubOpts: parse.y's scrub_opts, for scrub rules: commas between
+// options (a false rejection before), each at most once, only scrub
+// options, fragcache's two forms, and the scrubrule checks.
+func TestScrubOpts(t *testing.T) {
+	runParseCases(t, []parseCase{
+		{"commas", "scrub in all no-df, random-id, max-mss 1400, min-ttl 5\n", ""},
+		{"fragment no reassemble", "scrub in all fragment no reassemble\n", ""},
+		{"reassemble tcp", "scrub all reassemble tcp\n", ""},
+		{"tagged", "scrub in all ! tagged x rtable 0\n", ""},
+		{"respecified", "scrub in all no-df no-df\n", "t.conf:1: no-df cannot be respecified"},
+		{"min-ttl range", "scrub in all min-ttl 300\n", "t.conf:1: illegal min-ttl value 300"},
+		{"reassemble udp", "scrub in all reassemble udp\n", "t.conf:1: scrub reassemble supports only tcp, not 'udp'"},
+		{"filter option", "scrub in all label x\n", "t.conf:1: syntax error near \"label\""},
+		{"fragment crop is OpenBSD's", "scrub in all fragment crop\n", "t.conf:1: syntax error near \"crop\""},
+		{"quick", "scrub in quick all\n", "t.conf:1: scrub rules do not support 'quick'"},
+		{"reassemble tcp with direction", "scrub in all reassemble tcp\n", "t.conf:1: reassemble tcp rules can not specify direction"},
+		{"trailing comma", "scrub in all no-df,\n", "t.conf:1: syntax error at end of line"},
+	})
+}
+
+// TestLaxerFixed: checks of parse.y (pfrule, anchorrule, filter_opt,
+// state_opt_item, filter_consistent, rdr_consistent, option) that we did
+// not make, so a file passed our check and failed pfctl -nf on the host.
+func TestLaxerFixed(t *testing.T) {
+	runParseCases(t, []parseCase{
+		{"route-to without direction", "pass route-to (em0 10.0.0.1) all\n", "t.conf:1: direction must be explicit with rules that specify routing"},
+		{"route-to with direction", "pass out route-to (em0 10.0.0.1) all\n", ""},
+		{"flags always false", "pass in proto tcp all flags SA/S\n", "t.conf:1: flags always false"},
+		{"flags on udp", "pass in proto udp all flags S/SA\n", "t.conf:1: flags only apply to tcp"},
+		{"flags on a list with tcp", "pass in proto { tcp udp } all flags S/SA\n", ""},
+		{"flags without slash", "pass in proto tcp all flags S\n", "t.conf:1: syntax error at end of line"},
+		{"os on udp", "pass in proto udp from any os OpenBSD\n", "t.conf:1: OS fingerprinting only apply to tcp"},
+		{"keep state twice", "pass in all keep state keep state\n", "t.conf:1: modulate or keep cannot be redefined"},
+		{"flags twice", "pass in proto tcp all flags S/SA flags any\n", "t.conf:1: flags cannot be redefined"},
+		{"six labels", "pass in all label a label b label c label d label e label f\n", "t.conf:1: label can only be used 5 times"},
+		{"max-src-conn 0", "pass in proto tcp all keep state (max-src-conn 0)\n", "t.conf:1: 'max-src-conn' must be > 0"},
+		{"max twice", "pass in all keep state (max 10, max 20)\n", "t.conf:1: state option 'max' multiple definitions"},
+		{"global source-track", "pass in proto tcp all keep state (source-track global, max-src-nodes 3)\n", "t.conf:1: 'max-src-nodes' is incompatible with 'source-track global'"},
+		{"interval is not a state timeout", "pass in all keep state (interval 5)\n", "t.conf:1: illegal state timeout interval"},
+		{"overload alone", "table <bad> persist\npass in proto tcp all keep state (overload <bad>)\n", "t.conf:2: 'overload' requires 'max-src-conn' or 'max-src-conn-rate'"},
+		{"return-rst without tcp", "block return-rst in all\n", "t.conf:1: return-rst can only be applied to TCP rules"},
+		{"return-rst on tcp", "block return-rst in proto tcp all\n", ""},
+		{"keep state on block", "block in all keep state\n", "t.conf:1: keep state is great, but only for pass rules"},
+		{"allow-opts on block", "block in all allow-opts\n", "t.conf:1: allow-opts can only be specified for pass rules"},
+		{"fragment with ports", "pass in proto tcp to port 80 fragment\n", "t.conf:1: fragments can be filtered only on IP header fields"},
+		{"sloppy with modulate", "pass in proto tcp all modulate state (sloppy)\n", "t.conf:1: sloppy state matching cannot be used with synproxy state or modulate state"},
+		{"modulate on udp is keep", "pass in proto udp all modulate state (sloppy)\n", ""},
+		{"icmp-type needs af", "pass in proto icmp all icmp-type echoreq\n", "t.conf:1: must indicate address family with icmp-type/code"},
+		{"icmp on inet6", "pass in proto icmp from { 10.0.0.1, ::1 }\n", "t.conf:1: proto icmp doesn't match address family inet6"},
+		{"anchor keeps no state", "anchor a all keep state\n", "t.conf:1: cannot specify state handling on anchors"},
+		{"anchor log", "anchor a log all\n", "t.conf:1: syntax error near \"log\""},
+		{"rdr port operator", "rdr on em0 proto tcp to port > 80 -> 10.0.0.1\n", "t.conf:1: invalid port operator for rdr destination port"},
+		{"rdr port range", "rdr on em0 proto tcp to port 80:90 -> 10.0.0.1 port 8080\n", ""},
+		{"antispoof filter option", "antispoof for em0 keep state\n", "t.conf:1: syntax error near \"keep\""},
+		{"antispoof label", "antispoof for em0 label \"x\" ridentifier 3\n", ""},
+		{"skip on negation", "set skip on ! lo0\n", "t.conf:1: skip on ! <interface> is not supported"},
+		{"hostid 0", "set hostid 0\n", "t.conf:1: hostid must be non-zero"},
+		{"syncookies value", "set syncookies sometimes\n", "t.conf:1: illegal value for syncookies"},
+		{"syncookies percentages", "set syncookies adaptive (start 25%, end 12%)\n", ""},
+		{"syncookies percentage range", "set syncookies adaptive (start 125%, end 12%)\n", "t.conf:1: illegal percentage value"},
+		{"debug level", "set debug verbose\n", "t.conf:1: error setting debuglevel verbose"},
+		{"state-defaults twice", "set state-defaults no-sync\nset state-defaults max 10\n", "t.conf:2: cannot redefine state-defaults"},
+	})
+	// no-df and friends are scrub (...) options in 14.0's grammar, filter
+	// options in 15.0's pf.conf(5)
+	_, err := Parse("t.conf", []byte("pass in all no-df\n"), Options{Release: policy.Release14})
+	var el ErrorList
+	if !errors.As(err, &el) || el[0].Error() != "t.conf:1: syntax error near \"no-df\"" {
+		t.Errorf("no-df on a pass rule for 14: %v", err)
+	}
+	if _, err := Parse("t.conf", []byte("pass in all no-df\n"), Options{Release: policy.Release15}); err != nil {
+		t.Errorf("no-df on a pass rule for 15: %v", err)
+	}
+}

@@ -29,25 +29,26 @@ const (
 type skipLine struct{}
 
 type parser struct {
-	opts         Options
-	rs           *Ruleset
-	errs         ErrorList
-	macros       map[string]string
-	macroList    []*Macro
-	macroUses    map[string]int
-	tables       map[string]*Table
-	limiterIDs   map[string]string
-	rulestate    int
-	requireOrder bool
-	blockPolicy  string // "drop" or "return"
-	nr           int    // rule number for label macros
-	lx           *lexer
-	file         string
-	tok          token
-	depth        int
-	includes     int
-	warned       map[string]bool // warnings already recorded
-	etherBody    bool            // inside an ether anchor's braces: only ether rules
+	opts          Options
+	rs            *Ruleset
+	errs          ErrorList
+	macros        map[string]string
+	macroList     []*Macro
+	macroUses     map[string]int
+	tables        map[string]*Table
+	limiterIDs    map[string]string
+	rulestate     int
+	requireOrder  bool
+	blockPolicy   string // "drop" or "return"
+	nr            int    // rule number for label macros
+	lx            *lexer
+	file          string
+	tok           token
+	depth         int
+	includes      int
+	warned        map[string]bool // warnings already recorded
+	etherBody     bool            // inside an ether anchor's braces: only ether rules
+	stateDefaults bool            // set state-defaults was given
 }
 
 func newParser(opts Options) *parser {
@@ -654,13 +655,52 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 		switch opt {
 		case "keepcounters":
 		case "syncookies":
-			v = append(v, p.str())
-			if p.accept("(") {
-				for !p.accept(")") {
-					p.accept(",")
-					v = append(v, p.str())
-				}
+			// syncookie_val, then syncookie_opts: '(' STRING STRING
+			// [comma ...] ')' with start/end and a percentage
+			sv := p.str()
+			if sv != "never" && sv != "adaptive" && sv != "always" {
+				p.fail("illegal value for syncookies")
 			}
+			v = append(v, sv)
+			if p.accept("(") {
+				var items []string
+				for {
+					name := p.str()
+					pct := p.str()
+					f, err := strconv.ParseFloat(strings.TrimSuffix(pct, "%"), 64)
+					if !strings.HasSuffix(pct, "%") || err != nil {
+						p.syntax()
+					}
+					if f <= 0 || f > 100 {
+						p.fail("illegal percentage value")
+					}
+					if name != "start" && name != "end" {
+						p.fail("illegal syncookie option")
+					}
+					items = append(items, name+" "+pct)
+					if p.accept(")") {
+						break
+					}
+					p.accept(",")
+				}
+				v = append(v, "("+strings.Join(items, ", ")+")")
+			}
+		case "debug":
+			// pfctl_set_debug (sbin/pfctl/pfctl.c): none, urgent,
+			// misc, loud
+			d := p.str()
+			switch d {
+			case "none", "urgent", "misc", "loud":
+			default:
+				p.fail("error setting debuglevel %s", d)
+			}
+			v = append(v, d)
+		case "hostid":
+			w := p.tok.s
+			if p.number(0, 1<<32-1, "hostid") == 0 {
+				p.fail("hostid must be non-zero")
+			}
+			v = append(v, w)
 		case "state-policy":
 			s := p.oneOf("if-bound", "floating")
 			v = append(v, s)
@@ -684,9 +724,19 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 	case "skip":
 		p.expect("on")
 		ifs := p.ifList()
+		for _, i := range ifs {
+			if i.not {
+				// expand_skip_interface
+				p.fail("skip on ! <interface> is not supported")
+			}
+		}
 		text = "set skip on " + strings.Join(ifNames(ifs), " ")
 	case "state-defaults":
+		if p.stateDefaults {
+			p.fail("cannot redefine state-defaults")
+		}
 		text = "set state-defaults " + p.stateOptList(false)
+		p.stateDefaults = true
 	case "prio", "block-policy-return":
 		p.syntax()
 	default:
@@ -697,17 +747,91 @@ func (p *parser) setOption(out *[]*Rule, depth int) {
 
 // ---- scrub, queues, ether, limiters ----
 
+// scrubRule is parse.y's scrubrule: scrubaction dir logquick interface af
+// proto fromto scrub_opts.
 func (p *parser) scrubRule(out *[]*Rule, depth int) {
 	line := p.tok.line
 	no := p.accept("no")
 	p.next()
 	r := &ruleSpec{action: "scrub", line: line, no: no}
 	p.ruleHead(r, false)
-	p.filterOpts(r)
+	p.scrubOpts(r)
+	if r.quick {
+		p.fail("scrub rules do not support 'quick'")
+	}
+	if r.dir != "" && contains(r.extra, "reassemble tcp") {
+		p.fail("reassemble tcp rules can not specify direction")
+	}
 	if !r.scrubSet && !r.no {
 		r.scrub = append(r.scrub, "fragment reassemble")
 	}
 	p.expand(r, out, depth)
+}
+
+// scrubOpts is parse.y's scrub_opts: scrub_opt items with optional
+// commas between them, each at most once ("X cannot be respecified").
+func (p *parser) scrubOpts(r *ruleSpec) {
+	seen := map[string]bool{}
+	once := func(what string) {
+		if seen[what] {
+			p.fail("%s cannot be respecified", what)
+		}
+		seen[what] = true
+	}
+	for n := 0; ; n++ {
+		if n > 0 && p.accept(",") && !(p.tok.kind == tkWord || p.isP("!")) {
+			p.syntax()
+		}
+		switch {
+		case p.isWord("no-df"), p.isWord("random-id"):
+			once(p.tok.s)
+			r.extra = append(r.extra, p.next().s)
+		case p.isWord("min-ttl"), p.isWord("max-mss"):
+			kw := p.next().s
+			once(kw)
+			max := int64(255)
+			if kw == "max-mss" {
+				max = 65535
+			}
+			v := p.number(-1<<31, 1<<31-1, kw)
+			if v < 0 || v > max {
+				p.fail("illegal %s value %d", kw, v)
+			}
+			r.extra = append(r.extra, fmt.Sprintf("%s %d", kw, v))
+		case p.isWord("set-tos"):
+			p.next()
+			once("set-tos")
+			r.extra = append(r.extra, "set-tos "+p.tosValue())
+		case p.isWord("fragment"):
+			// fragcache: FRAGMENT REASSEMBLE | FRAGMENT NO REASSEMBLE
+			p.next()
+			once("fragcache")
+			r.fragment, r.scrubSet = true, true
+			if p.accept("no") {
+				p.expect("reassemble")
+				r.scrub = append(r.scrub, "fragment no reassemble")
+			} else {
+				p.expect("reassemble")
+				r.scrub = append(r.scrub, "fragment reassemble")
+			}
+		case p.isWord("reassemble"):
+			p.next()
+			if v := p.str(); !strings.EqualFold(v, "tcp") {
+				p.fail("scrub reassemble supports only tcp, not '%s'", v)
+			}
+			once("reassemble tcp")
+			r.extra = append(r.extra, "reassemble tcp")
+		case p.isWord("rtable"):
+			p.next()
+			r.rtable = p.rtable()
+		case p.isWord("tagged"), p.isP("!"):
+			r.taggedNot = p.accept("!")
+			p.expect("tagged")
+			r.tagged = p.str()
+		default:
+			return
+		}
+	}
 }
 
 // bandwidth is parse.y's bandwidth: a number with an optional unit b,
@@ -1059,7 +1183,21 @@ func (p *parser) antispoof(out *[]*Rule, depth int) {
 	if p.isWord("inet") || p.isWord("inet6") {
 		r.af = p.next().s
 	}
-	p.filterOpts(r)
+	// antispoof_opts: label, ridentifier, rtable only
+	for {
+		switch {
+		case p.accept("label"):
+			r.labels = append(r.labels, p.str())
+			continue
+		case p.accept("ridentifier"):
+			r.ridentif = strconv.FormatInt(p.number(0, 1<<32-1, "ridentifier"), 10)
+			continue
+		case p.accept("rtable"):
+			r.rtable = p.rtable()
+			continue
+		}
+		break
+	}
 	for _, ifc := range ifs {
 		// block in on ! IF from IF:network to any, and, except for
 		// loopback, block in from IF's own addresses (which pfctl prints

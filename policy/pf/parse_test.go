@@ -50,7 +50,7 @@ func TestParseErrors(t *testing.T) {
 		{"static-port on rdr", "rdr on em0 proto tcp from any to any -> 10.0.0.1 static-port\n", "t.conf:1: the 'static-port' option is only valid with nat rules"},
 		{"bad netmask", "pass from 10.0.0.0/33\n", "t.conf:1: could not parse host specification"},
 		{"bad address", "pass from 10.0.0.256\n", "t.conf:1: could not parse host specification"},
-		{"bad flags", "pass proto tcp flags S/SX\n", "t.conf:1: bad flags S/SX"},
+		{"bad flags", "pass proto tcp flags S/SX\n", "t.conf:1: bad flags SX"},
 		{"set option", "set block-policy reject\n", `t.conf:1: syntax error near "reject"`},
 		{"keyword as macro name", "pass = \"x\"\n", `t.conf:1: syntax error near "="`},
 		{"empty macro list", "a = \"{ }\"\npass from $a\n", "t.conf:2: syntax error at end of line"},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rigger-bsd/rigger/policy"
 )
 
 // ruleSpec is one filter, scrub, anchor or translation rule as written,
@@ -88,6 +90,9 @@ func (p *parser) ruleHead(r *ruleSpec, allowDir bool) {
 	}
 	for {
 		switch {
+		case p.isWord("log") && r.action == "anchor":
+			// anchorrule: ANCHOR anchorname dir quick interface ...
+			p.syntax()
 		case p.isWord("log"):
 			p.next()
 			r.log = true
@@ -105,7 +110,9 @@ func (p *parser) ruleHead(r *ruleSpec, allowDir bool) {
 	if p.accept("on") {
 		r.ifaces = p.ifList()
 	}
-	p.routeSpec(r)
+	if r.action != "anchor" {
+		p.routeSpec(r)
+	}
 	if p.isWord("inet") || p.isWord("inet6") {
 		r.af = p.next().s
 	}
@@ -245,6 +252,7 @@ func (p *parser) filterRule(out *[]*Rule, depth int) {
 	if r.action == "block" && r.route != "" {
 		p.fail("route-to, reply-to and dup-to are not supported on block rules")
 	}
+	p.pfruleChecks(r)
 	if r.action != "anchor" {
 		p.expand(r, out, depth)
 		return
@@ -344,27 +352,49 @@ func (p *parser) stateOptList(paren bool) string {
 	var maxS, srcTrack, srcStates, srcConn, srcRate, srcNodes, overload string
 	var flags, timeouts []string
 	trackKind := ""
+	// pfrule's checks of the state options, made in its loop over them
+	seen := map[string]bool{}
+	once := func(key, msg string) {
+		if seen[key] {
+			p.fail("%s", msg)
+		}
+		seen[key] = true
+	}
+	positive := func(kw string) int64 {
+		n := p.number(0, 1<<32-1, kw)
+		if n == 0 {
+			p.fail("'%s' must be > 0", kw)
+		}
+		return n
+	}
 	for {
 		switch {
 		case p.accept("max"):
+			once("max", "state option 'max' multiple definitions")
 			maxS = fmt.Sprintf("max %d", p.number(0, 1<<32-1, "max"))
 		case p.accept("no-sync"):
+			once("no-sync", "state option 'sync' multiple definitions")
 			flags = append(flags, "no-sync")
 		case p.accept("source-track"):
+			once("source-track", "state option 'source-track' multiple definitions")
 			srcTrack = "source-track"
 			if p.isWord("rule") || p.isWord("global") {
 				trackKind = p.next().s
 			}
 		case p.accept("max-src-states"):
-			srcStates = fmt.Sprintf("max-src-states %d", p.number(0, 1<<32-1, "max-src-states"))
+			once("max-src-states", "state option 'max-src-states' multiple definitions")
+			srcStates = fmt.Sprintf("max-src-states %d", positive("max-src-states"))
 		case p.accept("max-src-conn"):
-			srcConn = fmt.Sprintf("max-src-conn %d", p.number(0, 1<<32-1, "max-src-conn"))
+			once("max-src-conn", "state option 'max-src-conn' multiple definitions")
+			srcConn = fmt.Sprintf("max-src-conn %d", positive("max-src-conn"))
 		case p.accept("max-src-nodes"):
-			srcNodes = fmt.Sprintf("max-src-nodes %d", p.number(0, 1<<32-1, "max-src-nodes"))
+			once("max-src-nodes", "state option 'max-src-nodes' multiple definitions")
+			srcNodes = fmt.Sprintf("max-src-nodes %d", positive("max-src-nodes"))
 			if trackKind == "" {
 				trackKind = "rule"
 			}
 		case p.accept("max-src-conn-rate"):
+			once("max-src-conn-rate", "state option 'max-src-conn-rate' multiple definitions")
 			v := p.str()
 			a, b, ok := strings.Cut(v, "/")
 			if !ok {
@@ -374,14 +404,21 @@ func (p *parser) stateOptList(paren bool) string {
 				b = p.str()
 				a = v
 			}
-			if _, err := strconv.Atoi(a); err != nil {
+			na, errA := strconv.Atoi(a)
+			nb, errB := strconv.Atoi(b)
+			if errA != nil || errB != nil {
 				p.syntax()
 			}
-			if _, err := strconv.Atoi(b); err != nil {
-				p.syntax()
+			if na == 0 || nb == 0 {
+				p.fail("'max-src-conn-rate' values must be > 0")
+			}
+			// PF_THRESHOLD_MAX is 0xffffffff / PF_THRESHOLD_MULT (1000)
+			if na > 4294967 {
+				p.fail("'max-src-conn-rate' maximum rate must be < 4294967")
 			}
 			srcRate = "max-src-conn-rate " + a + "/" + b
 		case p.accept("overload"):
+			once("overload", "multiple 'overload' table definitions")
 			name := p.tableName()
 			p.rs.TableRefs[name]++
 			overload = "overload <" + name + ">"
@@ -391,13 +428,21 @@ func (p *parser) stateOptList(paren bool) string {
 					overload += " global"
 				}
 			}
-		case p.isWord("if-bound"), p.isWord("floating"), p.isWord("sloppy"):
+		case p.isWord("if-bound"), p.isWord("floating"):
+			once("statelock", "state locking option: multiple definitions")
+			flags = append(flags, p.next().s)
+		case p.isWord("sloppy"):
+			once("sloppy", "state sloppy option: multiple definitions")
 			flags = append(flags, p.next().s)
 		case p.isWord("pflow"), p.isWord("allow-related"):
 			p.after140(p.tok.s)
 			flags = append(flags, p.next().s)
 		case p.tok.kind == tkWord && timeoutNames[p.tok.s]:
 			k := p.next().s
+			if !strings.Contains(k, ".") {
+				p.fail("illegal state timeout %s", k)
+			}
+			once("timeout "+k, "state timeout "+k+" multiple definitions")
 			timeouts = append(timeouts, fmt.Sprintf("%s %d", k, p.number(0, 1<<32-1, "timeout")))
 		default:
 			p.syntax()
@@ -413,6 +458,13 @@ func (p *parser) stateOptList(paren bool) string {
 			p.skipNL()
 		} else {
 			p.accept(",")
+		}
+	}
+	if trackKind == "global" {
+		for _, o := range []struct{ v, kw string }{{srcNodes, "max-src-nodes"}, {srcConn, "max-src-conn"}, {srcRate, "max-src-conn-rate"}} {
+			if o.v != "" {
+				p.fail("'%s' is incompatible with 'source-track global'", o.kw)
+			}
 		}
 	}
 	var parts []string
@@ -451,7 +503,41 @@ func (p *parser) stateOptList(paren bool) string {
 
 // filterOpts parses the options after from/to, in any order.
 func (p *parser) filterOpts(r *ruleSpec) {
+	// filter_opt's markers: these options may be given once
+	marked := map[string]bool{}
+	mark := func(key, what string) {
+		if marked[key] {
+			p.fail("%s cannot be redefined", what)
+		}
+		marked[key] = true
+	}
 	for p.tok.kind == tkWord || p.isP("!") {
+		switch p.tok.s {
+		case "flags":
+			mark("flags", "flags")
+		case "icmp-type", "icmp6-type":
+			mark("icmp", "icmp-type")
+		case "tos":
+			mark("tos", "tos")
+		case "keep", "modulate", "synproxy", "no":
+			mark("keep", "modulate or keep")
+		case "queue":
+			mark("queue", "queue")
+		case "prio":
+			mark("prio", "prio")
+		case "label":
+			if len(r.labels) >= maxLabels {
+				p.fail("label can only be used %d times", maxLabels)
+			}
+		}
+		switch p.tok.s {
+		case "no-df", "random-id", "min-ttl", "max-mss", "set-tos", "reassemble":
+			// not filter_opts in 14.0's parse.y (only inside scrub (...));
+			// FreeBSD 15.0's pf.conf(5) lists them as filter options
+			if p.opts.Release.Or() < policy.Release15 {
+				p.syntax()
+			}
+		}
 		switch p.tok.s {
 		case "user", "group":
 			kw := p.next().s
@@ -467,21 +553,13 @@ func (p *parser) filterOpts(r *ruleSpec) {
 				r.flags = "any"
 				continue
 			}
-			var a, b string
+			// flags: FLAGS flag '/' flag | FLAGS '/' flag | FLAGS ANY
+			var a string
 			if !p.isP("/") {
-				a = p.str()
+				a = p.flagWord()
 			}
-			if p.accept("/") {
-				b = p.str()
-			}
-			if a == "" && b == "" {
-				p.syntax()
-			}
-			for _, c := range a + b {
-				if !strings.ContainsRune("FSRPAUEW", c) {
-					p.fail("bad flags %s", a+"/"+b)
-				}
-			}
+			p.expect("/")
+			b := p.flagWord()
 			r.flags = a + "/" + b
 		case "icmp-type", "icmp6-type":
 			r.icmpKind = p.next().s
@@ -502,22 +580,6 @@ func (p *parser) filterOpts(r *ruleSpec) {
 		case "fragment":
 			p.next()
 			r.fragment = true
-			if r.action == "scrub" {
-				r.scrubSet = true
-				switch {
-				case p.accept("reassemble"):
-					r.scrub = append(r.scrub, "fragment reassemble")
-				case p.accept("crop"):
-					r.scrub = append(r.scrub, "fragment crop")
-				case p.accept("drop-ovl"):
-					r.scrub = append(r.scrub, "fragment drop-ovl")
-				case p.accept("no"):
-					p.expect("reassemble")
-					r.scrub = append(r.scrub, "fragment no reassemble")
-				default:
-					r.scrub = append(r.scrub, "fragment reassemble")
-				}
-			}
 		case "no-df", "random-id":
 			r.extra = append(r.extra, p.next().s)
 		case "min-ttl", "max-mss":
@@ -699,6 +761,49 @@ func (p *parser) filterOpts(r *ruleSpec) {
 		default:
 			return
 		}
+	}
+}
+
+// flagWord is parse.y's flag: parse_flags refuses a letter outside
+// FSRPAUEW.
+func (p *parser) flagWord() string {
+	w := p.str()
+	for _, c := range w {
+		if !strings.ContainsRune("FSRPAUEW", c) {
+			p.fail("bad flags %s", w)
+		}
+	}
+	return w
+}
+
+// pfruleChecks are the checks of parse.y's pfrule and anchorrule actions
+// that need the whole rule: flags (b1 & b2) != b1, flags and os only
+// with tcp, routing needs a direction, anchors keep no state.
+func (p *parser) pfruleChecks(r *ruleSpec) {
+	if r.flags != "" && r.flags != "any" {
+		a, b, _ := strings.Cut(r.flags, "/")
+		for _, c := range a {
+			if !strings.ContainsRune(b, c) {
+				p.fail("flags always false")
+			}
+		}
+	}
+	if r.flags != "" && r.flags != "any" && strings.Trim(r.flags, "/") != "" || r.os != "" {
+		if len(r.protos) > 0 && !contains(r.protos, "tcp") {
+			if r.flags != "" && r.flags != "any" {
+				p.fail("flags only apply to tcp")
+			}
+			if r.action == "anchor" {
+				p.fail("OS fingerprinting only applies to tcp")
+			}
+			p.fail("OS fingerprinting only apply to tcp")
+		}
+	}
+	if r.action == "anchor" && (r.state == "keep" || r.state == "modulate" || r.state == "synproxy") {
+		p.fail("cannot specify state handling on anchors")
+	}
+	if r.route != "" && r.route != "fastroute" && r.dir == "" {
+		p.fail("direction must be explicit with rules that specify routing")
 	}
 }
 
