@@ -470,3 +470,31 @@ func TestLiveUirig(t *testing.T) {
 	sameState(t, "after the failed step was undone", before, stateOf(t, rootA))
 	lf.wait("serverB", serial, simfleet.Applied(serial)) // no clash there
 }
+
+// TestLiveRoutedFIB: on a routed fleet, a new static route in FIB 1 on
+// vpsbig (whose jails' host ends are in FIB 1) is one live step, and the
+// route is in the emulated FIB 1 and not in FIB 0.
+func TestLiveRoutedFIB(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	lf := startLiveFleet(t, ctx, buildSim(t), "routed")
+	const big = "vpsbig"
+	before := stateOf(t, lf.f.Root(big))
+	lf.edit("    sysctl:\n      net.fibs: \"2\"\n", "    sysctl:\n      net.fibs: \"2\"\n    routes:\n      lab: \"-net 10.99.0.0/16 192.168.123.2 -fib 1\"\n")
+	serial := lf.release("a lab network behind app_j, in FIB 1")
+	st := lf.applied(serial)[big]
+	gw := rcAddr(t, filepath.Join(lf.f.Root(big), "jails/app_j/etc/rc.conf"), "app_b")
+	gw, _, _ = strings.Cut(gw, "/")
+	wantLive(t, big, st, "route -n add -net 10.99.0.0/16 "+gw+" -fib 1")
+	after := stateOf(t, lf.f.Root(big))
+	want := sim.Route{Dest: "10.99.0.0/16", Gateway: gw}
+	if !slices.Contains(after.Routes[1], want) {
+		t.Errorf("FIB 1 routes %+v, want %+v", after.Routes[1], want)
+	}
+	if slices.ContainsFunc(after.Routes[0], func(r sim.Route) bool { return r.Dest == want.Dest }) {
+		t.Errorf("FIB 0 routes %+v: the route belongs to FIB 1 only", after.Routes[0])
+	}
+	after.Routes, before.Routes = nil, nil
+	after.Files, before.Files = nil, nil
+	sameState(t, "beside the route", before, after)
+}
