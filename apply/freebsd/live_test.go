@@ -1,6 +1,7 @@
 package freebsd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/netip"
@@ -136,5 +137,88 @@ func TestManagementPath(t *testing.T) {
 	}
 	if g := ParseRouteGet(recorded(t, "route_get_default.txt")); g["gateway"] != "203.0.113.1" || g["fib"] != "0" {
 		t.Fatalf("%v", g)
+	}
+}
+
+// runPlan runs a plan's Before and After steps through d, journaled.
+func runPlan(t *testing.T, d *Driver, p *live.Plan) error {
+	t.Helper()
+	x := &live.Exec{Path: filepath.Join(t.TempDir(), live.JournalName), Cmd: d}
+	if err := x.Begin(3, p); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := x.Run(ctx, live.Before, nil, 0); err != nil {
+		return err
+	}
+	return x.Run(ctx, live.After, nil, 0)
+}
+
+// TestLivePlanCommandLinesEach: the plans of the other sim tests (the
+// revert of the jail, an alias, an MTU, a service disabled, a route on
+// the path to the git source), each through the FreeBSD driver against
+// recorded outputs: exactly these command lines and no other.
+func TestLivePlanCommandLinesEach(t *testing.T) {
+	pg := hostdesc.Jail{Name: "pg_j", Interfaces: []string{"pg_b"}}
+	web2 := hostdesc.Jail{Name: "web2_j", Interfaces: []string{"web2_b"}}
+	withWeb2 := strings.Replace(liveRC, `cloned_interfaces="bridge0 epair0"`, `cloned_interfaces="bridge0 epair0 epair1"`, 1) +
+		"ifconfig_epair1a_name=\"web2_a\"\nifconfig_epair1b_name=\"web2_b\"\nifconfig_web2_a=\"up\"\n"
+	withWeb2 = strings.Replace(withWeb2, "addm pg_a up", "addm pg_a addm web2_a up", 1)
+	ok := func(stdout string) func(*testing.T, []string) Result {
+		return func(*testing.T, []string) Result { return Result{Stdout: []byte(stdout)} }
+	}
+	// jls's recorded "not found" for pg_j, for web2_j.
+	jlsGone := step{argv: strings.Fields("jls --libxo json -v -j web2_j"), reply: func(t *testing.T, _ []string) Result {
+		return Result{ExitCode: 1, Stderr: bytes.ReplaceAll(recorded(t, "jls_notfound.stderr"), []byte("pg_j"), []byte("web2_j"))}
+	}}
+	src := netip.MustParseAddr("198.51.100.7")
+	for _, tc := range []struct {
+		name     string
+		old, new *hostdesc.Host
+		mgmt     *live.Management
+		steps    []step
+	}{{
+		name: "revert of the jail",
+		old:  liveDesc(t, withWeb2, pg, web2), new: liveDesc(t, liveRC, pg),
+		steps: []step{
+			{argv: strings.Fields("service jail stop web2_j"), reply: out("service_jail_stop_ok.txt", "", 0)},
+			jlsGone,
+			{argv: strings.Fields("ifconfig xbridge deletem web2_a")},
+			{argv: strings.Fields("ifconfig web2_a destroy")},
+		},
+	}, {
+		name: "alias",
+		old:  liveDesc(t, liveRC, pg), new: liveDesc(t, liveRC+"ifconfig_xnic_alias0=\"inet 203.0.113.11/32\"\n", pg),
+		steps: []step{{argv: strings.Fields("ifconfig xnic inet 203.0.113.11/32 alias")}},
+	}, {
+		name: "mtu",
+		old:  liveDesc(t, liveRC, pg), new: liveDesc(t, strings.Replace(liveRC, `ifconfig_xnic="inet 203.0.113.10/24"`, `ifconfig_xnic="inet 203.0.113.10/24 mtu 9000"`, 1), pg),
+		steps: []step{{argv: strings.Fields("ifconfig xnic mtu 9000")}},
+	}, {
+		name: "service disabled",
+		old:  liveDesc(t, liveRC+"ntpd_enable=\"YES\"\n", pg), new: liveDesc(t, liveRC, pg),
+		steps: []step{{argv: strings.Fields("service ntpd stop"), reply: ok("Stopping ntpd.\nWaiting for PIDS: 812.\n")}},
+	}, {
+		name: "route to the git source",
+		old:  liveDesc(t, liveRC, pg), new: liveDesc(t, liveRC+"static_routes=\"mgmt\"\nroute_mgmt=\"-host 198.51.100.7 203.0.113.1\"\n", pg),
+		mgmt:  &live.Management{Iface: "xnic", Source: src},
+		steps: []step{{argv: strings.Fields("route -n add -host 198.51.100.7 203.0.113.1"), reply: ok("add host 198.51.100.7: gateway 203.0.113.1\n")}},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := live.Compute(tc.old, tc.new, tc.mgmt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.mgmt != nil && !p.Mgmt() {
+				t.Errorf("plan %q: the route to the git source is not marked", p.Lines())
+			}
+			d, f := newDriver(t, "/", tc.steps...)
+			if err := runPlan(t, d, p); err != nil {
+				t.Fatal(err)
+			}
+			if len(f.calls) != len(tc.steps) {
+				t.Fatalf("calls %q, want %d", f.calls, len(tc.steps))
+			}
+		})
 	}
 }
