@@ -85,9 +85,11 @@ type Iface struct {
 	Unit  string   `json:"unit,omitempty"`
 	Vnet  string   `json:"vnet,omitempty"`
 	Addrs []string `json:"addrs,omitempty"` // addr/prefixlen
-	MTU   int      `json:"mtu"`
-	FIB   int      `json:"fib,omitempty"`
-	Up    bool     `json:"up,omitempty"`
+	// Dst is the destination (broadcast) address given for an address.
+	Dst map[string]string `json:"dst,omitempty"`
+	MTU int               `json:"mtu"`
+	FIB int               `json:"fib,omitempty"`
+	Up  bool              `json:"up,omitempty"`
 	// Peer is the other end of an epair.
 	Peer      string   `json:"peer,omitempty"`
 	Members   []string `json:"members,omitempty"` // bridge

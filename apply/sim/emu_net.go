@@ -265,6 +265,7 @@ func init() {
 func (c *cmd) ifSet(i *Iface, params []string) int {
 	type addrOp struct {
 		af, addr string
+		dst      string // destination (broadcast) address given after it
 		alias    bool
 		remove   bool
 	}
@@ -427,16 +428,37 @@ func (c *cmd) ifSet(i *Iface, params []string) int {
 			}
 			i.VlanDev = v
 		default:
+			// A word that is no parameter is an address: the interface's
+			// if none was given yet, else the destination, which on a
+			// broadcast interface is the broadcast address (ifconfig.c,
+			// ifconfig: setifaddr_cmd or setifdstaddr_cmd; netinet/in_var.h:
+			// ifra_broadaddr is ifra_dstaddr). af_inet.c in_getaddr reads
+			// it with inet_aton, so "2222" is 0.0.8.174, and only what
+			// inet_aton and the resolver refuse is "bad value".
+			a := p
 			if _, err := netip.ParsePrefix(p); err != nil {
 				if _, err := netip.ParseAddr(p); err != nil {
-					c.errf("ifconfig: %s: bad value\n", p)
-					return 1
+					v4, ok := inetAton(p)
+					if !ok || af == "inet6" {
+						c.errf("ifconfig: %s: bad value\n", p)
+						return 1
+					}
+					a = v4.String()
 				}
 			}
-			ops = append(ops, addrOp{af: af, addr: p, alias: alias, remove: remove})
+			if len(ops) > 0 && !ops[len(ops)-1].remove && ops[len(ops)-1].dst == "" {
+				ops[len(ops)-1].dst = addrOnly(a)
+				continue
+			}
+			ops = append(ops, addrOp{af: af, addr: a, alias: alias, remove: remove})
 		}
 	}
 	for _, o := range ops {
+		// alias and -alias apply to the command's address wherever they
+		// stand: ifconfig performs the SIOCAIFADDR or SIOCDIFADDR after
+		// reading every word (ifconfig.c, ifconfig: the doalias test
+		// after the argument loop).
+		o.alias, o.remove = o.alias || alias, o.remove || remove
 		a := normPrefix(o.addr)
 		if o.remove {
 			if !slices.Contains(i.Addrs, a) && !slices.ContainsFunc(i.Addrs, func(x string) bool { return addrOnly(x) == addrOnly(a) }) {
@@ -460,10 +482,47 @@ func (c *cmd) ifSet(i *Iface, params []string) int {
 		if !slices.Contains(i.Addrs, a) {
 			i.Addrs = append(i.Addrs, a)
 		}
+		if o.dst != "" {
+			if i.Dst == nil {
+				i.Dst = map[string]string{}
+			}
+			i.Dst[addrOnly(a)] = o.dst
+		}
 		// An address brings the interface up, as ifconfig's setifaddr.
 		i.Up = true
 	}
 	return 0
+}
+
+// inetAton parses an IPv4 address as inet_aton(3) does: one to four
+// parts, each decimal, octal (leading 0) or hex (0x), the last part
+// filling the remaining bytes (lib/libc/inet/inet_addr.c).
+func inetAton(s string) (netip.Addr, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	vals := make([]uint64, len(parts))
+	for k, p := range parts {
+		v, err := strconv.ParseUint(p, 0, 32)
+		if err != nil || p == "" {
+			return netip.Addr{}, false
+		}
+		vals[k] = v
+	}
+	n := len(vals)
+	var u uint64
+	for k := 0; k < n-1; k++ {
+		if vals[k] > 0xff {
+			return netip.Addr{}, false
+		}
+		u |= vals[k] << (24 - 8*k)
+	}
+	if vals[n-1] >= 1<<(32-8*(n-1)) {
+		return netip.Addr{}, false
+	}
+	u |= vals[n-1]
+	return netip.AddrFrom4([4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)}), true
 }
 
 // maskBits turns "netmask 255.255.255.0" / "0xffffff00" / "prefixlen 64"
@@ -596,7 +655,11 @@ func (c *cmd) printIface(i *Iface) {
 			if p.Bits() == 0 {
 				m = 0
 			}
-			c.out("\tinet %s netmask 0x%08x\n", p.Addr(), m)
+			if d := i.Dst[p.Addr().String()]; d != "" {
+				c.out("\tinet %s netmask 0x%08x broadcast %s\n", p.Addr(), m, d)
+			} else {
+				c.out("\tinet %s netmask 0x%08x\n", p.Addr(), m)
+			}
 		} else {
 			c.out("\tinet6 %s prefixlen %d\n", p.Addr(), p.Bits())
 		}
