@@ -56,7 +56,7 @@
 //	the topology states the agent's configuration, it never widens it;
 //	render, check and build enforce it per host, HostRender.Paths),
 //	addrs:  the one place for addresses: interface → "A/N" or a list, or DHCP
-//	nics:   NAME: {driver: igb0, vlanhwtag: 2222, mtu: 9000, options: [...]}
+//	nics:   NAME: {driver: igb0, vlanhwtag: true, mtu: 9000, options: [...]}
 //	laggs:  - {name: lagg0, proto: failover|lacp|loadbalance|roundrobin, ports: [em0, em1]}
 //	vlans:  - {name: vlan0, tag: 22, parent: lagg0}
 //	bridges: - {name: xbridge, members: [ngx_a, ...]}   (order: bridge0, bridge1, ...)

@@ -47,8 +47,8 @@ func (r *Repo) hostDesc(h *host, pl *problemList) *hostdesc.Host {
 		var w []string
 		if nic := s.NICs[n]; nic != nil {
 			i.Clone = nic.Driver
-			if nic.VlanHWTag != 0 {
-				w = append(w, "vlanhwtag", strconv.Itoa(nic.VlanHWTag))
+			if nic.VlanHWTag != nil {
+				w = append(w, nic.vlanHWTagWord())
 			}
 			if nic.MTU != 0 {
 				w = append(w, "mtu", strconv.Itoa(nic.MTU))

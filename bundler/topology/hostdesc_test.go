@@ -77,7 +77,7 @@ func TestHostDescUirig(t *testing.T) {
 	if x := d.Iface("xnic"); x == nil || x.Clone != "igb0" || x.Kind != hostdesc.Physical {
 		t.Errorf("xnic: %+v", x)
 	}
-	if x := d.Iface("inic"); x == nil || !reflect.DeepEqual(x.Options, []string{"vlanhwtag", "2222"}) {
+	if x := d.Iface("inic"); x == nil || !reflect.DeepEqual(x.Options, []string{"vlanhwtag"}) {
 		t.Errorf("inic: %+v", x)
 	}
 	if len(d.Routes) != 1 || d.Routes[0].Dest != "default" || d.Routes[0].Gateway != "203.0.113.1" {

@@ -313,7 +313,7 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 		if v.Driver != "" {
 			n.Driver = v.Driver
 		}
-		if v.VlanHWTag != 0 {
+		if v.VlanHWTag != nil {
 			n.VlanHWTag = v.VlanHWTag
 		}
 		if v.MTU != 0 {

@@ -90,10 +90,21 @@ type Spec struct {
 
 // NIC is a physical interface renamed from its driver name.
 type NIC struct {
-	Driver    string   `yaml:"driver"` // igb0; empty keeps the name as is
-	VlanHWTag int      `yaml:"vlanhwtag"`
+	Driver string `yaml:"driver"` // igb0; empty keeps the name as is
+	// VlanHWTag is ifconfig's capability flag: true renders vlanhwtag,
+	// false -vlanhwtag. It takes no value (sbin/ifconfig/ifvlan.c, DEF_CMD):
+	// a number after it would be read as an address.
+	VlanHWTag *bool    `yaml:"vlanhwtag"`
 	MTU       int      `yaml:"mtu"`
 	Options   []string `yaml:"options"` // further ifconfig words
+}
+
+// vlanHWTagWord is the ifconfig word of VlanHWTag.
+func (n *NIC) vlanHWTagWord() string {
+	if *n.VlanHWTag {
+		return "vlanhwtag"
+	}
+	return "-vlanhwtag"
 }
 
 // Lagg is a link aggregation (failover, lacp, loadbalance, roundrobin).

@@ -354,8 +354,8 @@ func (r *Repo) hostRC(h *host) string {
 		nic := s.NICs[n]
 		var pre []string
 		if nic != nil {
-			if nic.VlanHWTag != 0 {
-				pre = append(pre, "vlanhwtag", strconv.Itoa(nic.VlanHWTag))
+			if nic.VlanHWTag != nil {
+				pre = append(pre, nic.vlanHWTagWord())
 			}
 			if nic.MTU != 0 {
 				pre = append(pre, "mtu", strconv.Itoa(nic.MTU))

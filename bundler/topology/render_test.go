@@ -202,7 +202,7 @@ func TestUIRigMustShow(t *testing.T) {
 			`ifconfig_bridge0_name="xbridge"`, `ifconfig_epair0a_name="ngx_a"`, `ifconfig_epair6b_name="ipg_b"`,
 			`ifconfig_ibridge="addm inic addm inode_a addm ipg_a up"`,
 			`ifconfig_xbridge="inet 10.0.2.1/24 addm ngx_a addm node_a addm pg_a up"`,
-			`vlanhwtag 2222`, `jail_enable="YES"`, `pf_enable="YES"`, `gateway_enable="YES"`)
+			`vlanhwtag"`, `jail_enable="YES"`, `pf_enable="YES"`, `gateway_enable="YES"`)
 		contains(hr, "/etc/jail.conf.d/pg_j.conf", `sysvshm = "new";`, `vnet.interface = pg_b, node_pg_b, ipg_b;`)
 		contains(hr, "/etc/jail.conf.d/node_j.conf", `vnet.interface = node_b, ngx_node_b, inode_b, node_pg_a;`)
 		contains(hr, "/etc/jail.conf.d/nginx_j.conf", `vnet.interface = ngx_b, ngx_node_a;`)

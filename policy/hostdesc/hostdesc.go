@@ -76,7 +76,7 @@ type Interface struct {
 	Ports   []string `json:"ports,omitempty"`   // lagg
 	Tag     int      `json:"tag,omitempty"`     // vlan
 	Parent  string   `json:"parent,omitempty"`  // vlan
-	// Options are the other ifconfig words, in order (vlanhwtag 2222).
+	// Options are the other ifconfig words, in order (vlanhwtag, -txcsum).
 	Options []string `json:"options,omitempty"`
 }
 
