@@ -15,6 +15,7 @@ import (
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
+	"github.com/rigger-bsd/rigger/internal/kill9"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -113,8 +114,7 @@ func TestSimCrashChild(t *testing.T) {
 	eng := h.engine(t)
 	apply.SetHook(eng, func(s string, i int) error {
 		if s == step && i == at {
-			os.WriteFile(filepath.Join(h.state, "..", "ready"), nil, 0o644)
-			time.Sleep(time.Hour) // until kill -9
+			kill9.Pause(crashPoint(s, i))
 		}
 		return nil
 	})
@@ -156,8 +156,8 @@ func TestKill9Sim(t *testing.T) {
 	for _, p := range points {
 		t.Run(fmt.Sprintf("%s:%d", p.step, p.i), func(t *testing.T) {
 			h := simCrashPrepare(t, bundles)
-			killAt(t, filepath.Join(h.state, "..", "ready"), "^TestSimCrashChild$",
-				strings.Join([]string{h.dir, h.root, h.state, p.step, fmt.Sprint(p.i)}, "|"))
+			kill9.At(t, kill9.Self("^TestSimCrashChild$",
+				crashEnv+"="+strings.Join([]string{h.dir, h.root, h.state, p.step, fmt.Sprint(p.i)}, "|")), crashPoint(p.step, p.i))
 
 			eng := h.engine(t)
 			r, err := eng.Recover(ctx)
@@ -197,38 +197,4 @@ func TestKill9Sim(t *testing.T) {
 			}
 		})
 	}
-}
-
-// killAt re-executes the test binary running test with crashEnv=spec,
-// waits for the ready file and kills the process with SIGKILL.
-func killAt(t *testing.T, ready, test, spec string) {
-	t.Helper()
-	os.Remove(ready)
-	cmd := exec.Command(os.Args[0], "-test.run="+test, "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+spec)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(30 * time.Second)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("child exited (%v) before the kill point:\n%s", err, out.String())
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatalf("child never reached the kill point:\n%s", out.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL
-		t.Fatal(err)
-	}
-	<-exited
 }

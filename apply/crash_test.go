@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/applytest"
+	"github.com/rigger-bsd/rigger/internal/kill9"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -63,8 +63,7 @@ func TestCrashChild(t *testing.T) {
 	e.reopen(t)
 	apply.SetHook(e.eng, func(s string, i int) error {
 		if s == step && i == at {
-			os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)
-			time.Sleep(time.Hour) // until kill -9
+			kill9.Pause(crashPoint(s, i))
 		}
 		return nil
 	})
@@ -85,8 +84,11 @@ func TestCrashChild(t *testing.T) {
 // and kills it with SIGKILL.
 func runToCrash(t *testing.T, dir, mode, step string, i int) {
 	t.Helper()
-	killAt(t, filepath.Join(dir, "ready"), "^TestCrashChild$", fmt.Sprintf("%s|%s|%s|%d", dir, mode, step, i))
+	kill9.At(t, kill9.Self("^TestCrashChild$", fmt.Sprintf("%s=%s|%s|%s|%d", crashEnv, dir, mode, step, i)), crashPoint(step, i))
 }
+
+// crashPoint names the i-th time the engine reaches hook step.
+func crashPoint(step string, i int) string { return fmt.Sprintf("%s:%d", step, i) }
 
 // TestKill9EveryStep kills a real process at every step of an install,
 // of a rollback and of a recovery, restarts, recovers, and checks that the
