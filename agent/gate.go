@@ -7,6 +7,15 @@ import (
 	"github.com/rigger-bsd/rigger/verify"
 )
 
+// GateFailedError: a gating host rolled back or rejected the serial; it
+// is quarantined here and only a newer commit moves this host.
+type GateFailedError struct {
+	Serial uint64
+	Reason string
+}
+
+func (e *GateFailedError) Error() string { return e.Reason }
+
 // checkGate decides whether a verified bundle may be applied now: the
 // gating hosts its manifest names must report its serial (or a later one)
 // healthy for the bake time. It returns "" when the bundle may go ahead;
@@ -49,12 +58,11 @@ func (a *Agent) checkGate(ctx context.Context, b *verify.Bundle, bf *BundleFiles
 		a.log.Info("gate open", "serial", serial, "hosts", hosts)
 		return "", nil
 	case verify.GateFailed:
-		a.st.SeenCommit = commit
 		a.st.Pending = &Pending{Serial: serial, Commit: commit, Reason: reason}
 		// Failed for good, like a rollback: the floor moves above it.
 		ferr := a.raiseFloor(serial)
 		qerr := a.quarantine(serial, commit, "gate-failed", errors.New(reason), bf)
-		return OutcomeHeld, errors.Join(errors.New(reason), ferr, qerr)
+		return OutcomeHeld, errors.Join(&GateFailedError{Serial: serial, Reason: reason}, ferr, qerr)
 	}
 	if ctx.Err() != nil {
 		return OutcomeError, ctx.Err()

@@ -172,9 +172,6 @@ func exitFor(out agent.Outcome, err error) error {
 	case agent.OutcomeDegraded:
 		return clicontract.Exit(ExitDegraded, err)
 	case agent.OutcomeQuarantined:
-		if isReject(err) {
-			return clicontract.Exit(ExitRejected, err)
-		}
 		return nil // nothing new: the quarantined bundle is not retried
 	}
 	return err
