@@ -128,75 +128,240 @@ func (e *ConfigError) Error() string {
 
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// keys is every config key with its default ("" = required or empty).
-// Order matters only for messages.
-var keys = []struct {
+// configKey is one config key: its default, where it may come from, the
+// field it fills, how it is checked and what the documentation says. The
+// table below drives loading (viper defaults, environment, flags), decoding,
+// validation and the README's table (TestConfigDoc keeps it in sync).
+type configKey struct {
 	name string
-	def  any
-}{
-	{"host", ""},
-	{"source.url", ""},
-	{"source.branch", "bundles"},
-	{"source.ssh_key", ""},
-	{"source.known_hosts", ""},
-	{"source.token_file", ""},
-	{"source.timeout", "60s"},
-	{"source.max_refs_bytes", int(DefaultBudget.Refs)},
-	{"source.max_pack_bytes", int(DefaultBudget.Pack)},
-	{"source.max_object_bytes", int(DefaultBudget.MaxObject)},
-	{"trust.keys", nil},
-	{"trust.threshold", 1},
-	{"interval", "60s"},
-	{"max_backoff", "15m"},
-	{"root", "/"},
-	{"state_dir", "/var/db/rigger"},
-	{"driver", "freebsd"},
-	{"health.timeout", "90s"},
-	{"drift", "report"},
-	{"log.level", "info"},
-	{"log.format", "text"},
-	{"status.push", false},
-	{"status.key", ""},
-	{"status.url", ""},
-	{"status.token_file", ""},
-	{"status.ssh_key", ""},
-	{"status.known_hosts", ""},
-	{"status.heartbeat", "5m"},
-	{"status.textfile", ""},
-	{"status.hook", ""},
-	{"policy.roots", nil},
-	{"policy.max_files", 1000},
+	def  any // viper default; nil: none (required or empty)
+	// field points at what the key fills: *string, *time.Duration, *int,
+	// *int64, *bool or *[]string (each decoded with its own message).
+	field func(c *Config) any
+	// fileOnly keys never come from the environment (trust anchors, what a
+	// bundle may touch, the host's signing key, the root hook).
+	fileOnly bool
+	// flag overrides the key from the command line; "" = none.
+	flag, usage string
+	// check validates the decoded value; the error names the key unless it
+	// is a *ConfigError naming an element (trust.keys[1]).
+	check func(c *Config) error
+	item  string // a list's elements, for messages ("file path")
+	doc   string // README: what the key is for
+	shown string // README: the default if def does not say it well
 }
 
-// fileOnly are keys besides trust.* that only the root-owned file may
-// set: the host's signing key and the command run as root on every outcome.
-var fileOnly = map[string]bool{"RIGGER_STATUS_KEY": true, "RIGGER_STATUS_HOOK": true}
-
-// isFileOnly reports whether key is never taken from the environment:
-// trust anchors, what a bundle may touch (policy.*), and fileOnly.
-func isFileOnly(key string) bool {
-	return strings.HasPrefix(key, "trust.") || strings.HasPrefix(key, "policy.") || fileOnly[EnvName(key)]
+// keys is every config key. Order matters for messages (the first failing
+// check is reported) and for the README's table.
+var keys = []configKey{
+	{name: "host", field: func(c *Config) any { return &c.Host }, flag: "host", usage: "host name",
+		check: func(c *Config) error {
+			if c.Host == "" {
+				return errors.New("required")
+			}
+			if !validHost(c.Host) {
+				return fmt.Errorf("%q: want letters, digits, '.', '-' or '_'", c.Host)
+			}
+			return nil
+		}, doc: "this host's name; bundles for others are rejected", shown: "required"},
+	{name: "source.url", field: func(c *Config) any { return &c.Source.URL },
+		check: func(c *Config) error {
+			if c.Source.URL == "" {
+				return errors.New("required")
+			}
+			return noPassword(c.Source.URL, "source.token_file")
+		}, doc: "`https://…`, `ssh://…`, `user@host:path`, or a local path; no password in it", shown: "required"},
+	{name: "source.branch", def: "bundles", field: func(c *Config) any { return &c.Source.Branch },
+		check: func(c *Config) error {
+			if b := c.Source.Branch; b == "" || strings.ContainsAny(b, " \t\n~^:?*[\\") || strings.Contains(b, "..") {
+				return fmt.Errorf("%q is not a branch name", b)
+			}
+			return nil
+		}, doc: "the bundles branch"},
+	{name: "source.ssh_key", field: func(c *Config) any { return &c.Source.SSHKey }, check: absPath(func(c *Config) string { return c.Source.SSHKey }),
+		doc: "deploy key (ssh URLs)"},
+	{name: "source.known_hosts", field: func(c *Config) any { return &c.Source.KnownHosts },
+		doc: "host keys, always checked (default `~/.ssh/known_hosts`, `/etc/ssh/ssh_known_hosts`)"},
+	{name: "source.token_file", field: func(c *Config) any { return &c.Source.TokenFile }, check: absPath(func(c *Config) string { return c.Source.TokenFile }),
+		doc: "HTTPS token, `TOKEN` or `USER:TOKEN`; never logged"},
+	{name: "source.timeout", def: "60s", field: func(c *Config) any { return &c.Source.Timeout }, check: positive(func(c *Config) time.Duration { return c.Source.Timeout }),
+		doc: "deadline of every network step"},
+	{name: "source.max_refs_bytes", def: int(DefaultBudget.Refs), field: func(c *Config) any { return &c.Source.Budget.Refs },
+		check: atLeast(1024, func(c *Config) int64 { return c.Source.Budget.Refs }),
+		doc:   "most bytes of one ref advertisement (HTTP(S))"},
+	{name: "source.max_pack_bytes", def: int(DefaultBudget.Pack), field: func(c *Config) any { return &c.Source.Budget.Pack },
+		check: atLeast(1024, func(c *Config) int64 { return c.Source.Budget.Pack }),
+		doc:   "most bytes of one fetch response, on the wire (HTTP(S))"},
+	{name: "source.max_object_bytes", def: int(DefaultBudget.MaxObject), field: func(c *Config) any { return &c.Source.Budget.MaxObject },
+		check: atLeast(1024, func(c *Config) int64 { return c.Source.Budget.MaxObject }),
+		doc:   "most bytes one object of a pack inflates to (a delta: its result); checked from the object's header as the pack streams in, before go-git inflates it"},
+	{name: "trust.keys", field: func(c *Config) any { return &c.Trust.Keys }, fileOnly: true, item: "file path",
+		check: func(c *Config) error {
+			if len(c.Trust.Keys) == 0 {
+				return errors.New("at least one public key file is required")
+			}
+			for i, k := range c.Trust.Keys {
+				if !filepath.IsAbs(k) {
+					return &ConfigError{Key: fmt.Sprintf("trust.keys[%d]", i), Err: fmt.Errorf("%q: want an absolute path", k)}
+				}
+			}
+			return nil
+		}, doc: "pinned PEM public key files (absolute paths)", shown: "required"},
+	{name: "trust.threshold", def: 1, field: func(c *Config) any { return &c.Trust.Threshold }, fileOnly: true,
+		check: func(c *Config) error {
+			if c.Trust.Threshold < 1 {
+				return fmt.Errorf("%d: must be at least 1", c.Trust.Threshold)
+			}
+			if c.Trust.Threshold > len(c.Trust.Keys) {
+				return fmt.Errorf("%d: more than the %d key(s) in trust.keys", c.Trust.Threshold, len(c.Trust.Keys))
+			}
+			return nil
+		}, doc: "k distinct signatures, 1 ≤ k ≤ len(keys)"},
+	{name: "interval", def: "60s", field: func(c *Config) any { return &c.Interval }, flag: "interval", usage: "poll interval",
+		check: positive(func(c *Config) time.Duration { return c.Interval }),
+		doc:   "between polls, ±10% jitter; after errors the wait doubles up to `max_backoff`"},
+	{name: "max_backoff", def: "15m", field: func(c *Config) any { return &c.MaxBackoff },
+		check: func(c *Config) error {
+			if c.MaxBackoff < c.Interval {
+				return fmt.Errorf("%s: must be at least interval (%s)", c.MaxBackoff, c.Interval)
+			}
+			return nil
+		}, doc: "cap of the backoff after errors"},
+	{name: "root", def: "/", field: func(c *Config) any { return &c.Root }, flag: "root", usage: "prefix of every target path",
+		check: func(c *Config) error { return wantAbs(c.Root) }, doc: "prefix of every target path"},
+	{name: "state_dir", def: "/var/db/rigger", field: func(c *Config) any { return &c.StateDir }, flag: "state-dir", usage: "state directory",
+		check: func(c *Config) error { return wantAbs(c.StateDir) }, doc: "the agent's records (below)"},
+	{name: "driver", def: "freebsd", field: func(c *Config) any { return &c.Driver }, flag: "driver", usage: "host driver: freebsd or sim",
+		check: oneOf(func(c *Config) string { return c.Driver }, "freebsd", "sim"), doc: "`freebsd` or `sim`"},
+	{name: "health.timeout", def: "90s", field: func(c *Config) any { return &c.Health.Timeout },
+		check: positive(func(c *Config) time.Duration { return c.Health.Timeout }), doc: "how long the health checks after an apply may take to pass"},
+	{name: "drift", def: "report", field: func(c *Config) any { return &c.Drift },
+		check: oneOf(func(c *Config) string { return c.Drift }, "report", "correct"),
+		doc:   "`correct` reinstalls the current generation when managed files change"},
+	{name: "log.level", def: "info", field: func(c *Config) any { return &c.Log.Level }, flag: "log-level", usage: "debug, info, warn or error",
+		check: oneOf(func(c *Config) string { return c.Log.Level }, "debug", "info", "warn", "error"),
+		doc:   "`debug`, `info`, `warn` or `error`; slog to stderr, one line per poll, more on change"},
+	{name: "log.format", def: "text", field: func(c *Config) any { return &c.Log.Format },
+		check: oneOf(func(c *Config) string { return c.Log.Format }, "text", "json"), doc: "`text` or `json`"},
+	{name: "status.push", def: false, field: func(c *Config) any { return &c.Status.Push },
+		doc: "push a signed status report to the host's ref on the git server after every outcome"},
+	{name: "status.key", field: func(c *Config) any { return &c.Status.Key }, fileOnly: true,
+		check: func(c *Config) error {
+			if c.Status.Push && c.Status.Key == "" {
+				return errors.New("required with status.push (make one with `agent keygen`)")
+			}
+			return absPath(func(c *Config) string { return c.Status.Key })(c)
+		}, doc: "the host's private key (`agent keygen`); required with `status.push`"},
+	{name: "status.url", field: func(c *Config) any { return &c.Status.URL },
+		check: func(c *Config) error { return noPassword(c.Status.URL, "status.token_file") },
+		doc:   "git server of the status refs; empty: `source.url`, with the source's credentials unless the status ones are set"},
+	{name: "status.token_file", field: func(c *Config) any { return &c.Status.TokenFile }, check: absPath(func(c *Config) string { return c.Status.TokenFile }),
+		doc: "HTTPS token for `status.url`"},
+	{name: "status.ssh_key", field: func(c *Config) any { return &c.Status.SSHKey }, check: absPath(func(c *Config) string { return c.Status.SSHKey }),
+		doc: "deploy key for `status.url`"},
+	{name: "status.known_hosts", field: func(c *Config) any { return &c.Status.KnownHosts }, check: absPath(func(c *Config) string { return c.Status.KnownHosts }),
+		doc: "host keys for `status.url`"},
+	{name: "status.heartbeat", def: "5m", field: func(c *Config) any { return &c.Status.Heartbeat },
+		check: positive(func(c *Config) time.Duration { return c.Status.Heartbeat }),
+		doc:   "an unchanged report is pushed again this often (gates see a serial stay healthy)"},
+	{name: "status.textfile", field: func(c *Config) any { return &c.Status.Textfile }, check: absPath(func(c *Config) string { return c.Status.Textfile }),
+		doc: "node_exporter textfile (`…/rigger.prom`)"},
+	{name: "status.hook", field: func(c *Config) any { return &c.Status.Hook }, fileOnly: true, check: absPath(func(c *Config) string { return c.Status.Hook }),
+		doc: "executable run with the report on stdin after every outcome"},
+	{name: "policy.roots", field: func(c *Config) any { return &c.Policy.Roots }, fileOnly: true, item: "directory",
+		check: func(c *Config) error {
+			for i, r := range c.Policy.Roots {
+				if !strings.HasPrefix(r, "/") || path.Clean(r) != r || r == "/" || strings.ContainsAny(r, "*?[\\") {
+					return &ConfigError{Key: fmt.Sprintf("policy.roots[%d]", i), Err: fmt.Errorf("%q: want a clean absolute directory below /", r)}
+				}
+			}
+			return nil
+		}, doc: "target roots beyond the defaults (a topology's `agent_roots`), e.g. `[/boot/loader.conf.d]`; the deny-list does not apply below them", shown: "none"},
+	{name: "policy.max_files", def: 1000, field: func(c *Config) any { return &c.Policy.MaxFiles }, fileOnly: true,
+		check: func(c *Config) error {
+			if c.Policy.MaxFiles < 1 {
+				return fmt.Errorf("%d: must be at least 1", c.Policy.MaxFiles)
+			}
+			return nil
+		}, doc: "most files one bundle may carry"},
 }
 
-// flagKeys maps command-line flags to config keys. Flags win over the
-// environment, which wins over the file.
-var flagKeys = map[string]string{
-	"host":      "host",
-	"root":      "root",
-	"state-dir": "state_dir",
-	"driver":    "driver",
-	"interval":  "interval",
-	"log-level": "log.level",
+func absPath(get func(*Config) string) func(*Config) error {
+	return func(c *Config) error {
+		if p := get(c); p != "" && !filepath.IsAbs(p) {
+			return fmt.Errorf("%q: want an absolute path", p)
+		}
+		return nil
+	}
 }
 
-// AddConfigFlags registers the flags that override config keys.
+func wantAbs(p string) error {
+	if p == "" || !filepath.IsAbs(p) {
+		return fmt.Errorf("%q: want an absolute path", p)
+	}
+	return nil
+}
+
+func positive(get func(*Config) time.Duration) func(*Config) error {
+	return func(c *Config) error {
+		if get(c) <= 0 {
+			return errors.New("must be positive")
+		}
+		return nil
+	}
+}
+
+func atLeast(n int64, get func(*Config) int64) func(*Config) error {
+	return func(c *Config) error {
+		if v := get(c); v < n {
+			return fmt.Errorf("%d: must be at least %d", v, n)
+		}
+		return nil
+	}
+}
+
+func oneOf(get func(*Config) string, allowed ...string) func(*Config) error {
+	return func(c *Config) error {
+		if v := get(c); !slices.Contains(allowed, v) {
+			return fmt.Errorf("%q: want %s or %s", v, strings.Join(allowed[:len(allowed)-1], ", "), allowed[len(allowed)-1])
+		}
+		return nil
+	}
+}
+
+func noPassword(raw, instead string) error {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, hasPass := u.User.Password(); hasPass {
+			return fmt.Errorf("must not carry a password; use %s", instead)
+		}
+	}
+	return nil
+}
+
+// fileOnlyEnv reports whether name is the variable of a file-only key.
+func fileOnlyEnv(name string) bool {
+	for _, k := range keys {
+		if k.fileOnly && EnvName(k.name) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// AddConfigFlags registers the flags that override config keys. Flags win
+// over the environment, which wins over the file.
 func AddConfigFlags(f *pflag.FlagSet) {
-	f.String("host", "", "host name (overrides host)")
-	f.String("root", "", "prefix of every target path (overrides root)")
-	f.String("state-dir", "", "state directory (overrides state_dir)")
-	f.String("driver", "", "host driver: freebsd or sim (overrides driver)")
-	f.Duration("interval", 0, "poll interval (overrides interval)")
-	f.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	for _, k := range keys {
+		if k.flag == "" {
+			continue
+		}
+		usage := fmt.Sprintf("%s (overrides %s)", k.usage, k.name)
+		if _, ok := k.field(&Config{}).(*time.Duration); ok {
+			f.Duration(k.flag, 0, usage)
+		} else {
+			f.String(k.flag, "", usage)
+		}
+	}
 }
 
 // EnvName is the environment variable for a config key
@@ -242,14 +407,15 @@ func LoadConfig(path string, fs *pflag.FlagSet, environ []string) (*Config, erro
 		if !ok || !strings.HasPrefix(name, "RIGGER_") {
 			continue
 		}
-		if strings.HasPrefix(name, "RIGGER_TRUST") || strings.HasPrefix(name, "RIGGER_POLICY") || fileOnly[name] {
+		// trust.* and policy.* as sections: RIGGER_TRUST_ANYTHING too.
+		if strings.HasPrefix(name, "RIGGER_TRUST") || strings.HasPrefix(name, "RIGGER_POLICY") || fileOnlyEnv(name) {
 			cfg.IgnoredEnv = append(cfg.IgnoredEnv, name)
 			continue
 		}
 		env[name] = val
 	}
 	for _, k := range keys {
-		if isFileOnly(k.name) {
+		if k.fileOnly {
 			continue
 		}
 		if val, ok := env[EnvName(k.name)]; ok && val != "" { // empty = unset
@@ -259,11 +425,11 @@ func LoadConfig(path string, fs *pflag.FlagSet, environ []string) (*Config, erro
 	if fs != nil {
 		// VisitAll + Changed: cobra parses persistent flags through the
 		// subcommand's set, so fs itself never records them as actual.
-		fs.VisitAll(func(f *pflag.Flag) {
-			if key, ok := flagKeys[f.Name]; ok && f.Changed {
-				v.Set(key, f.Value.String())
+		for _, k := range keys {
+			if f := fs.Lookup(k.flag); k.flag != "" && f != nil && f.Changed {
+				v.Set(k.name, f.Value.String())
 			}
-		})
+		}
 	}
 	if err := decode(v, cfg); err != nil {
 		err.File = abs
@@ -362,45 +528,23 @@ func decode(v *viper.Viper, c *Config) *ConfigError {
 		}
 		return d
 	}
-	c.Host = str("host")
-	c.Source.URL = str("source.url")
-	c.Source.Branch = str("source.branch")
-	c.Source.SSHKey = str("source.ssh_key")
-	c.Source.KnownHosts = str("source.known_hosts")
-	c.Source.TokenFile = str("source.token_file")
-	c.Source.Timeout = dur("source.timeout")
-	c.Interval = dur("interval")
-	c.MaxBackoff = dur("max_backoff")
-	c.Root = str("root")
-	c.StateDir = str("state_dir")
-	c.Driver = str("driver")
-	c.Health.Timeout = dur("health.timeout")
-	c.Drift = str("drift")
-	c.Log.Level = str("log.level")
-	c.Log.Format = str("log.format")
-	c.Status.Key = str("status.key")
-	c.Status.URL = str("status.url")
-	c.Status.TokenFile = str("status.token_file")
-	c.Status.SSHKey = str("status.ssh_key")
-	c.Status.KnownHosts = str("status.known_hosts")
-	c.Status.Heartbeat = dur("status.heartbeat")
-	c.Status.Textfile = str("status.textfile")
-	c.Status.Hook = str("status.hook")
-	switch p := v.Get("status.push").(type) {
-	case bool:
-		c.Status.Push = p
-	case string:
-		b, err := strconv.ParseBool(p)
-		if err != nil && first == nil {
-			first = &ConfigError{Key: "status.push", Err: fmt.Errorf("%q: want true or false", p)}
-		}
-		c.Status.Push = b
-	default:
-		if first == nil {
-			first = &ConfigError{Key: "status.push", Err: fmt.Errorf("want true or false, got %v", p)}
+	boolean := func(key string) bool {
+		switch p := v.Get(key).(type) {
+		case bool:
+			return p
+		case string:
+			b, err := strconv.ParseBool(p)
+			if err != nil && first == nil {
+				first = &ConfigError{Key: key, Err: fmt.Errorf("%q: want true or false", p)}
+			}
+			return b
+		default:
+			if first == nil {
+				first = &ConfigError{Key: key, Err: fmt.Errorf("want true or false, got %v", p)}
+			}
+			return false
 		}
 	}
-
 	list := func(key, what string) []string {
 		var out []string
 		switch ks := v.Get(key).(type) {
@@ -433,108 +577,41 @@ func decode(v *viper.Viper, c *Config) *ConfigError {
 		}
 		return t
 	}
-	c.Trust.Keys = list("trust.keys", "file path")
-	c.Trust.Threshold = integer("trust.threshold")
-	c.Policy.Roots = list("policy.roots", "directory")
-	c.Policy.MaxFiles = integer("policy.max_files")
-	c.Source.Budget = Budget{
-		Refs:      int64(integer("source.max_refs_bytes")),
-		Pack:      int64(integer("source.max_pack_bytes")),
-		MaxObject: int64(integer("source.max_object_bytes")),
+	for _, k := range keys {
+		switch f := k.field(c).(type) {
+		case *string:
+			*f = str(k.name)
+		case *time.Duration:
+			*f = dur(k.name)
+		case *int:
+			*f = integer(k.name)
+		case *int64:
+			*f = int64(integer(k.name))
+		case *bool:
+			*f = boolean(k.name)
+		case *[]string:
+			*f = list(k.name, k.item)
+		default:
+			panic(fmt.Sprintf("config key %s: field of type %T", k.name, f))
+		}
 	}
 	return first
 }
 
-// Validate checks every value; the error names the key.
+// Validate checks every value in the order of the keys; the error names
+// the key.
 func (c *Config) Validate() error {
-	bad := func(key, format string, args ...any) error {
-		return &ConfigError{File: c.File, Key: key, Err: fmt.Errorf(format, args...)}
-	}
-	switch {
-	case c.Host == "":
-		return bad("host", "required")
-	case !validHost(c.Host):
-		return bad("host", "%q: want letters, digits, '.', '-' or '_'", c.Host)
-	case c.Source.URL == "":
-		return bad("source.url", "required")
-	case c.Source.Branch == "" || strings.ContainsAny(c.Source.Branch, " \t\n~^:?*[\\") || strings.Contains(c.Source.Branch, ".."):
-		return bad("source.branch", "%q is not a branch name", c.Source.Branch)
-	case c.Source.Timeout <= 0:
-		return bad("source.timeout", "must be positive")
-	case c.Source.Budget.Refs < 1024:
-		return bad("source.max_refs_bytes", "%d: must be at least 1024", c.Source.Budget.Refs)
-	case c.Source.Budget.Pack < 1024:
-		return bad("source.max_pack_bytes", "%d: must be at least 1024", c.Source.Budget.Pack)
-	case c.Source.Budget.MaxObject < 1024:
-		return bad("source.max_object_bytes", "%d: must be at least 1024", c.Source.Budget.MaxObject)
-	case len(c.Trust.Keys) == 0:
-		return bad("trust.keys", "at least one public key file is required")
-	case c.Trust.Threshold < 1:
-		return bad("trust.threshold", "%d: must be at least 1", c.Trust.Threshold)
-	case c.Trust.Threshold > len(c.Trust.Keys):
-		return bad("trust.threshold", "%d: more than the %d key(s) in trust.keys", c.Trust.Threshold, len(c.Trust.Keys))
-	case c.Interval <= 0:
-		return bad("interval", "must be positive")
-	case c.MaxBackoff < c.Interval:
-		return bad("max_backoff", "%s: must be at least interval (%s)", c.MaxBackoff, c.Interval)
-	case c.Root == "" || !filepath.IsAbs(c.Root):
-		return bad("root", "%q: want an absolute path", c.Root)
-	case c.StateDir == "" || !filepath.IsAbs(c.StateDir):
-		return bad("state_dir", "%q: want an absolute path", c.StateDir)
-	case !slices.Contains([]string{"freebsd", "sim"}, c.Driver):
-		return bad("driver", "%q: want freebsd or sim", c.Driver)
-	case c.Health.Timeout <= 0:
-		return bad("health.timeout", "must be positive")
-	case c.Drift != "report" && c.Drift != "correct":
-		return bad("drift", "%q: want report or correct", c.Drift)
-	case !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level):
-		return bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
-	case c.Log.Format != "text" && c.Log.Format != "json":
-		return bad("log.format", "%q: want text or json", c.Log.Format)
-	}
-	if u, err := url.Parse(c.Source.URL); err == nil && u.User != nil {
-		if _, hasPass := u.User.Password(); hasPass {
-			return bad("source.url", "must not carry a password; use source.token_file")
+	for _, k := range keys {
+		if k.check == nil {
+			continue
 		}
-	}
-	if c.Source.TokenFile != "" && !filepath.IsAbs(c.Source.TokenFile) {
-		return bad("source.token_file", "%q: want an absolute path", c.Source.TokenFile)
-	}
-	if c.Source.SSHKey != "" && !filepath.IsAbs(c.Source.SSHKey) {
-		return bad("source.ssh_key", "%q: want an absolute path", c.Source.SSHKey)
-	}
-	for i, k := range c.Trust.Keys {
-		if !filepath.IsAbs(k) {
-			return bad(fmt.Sprintf("trust.keys[%d]", i), "%q: want an absolute path", k)
-		}
-	}
-	for i, r := range c.Policy.Roots {
-		if !strings.HasPrefix(r, "/") || path.Clean(r) != r || r == "/" || strings.ContainsAny(r, "*?[\\") {
-			return bad(fmt.Sprintf("policy.roots[%d]", i), "%q: want a clean absolute directory below /", r)
-		}
-	}
-	if c.Policy.MaxFiles < 1 {
-		return bad("policy.max_files", "%d: must be at least 1", c.Policy.MaxFiles)
-	}
-	return c.Status.validate(bad)
-}
-
-func (s *StatusConfig) validate(bad func(key, format string, args ...any) error) error {
-	switch {
-	case s.Push && s.Key == "":
-		return bad("status.key", "required with status.push (make one with `agent keygen`)")
-	case s.Heartbeat <= 0:
-		return bad("status.heartbeat", "must be positive")
-	}
-	for key, p := range map[string]string{"status.key": s.Key, "status.token_file": s.TokenFile, "status.ssh_key": s.SSHKey,
-		"status.known_hosts": s.KnownHosts, "status.textfile": s.Textfile, "status.hook": s.Hook} {
-		if p != "" && !filepath.IsAbs(p) {
-			return bad(key, "%q: want an absolute path", p)
-		}
-	}
-	if u, err := url.Parse(s.URL); err == nil && u.User != nil {
-		if _, hasPass := u.User.Password(); hasPass {
-			return bad("status.url", "must not carry a password; use status.token_file")
+		if err := k.check(c); err != nil {
+			ce, ok := errors.AsType[*ConfigError](err)
+			if !ok {
+				ce = &ConfigError{Key: k.name, Err: err}
+			}
+			ce.File = c.File
+			return ce
 		}
 	}
 	return nil
@@ -547,4 +624,26 @@ func validHost(h string) bool {
 		}
 	}
 	return h != "." && h != ".."
+}
+
+// configDoc is the README's table of config keys, made from keys.
+func configDoc() string {
+	var b strings.Builder
+	b.WriteString("| key | default | environment | flag | |\n|---|---|---|---|---|\n")
+	for _, k := range keys {
+		def := k.shown
+		if def == "" && k.def != nil {
+			def = fmt.Sprintf("`%v`", k.def)
+		}
+		env := "`" + EnvName(k.name) + "`"
+		if k.fileOnly {
+			env = "file only"
+		}
+		flag := ""
+		if k.flag != "" {
+			flag = "`--" + k.flag + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.name, def, env, flag, k.doc)
+	}
+	return b.String()
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,6 +193,38 @@ func TestPolicyConfig(t *testing.T) {
 		var ce *ConfigError
 		if !errors.As(err, &ce) || !strings.HasPrefix(ce.Key, "policy.") {
 			t.Errorf("%q: %v, want an error naming policy.*", edit, err)
+		}
+	}
+}
+
+var updateConfigDoc = flag.Bool("update-config-doc", false, "rewrite the config table of README.md from the keys")
+
+// TestConfigDoc holds README.md's config table to the table of keys that
+// drives loading, flags and validation.
+func TestConfigDoc(t *testing.T) {
+	const begin, end = "<!-- config keys: generated from agent/config.go (keys); go test ./agent -run TestConfigDoc -update-config-doc -->\n", "<!-- end config keys -->\n"
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the markers %q and %q", begin, end)
+	}
+	want := configDoc()
+	if got := s[i+len(begin) : j]; got != want {
+		if *updateConfigDoc {
+			if err := os.WriteFile("README.md", []byte(s[:i+len(begin)]+want+s[j:]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("README.md's config table is not the keys' (go test ./agent -run TestConfigDoc -update-config-doc):\n%s", want)
+	}
+	for _, k := range keys {
+		if k.doc == "" {
+			t.Errorf("key %s has no doc", k.name)
 		}
 	}
 }
