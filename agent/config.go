@@ -188,13 +188,13 @@ var keys = []configKey{
 		doc: "deadline of every network step"},
 	{name: "source.max_refs_bytes", def: int(DefaultBudget.Refs), field: func(c *Config) any { return &c.Source.Budget.Refs },
 		check: atLeast(1024, func(c *Config) int64 { return c.Source.Budget.Refs }),
-		doc:   "most bytes of one ref advertisement (HTTP(S))"},
+		doc:   "most bytes of one ref advertisement (HTTP(S): the response; ssh: the session's output up to the advertisement's end)"},
 	{name: "source.max_pack_bytes", def: int(DefaultBudget.Pack), field: func(c *Config) any { return &c.Source.Budget.Pack },
 		check: atLeast(1024, func(c *Config) int64 { return c.Source.Budget.Pack }),
-		doc:   "most bytes of one fetch response, on the wire (HTTP(S))"},
+		doc:   "most bytes of one fetch response (HTTP(S): the response, on the wire; ssh: the session's output after the advertisement)"},
 	{name: "source.max_object_bytes", def: int(DefaultBudget.MaxObject), field: func(c *Config) any { return &c.Source.Budget.MaxObject },
 		check: atLeast(1024, func(c *Config) int64 { return c.Source.Budget.MaxObject }),
-		doc:   "most bytes one object of a pack inflates to (a delta: its result); checked from the object's header as the pack streams in, before go-git inflates it"},
+		doc:   "most bytes one object of a pack inflates to (a delta: its result); checked from the object's header as the pack streams in, before go-git inflates it (HTTP(S) and ssh)"},
 	{name: "trust.keys", field: func(c *Config) any { return &c.Trust.Keys }, fileOnly: true, item: "file path",
 		check: func(c *Config) error {
 			if len(c.Trust.Keys) == 0 {

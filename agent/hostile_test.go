@@ -22,18 +22,43 @@ import (
 // Without the budgets (measured on a 2-core test machine) the endless
 // advertisement grew the child to 807 MiB until the 30 s deadline and
 // the bomb to 1.04 GiB in 39 s; with them: about 20 MiB, well under 5 s.
+//
+// Over ssh the same attacks, from a hostile loopback ssh server, meet the
+// same budgets (bundler/gitauth/ssh.go).
 func TestHostileGitServer(t *testing.T) {
-	for _, tc := range []struct{ mode, op string }{
-		{gittest.EndlessRefs, "head"},
-		{gittest.InflateBomb, "fetch"},
+	for _, tc := range []struct {
+		mode, op string
+		ssh      bool
+	}{
+		{gittest.EndlessRefs, "head", false},
+		{gittest.InflateBomb, "fetch", false},
+		{gittest.EndlessRefs, "head", true},
+		{gittest.InflateBomb, "fetch", true},
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
-			h, err := gittest.ServeHostile(tc.mode, "bundles")
-			if err != nil {
-				t.Fatal(err)
+		name := tc.mode
+		if tc.ssh {
+			name += "/ssh"
+		}
+		t.Run(name, func(t *testing.T) {
+			var url string
+			var env []string
+			if tc.ssh {
+				s, err := gittest.ServeSSH(t.TempDir(), "", tc.mode, "bundles")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				url = s.URL("infra.git")
+				env = []string{"RIGGER_HOSTILE_SSH_KEY=" + s.KeyFile, "RIGGER_HOSTILE_KNOWN_HOSTS=" + s.KnownHostsFile}
+			} else {
+				h, err := gittest.ServeHostile(tc.mode, "bundles")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer h.Close()
+				url = h.URL("infra.git")
 			}
-			defer h.Close()
-			out, rss, took := hostileChild(t, h.URL("infra.git"), tc.op, "")
+			out, rss, took := hostileChild(t, url, tc.op, "", env...)
 			if !strings.Contains(out, "over budget") {
 				t.Fatalf("%s against %s: %s, want a budget error", tc.op, tc.mode, out)
 			}
@@ -48,11 +73,12 @@ func TestHostileGitServer(t *testing.T) {
 
 // hostileChild runs TestHostileChild in a new process and returns its
 // output, peak RSS in bytes and run time.
-func hostileChild(t *testing.T, url, op, budget string) (string, int64, time.Duration) {
+func hostileChild(t *testing.T, url, op, budget string, env ...string) (string, int64, time.Duration) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHostileChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "RIGGER_HOSTILE_URL="+url, "RIGGER_HOSTILE_OP="+op, "RIGGER_HOSTILE_BUDGET="+budget,
 		"RIGGER_HOSTILE_DIR="+t.TempDir())
+	cmd.Env = append(cmd.Env, env...)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
@@ -70,7 +96,8 @@ func TestHostileChild(t *testing.T) {
 	if url == "" {
 		return
 	}
-	cfg := SourceConfig{URL: url, Branch: "bundles", Timeout: 30 * time.Second}
+	cfg := SourceConfig{URL: url, Branch: "bundles", Timeout: 30 * time.Second,
+		SSHKey: os.Getenv("RIGGER_HOSTILE_SSH_KEY"), KnownHosts: os.Getenv("RIGGER_HOSTILE_KNOWN_HOSTS")}
 	if b := os.Getenv("RIGGER_HOSTILE_BUDGET"); b != "" {
 		n, _ := strconv.ParseInt(b, 10, 64)
 		cfg.Budget = Budget{Refs: n, Pack: n, MaxObject: n}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,86 @@ func TestSourceStaysSmall(t *testing.T) {
 	}
 	if n := src.Packs(); n > maxPacks+1 {
 		t.Fatalf("%d packs after %d fetches, want at most %d", n, 2*maxPacks+3, maxPacks+1)
+	}
+}
+
+// TestSourceOverSSH follows a branch over ssh (the budgeted transport of
+// bundler/gitauth/ssh.go): head, fetch, a second commit fetched on top of
+// the first, and a configured budget that the advertisement exceeds.
+func TestSourceOverSSH(t *testing.T) {
+	root := t.TempDir()
+	dir := root + "/infra.git"
+	if err := gittest.InitBare(dir); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gittest.ServeSSH(t.TempDir(), root, "", "bundles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx := context.Background()
+	cfg := SourceConfig{URL: srv.URL("infra.git"), Branch: "bundles", Timeout: 10 * time.Second, SSHKey: srv.KeyFile, KnownHosts: srv.KnownHostsFile}
+	src, err := OpenSource(t.TempDir()+"/git", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		c, err := gittest.Commit(dir, "bundles", map[string][]byte{
+			"serverA/manifest.json": fmt.Appendf(nil, "m%d", i), "serverA/files.tar.zst": fmt.Appendf(nil, "a%d", i),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := src.Head(ctx)
+		if err != nil || head != c {
+			t.Fatalf("Head = %s, %v; want %s", head, err, c)
+		}
+		got, err := src.Fetch(ctx)
+		if err != nil || got != c {
+			t.Fatalf("Fetch = %s, %v; want %s", got, err, c)
+		}
+		bf, err := src.Read(c, "serverA", 10, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(bf.Manifest) != fmt.Sprintf("m%d", i) || string(bf.Archive) != fmt.Sprintf("a%d", i) {
+			t.Fatalf("commit %d read %q %q", i, bf.Manifest, bf.Archive)
+		}
+	}
+
+	// A host key other than the known one is refused.
+	other, err := gittest.ServeSSH(t.TempDir(), root, "", "bundles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	wrong := cfg
+	wrong.URL = other.URL("infra.git")
+	wrong.SSHKey = other.KeyFile
+	if s, err := OpenSource("", wrong); err != nil {
+		t.Fatal(err)
+	} else if _, err := s.Head(ctx); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Fatalf("Head against an unknown host key: %v", err)
+	}
+
+	// The configured budget holds over ssh too: a 1 KiB advertisement
+	// limit is passed by a branch list of many refs.
+	var refs strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&refs, "update refs/heads/long-branch-name-to-fill-the-advertisement-%03d refs/heads/bundles\n", i)
+	}
+	up := exec.Command("git", "--git-dir", dir, "update-ref", "--stdin")
+	up.Stdin = strings.NewReader(refs.String())
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("update-ref: %v\n%s", err, out)
+	}
+	small := cfg
+	small.Budget = Budget{Refs: 1024, Pack: 1 << 20, MaxObject: 1 << 20}
+	s, err := OpenSource("", small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Head(ctx); !errors.Is(err, ErrBudget) || !strings.Contains(err.Error(), "ref advertisement over 1024 bytes") {
+		t.Fatalf("Head with a 1 KiB budget: %v, want the budget error", err)
 	}
 }

@@ -50,6 +50,7 @@ func ServeHostile(mode, branch string) (*Hostile, error) {
 		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/info/refs"):
 			w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
 			if mode == EndlessRefs {
+				io.WriteString(w, pkt("# service=git-upload-pack\n")+"0000")
 				endlessRefs(w, branch)
 				return
 			}
@@ -78,8 +79,8 @@ func (h *Hostile) Close() error { return h.srv.Close() }
 
 func pkt(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }
 
-func endlessRefs(w http.ResponseWriter, branch string) {
-	io.WriteString(w, pkt("# service=git-upload-pack\n")+"0000")
+// endlessRefs writes valid ref lines until a write fails.
+func endlessRefs(w io.Writer, branch string) {
 	zero := strings.Repeat("0", 39) + "1"
 	io.WriteString(w, pkt(zero+" refs/heads/"+branch+"\x00shallow no-progress\n"))
 	var buf bytes.Buffer

@@ -21,10 +21,10 @@ import (
 // agent's source, bundler status and wait) read and
 // inflate (SECURITY.md "Endless data"): an endless ref advertisement or a
 // small blob that inflates to gigabytes must fail fast, far below memory.
-// Over HTTP(S) every response body is counted, and an upload-pack
-// response's pack is inspected as it streams in: an object whose declared
-// (or, for a delta, resulting) size is over MaxObject is refused before
-// go-git inflates it.
+// Over HTTP(S) every response body is counted, over ssh the session's
+// output (ssh.go), and an upload-pack response's pack is inspected as it
+// streams in: an object whose declared (or, for a delta, resulting) size
+// is over MaxObject is refused before go-git inflates it.
 type Budget struct {
 	Refs      int64 // bytes of one ref advertisement (GET …/info/refs)
 	Pack      int64 // bytes of one upload-pack response (the pack, on the wire)
@@ -56,14 +56,15 @@ func budgetOf(ctx context.Context) Budget {
 	return DefaultBudget
 }
 
-// go-git picks its HTTP client per scheme from a global table, so every
+// go-git picks its client per scheme from a global table, so every
 // program that imports this package (the agent, the bundler) gets the
-// budgeted client for all its HTTP(S) git traffic. Requests carry their
+// budgeted clients for all its HTTP(S) and ssh git traffic. Requests carry their
 // Budget in the context (WithBudget); others get DefaultBudget.
 func init() {
 	c := githttp.NewClient(&http.Client{Transport: budgetTransport{base: http.DefaultTransport}})
 	gitclient.InstallProtocol("http", c)
 	gitclient.InstallProtocol("https", c)
+	gitclient.InstallProtocol("ssh", sshTransport{})
 }
 
 type budgetTransport struct{ base http.RoundTripper }
