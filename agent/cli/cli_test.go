@@ -26,6 +26,7 @@ import (
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/clicontract/clitest"
 	"github.com/rigger-bsd/rigger/bundler/topology"
+	"github.com/rigger-bsd/rigger/internal/kill9"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -48,7 +49,8 @@ func TestMain(m *testing.M) {
 		return fakeHost(), nil
 	})
 	if os.Getenv(envMain) == "1" {
-		os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+		n, _ := strconv.Atoi(os.Getenv(envKillLine))
+		os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, kill9.LineWriter(os.Stderr, n)))
 	}
 	testscript.Main(m, map[string]func(){
 		"agent": func() { os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },

@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,33 +17,35 @@ import (
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
+	"github.com/rigger-bsd/rigger/internal/kill9"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
-// TestAgentKill9 kills a real `agent run` (cmd/agent, sim driver, real
-// jail processes and spiped) with SIGKILL at points spread over an
-// install: from the moment it logs "applying" to after it commits. After
-// each kill, `agent once` under a hold only recovers: the host must be on
-// exactly the old or the new serial, byte for byte, with status and
-// journal agreeing and every jail running. Then `agent resume` and `agent
-// once` apply the new serial.
-func TestAgentKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the agent and starts jails with real spiped processes; skipped with -short")
-	}
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatalf("spiped not on PATH (test.sh installs it): %v", err)
-	}
-	dir := t.TempDir()
-	// The agent with the sim driver is `rigger-sim agent`: the agent
-	// binary carries the freebsd driver only.
-	bin := filepath.Join(dir, "rigger-sim")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/rigger-sim").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+// envKillLine makes the agent's log writer stop the process for good
+// after that many lines (kill9.LineWriter): the parent kills it there.
+const envKillLine = "RIGGER_TEST_KILL_LINE"
 
-	// serverA of uirig on loopback, without its tunnel checks: serverB is
-	// not running in this test.
+// kill9Host is serverA of uirig on the sim driver (real jail processes and
+// spiped), following a loopback git server, driven by this test binary
+// acting as the agent.
+type kill9Host struct {
+	t                 *testing.T
+	dir, root, state  string
+	conf              string
+	gitDir            string
+	hr                *topology.HostRender
+	signer            *bundle.Signer
+	contents          map[uint64]map[string][]byte
+	healthy           map[uint64]bool
+	serial            uint64 // the last published
+	applied, rolledTo uint64 // as the test expects them after a completed poll
+}
+
+func newKill9Host(t *testing.T) *kill9Host {
+	dir := t.TempDir()
+	h := &kill9Host{t: t, dir: dir, root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state"),
+		conf: filepath.Join(dir, "agent.yaml"), contents: map[uint64]map[string][]byte{}, healthy: map[uint64]bool{}}
+	// serverA without its tunnel checks: serverB is not running here.
 	infra := filepath.Join(dir, "infra")
 	if _, err := topotest.Loopback("../../testdata/infra/uirig", infra); err != nil {
 		t.Fatal(err)
@@ -54,211 +54,314 @@ func TestAgentKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hr, err := repo.Render("serverA")
-	if err != nil {
+	if h.hr, err = repo.Render("serverA"); err != nil {
 		t.Fatal(err)
 	}
-	hr.Health = slices.DeleteFunc(hr.Health, func(c verify.Check) bool { return c.Kind == verify.CheckTunnel })
-	root := filepath.Join(dir, "root")
-	if err := topotest.WriteSecrets(root, hr.Secrets); err != nil {
+	h.hr.Health = slices.DeleteFunc(h.hr.Health, func(c verify.Check) bool { return c.Kind == verify.CheckTunnel })
+	if err := topotest.WriteSecrets(h.root, h.hr.Secrets); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sim.Shutdown(root) })
+	t.Cleanup(func() { sim.Shutdown(h.root) })
 
 	srv, err := gittest.Serve(filepath.Join(dir, "srv"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	gitDir, err := srv.Init("infra.git")
-	if err != nil {
+	if h.gitDir, err = srv.Init("infra.git"); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := bundle.GenerateSigner(bundle.ECDSA)
-	if err != nil {
+	if h.signer, err = bundle.GenerateSigner(bundle.ECDSA); err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := signer.PublicPEM()
+	pub, _ := h.signer.PublicPEM()
 	if err := os.WriteFile(filepath.Join(dir, "ci.pub"), pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Each serial changes pf.conf and pg_j's rc.conf: units pf and jail:pg_j.
-	contents := map[uint64]map[string][]byte{}
-	publish := func(serial uint64) {
-		t.Helper()
-		r := *hr
-		r.Files = slices.Clone(hr.Files)
-		files := map[string][]byte{}
-		for i, f := range r.Files {
-			if f.Path == "/etc/pf.conf" || f.Path == "/jails/pg_j/etc/rc.conf" {
-				r.Files[i].Content = fmt.Appendf(slices.Clone(f.Content), "# serial %d\n", serial)
-			}
-			files[f.Path] = r.Files[i].Content
-		}
-		contents[serial] = files
-		b, err := bundle.Build(&r, bundle.Meta{Serial: serial, Created: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Sign(signer); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := gittest.Commit(gitDir, "bundles", map[string][]byte{"serverA/manifest.json": b.Envelope, "serverA/files.tar.zst": b.Archive}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	state := filepath.Join(dir, "state")
-	conf := filepath.Join(dir, "agent.yaml")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "host: serverA\nsource: {url: %q, timeout: 10s}\ntrust: {keys: [%q]}\ninterval: 100ms\nroot: %q\nstate_dir: %q\ndriver: sim\nhealth: {timeout: 10s}\n",
-		srv.URL("infra.git"), filepath.Join(dir, "ci.pub"), root, state), 0o600); err != nil {
+	if err := os.WriteFile(h.conf, fmt.Appendf(nil, "host: serverA\nsource: {url: %q, timeout: 10s}\ntrust: {keys: [%q]}\ninterval: 100ms\nroot: %q\nstate_dir: %q\ndriver: sim\nhealth: {timeout: 10s}\n",
+		srv.URL("infra.git"), filepath.Join(dir, "ci.pub"), h.root, h.state), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agentCmd := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, append([]string{"agent", "--config", conf}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	status := func() *agent.Status {
-		t.Helper()
-		st, err := agent.ReadStatus(agent.Store{Dir: state}, "serverA", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
-	// onSerial reports which of the given serials the host's files are
-	// exactly, or 0.
-	onSerial := func(serials ...uint64) uint64 {
-		for _, s := range serials {
-			same := true
-			for p, want := range contents[s] {
-				got, err := os.ReadFile(filepath.Join(root, p))
-				if err != nil || !bytes.Equal(got, want) {
-					same = false
-					break
-				}
-			}
-			if same {
-				return s
-			}
-		}
-		return 0
-	}
-	jailsUp := func() error {
-		st, err := sim.ReadKernel(root)
-		if err != nil {
-			return err
-		}
-		for _, j := range []string{"pg_j", "node_j", "nginx_j"} {
-			if st.Jails[j] == nil {
-				return fmt.Errorf("jail %s not running", j)
-			}
-		}
-		return nil
-	}
+	return h
+}
 
-	publish(1)
-	if out, err := agentCmd("once"); err != nil {
+// publish commits the next serial; it changes pf.conf and pg_j's rc.conf
+// (units pf and jail:pg_j). An unhealthy one also checks a closed port,
+// so it is rolled back after the health timeout.
+func (h *kill9Host) publish(healthy bool) uint64 {
+	t := h.t
+	t.Helper()
+	h.serial++
+	serial := h.serial
+	r := *h.hr
+	r.Files = slices.Clone(h.hr.Files)
+	files := map[string][]byte{}
+	for i, f := range r.Files {
+		if f.Path == "/etc/pf.conf" || f.Path == "/jails/pg_j/etc/rc.conf" {
+			r.Files[i].Content = fmt.Appendf(slices.Clone(f.Content), "# serial %d\n", serial)
+		}
+		files[f.Path] = r.Files[i].Content
+	}
+	if !healthy {
+		r.Health = append(slices.Clone(r.Health), verify.Check{Kind: verify.CheckTCP, Name: "closed-port", Addr: "127.0.0.1:1"})
+	}
+	h.contents[serial], h.healthy[serial] = files, healthy
+	b, err := bundle.Build(&r, bundle.Meta{Serial: serial, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sign(h.signer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gittest.Commit(h.gitDir, "bundles", map[string][]byte{"serverA/manifest.json": b.Envelope, "serverA/files.tar.zst": b.Archive}); err != nil {
+		t.Fatal(err)
+	}
+	return serial
+}
+
+func (h *kill9Host) store() agent.Store { return agent.Store{Dir: h.state} }
+
+// agentCmd is this test binary run as the agent on the real sim driver.
+func (h *kill9Host) agentCmd(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"--config", h.conf}, args...)...)
+	cmd.Env = append(os.Environ(), append([]string{envMain + "=1", "RIGGER_TEST_REAL_SIM=1"}, env...)...)
+	return cmd
+}
+
+func (h *kill9Host) agent(env []string, args ...string) (string, error) {
+	out, err := h.agentCmd(env, args...).CombinedOutput()
+	return string(out), err
+}
+
+// onSerial reports which of the given serials the host's files are
+// exactly, or 0.
+func (h *kill9Host) onSerial(serials ...uint64) uint64 {
+	for _, s := range serials {
+		same := true
+		for p, want := range h.contents[s] {
+			got, err := os.ReadFile(filepath.Join(h.root, p))
+			if err != nil || !bytes.Equal(got, want) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return s
+		}
+	}
+	return 0
+}
+
+// records are the agent's state records that must agree after a crash.
+type records struct {
+	files      uint64 // the serial the host's files are, 0: mixed
+	status     uint64 // status.json current serial
+	last       uint64 // last_serial
+	pin        *agent.Pin
+	quarantine map[uint64]string // verified serial → kind
+	journal    bool
+}
+
+func (h *kill9Host) records(serials ...uint64) records {
+	t := h.t
+	t.Helper()
+	store := agent.Store{Dir: h.state}
+	r := records{files: h.onSerial(serials...), quarantine: map[uint64]string{}}
+	st, err := agent.ReadStatus(store, "serverA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Current != nil {
+		r.status = st.Current.Serial
+	}
+	if r.last, _, err = store.LastSerial(); err != nil {
+		t.Fatal(err)
+	}
+	if r.pin, err = store.Pin(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := store.Quarantine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range q {
+		r.quarantine[e.Serial] = e.Kind
+	}
+	_, err = os.Stat(filepath.Join(h.state, "journal.json"))
+	r.journal = err == nil
+	return r
+}
+
+// agree checks the records after a crash during the install of serial
+// (from prev) and a recovery: the files are exactly one of the two, status
+// says the same, no journal is left, the floor is not behind what is
+// installed and not past serial, a serial above the installed one is
+// below the floor only if it is quarantined or may still be retried, an
+// unhealthy serial is never installed, and no rollback pin appeared.
+func (h *kill9Host) agree(prev, serial uint64) records {
+	t := h.t
+	t.Helper()
+	r := h.records(prev, serial)
+	switch {
+	case r.files == 0:
+		t.Fatalf("host files are neither serial %d nor %d", prev, serial)
+	case r.status != r.files:
+		t.Fatalf("files are serial %d, status current %d", r.files, r.status)
+	case r.journal:
+		t.Fatal("journal left after recovery")
+	case r.last < r.files || r.last > serial:
+		t.Fatalf("last_serial %d, files serial %d (published %d)", r.last, r.files, serial)
+	case !h.healthy[serial] && r.files == serial:
+		t.Fatalf("serial %d fails its health check but is installed", serial)
+	case r.pin != nil:
+		t.Fatalf("rollback pin %+v without an operator rollback", r.pin)
+	}
+	if kind, ok := r.quarantine[serial]; ok && (h.healthy[serial] || kind != "rolled-back" || r.last < serial) {
+		t.Fatalf("serial %d quarantined as %q with last_serial %d", serial, kind, r.last)
+	}
+	if err := h.jailsUp(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (h *kill9Host) jailsUp() error {
+	st, err := sim.ReadKernel(h.root)
+	if err != nil {
+		return err
+	}
+	for _, j := range []string{"pg_j", "node_j", "nginx_j"} {
+		if st.Jails[j] == nil {
+			return fmt.Errorf("jail %s not running", j)
+		}
+	}
+	return nil
+}
+
+// finish lets the agent complete what the crash interrupted (the hold
+// lifted, one poll) and checks the end state: a healthy serial applied, an unhealthy
+// one rolled back and quarantined, the floor at serial either way.
+func (h *kill9Host) finish(env []string, prev, serial uint64) {
+	t := h.t
+	t.Helper()
+	if err := h.store().ClearHold(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.agent(env, "once")
+	r := h.records(prev, serial)
+	want := prev
+	if h.healthy[serial] {
+		want = serial
+		if err != nil {
+			t.Fatalf("once after recovery: %v\n%s", err, out)
+		}
+	} else if q := r.quarantine[serial]; q == "" {
+		t.Fatalf("serial %d not quarantined after its retry (once: %v)\n%s", serial, err, out)
+	}
+	if r.files != want || r.status != want || r.last != serial || r.journal || r.pin != nil {
+		t.Fatalf("after the retry of serial %d: %+v, want files and status on %d, last_serial %d\n%s", serial, r, want, serial, out)
+	}
+	if err := h.jailsUp(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgentKill9EveryLine kills a real `agent run` (the sim driver, real
+// jail processes and spiped) with SIGKILL at each line it logs while it
+// installs and commits a healthy serial, and at each line while it
+// installs, health-checks and rolls back an unhealthy one. The agent's log
+// writer stops the process right after the line (kill9.LineWriter), so
+// each line is an exact kill point. After each kill, `agent once` under a
+// hold only recovers, and the records must agree (see agree); then,
+// without the hold, `agent once` finishes the serial (see finish). The
+// two sweeps run side by side, each on its own sim host and git server.
+func TestAgentKill9EveryLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts jails with real spiped processes; skipped with -short")
+	}
+	if _, err := exec.LookPath("spiped"); err != nil {
+		t.Fatalf("spiped not on PATH (test.sh installs it): %v", err)
+	}
+	for _, c := range []struct {
+		name    string
+		healthy bool
+		env     []string
+	}{
+		{"install", true, nil},
+		// An unhealthy serial is rolled back after the health timeout:
+		// short here, the closed port never opens.
+		{"rollback", false, []string{"RIGGER_HEALTH_TIMEOUT=1s"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			kill9Sweep(t, c.healthy, c.env)
+		})
+	}
+}
+
+// kill9Sweep brings a new sim host to serial 1, records the log lines of
+// an uninterrupted poll that applies the next serial (healthy or not), and
+// then kills a poll of a new serial at each of those lines in turn.
+func kill9Sweep(t *testing.T, healthy bool, env []string) {
+	h := newKill9Host(t)
+	h.publish(true)
+	if out, err := h.agent(nil, "once"); err != nil {
 		t.Fatalf("first apply: %v\n%s", err, out)
 	}
 	// A first bundle waits for a reboot: boot the sim host, as an
 	// operator would, and the next poll health-checks and commits it.
-	if out, err := sim.Boot(root); err != nil {
+	if out, err := sim.Boot(h.root); err != nil {
 		t.Fatalf("boot: %v\n%s", err, out)
 	}
-	if out, err := agentCmd("once"); err != nil {
+	if out, err := h.agent(nil, "once"); err != nil {
 		t.Fatalf("first apply after the boot: %v\n%s", err, out)
 	}
-	if s := onSerial(1); s != 1 {
-		t.Fatal("serial 1 not on disk after the first apply")
+	good := uint64(1) // the serial the host is on
+
+	// The lines of one uninterrupted run up to the end of its poll.
+	serial := h.publish(healthy)
+	run := kill9.Start(t, h.agentCmd(env, "run"))
+	var lines []string
+	run.WaitLine("the end of the poll", func(l string) bool {
+		lines = append(lines, l)
+		return strings.Contains(l, "msg=poll ")
+	})
+	run.Kill()
+	t.Logf("%d lines to the end of the poll:\n%s", len(lines), strings.Join(lines, "\n"))
+	h.finish(env, good, serial)
+	if healthy {
+		good = serial
 	}
 
-	// Kill points: after the "applying" log line, plus a delay. An install
-	// of two files with a pf reload and one jail restart takes some tens
-	// of milliseconds; the sweep reaches past its commit.
-	delays := []time.Duration{0, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 200, 400}
-	outcomes := map[string]int{}
-	serial := uint64(1)
-	for _, d := range delays {
-		d *= time.Millisecond
-		serial++
-		publish(serial)
-		cmd := exec.Command(bin, "agent", "--config", conf, "run")
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
+	for k := 1; k <= len(lines); k++ {
+		want := lines[k-1]
+		if i := strings.Index(want, "msg="); i >= 0 {
+			want = strings.Fields(want[i:])[0]
 		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		applying := make(chan struct{})
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			seen := false
-			for sc.Scan() {
-				if !seen && strings.Contains(sc.Text(), "msg=applying") {
-					seen = true
-					close(applying)
-				}
+		t.Run(fmt.Sprint(k), func(t *testing.T) {
+			h.t = t
+			serial := h.publish(healthy)
+			run := kill9.Start(t, h.agentCmd(append(env, fmt.Sprintf("%s=%d", envKillLine, k)), "run"))
+			seen := 0
+			got := run.WaitLine(fmt.Sprintf("log line %d", k), func(string) bool { seen++; return seen == k })
+			out := run.Kill()
+			t.Logf("killed after line %d: %s", k, got)
+			if !strings.Contains(got, want) {
+				t.Errorf("line %d is %q, the uninterrupted run's was %q", k, got, lines[k-1])
 			}
-			io.Copy(io.Discard, stderr)
-		}()
-		select {
-		case <-applying:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("serial %d: agent never started applying", serial)
-		}
-		time.Sleep(d)
-		cmd.Process.Kill() // SIGKILL
-		cmd.Wait()
-		if _, err := os.Stat(filepath.Join(state, "journal.json")); err == nil {
-			outcomes["mid-install"]++ // the journal exists: files may be mixed
-		}
 
-		// Recover only: a hold stops the poll from applying.
-		if out, err := agentCmd("hold"); err != nil {
-			t.Fatalf("hold: %v\n%s", err, out)
-		}
-		if out, err := agentCmd("once"); err != nil {
-			t.Fatalf("kill after %s: recovering once: %v\n%s", d, err, out)
-		}
-		on := onSerial(serial-1, serial)
-		if on == 0 {
-			t.Fatalf("kill after %s: host files are neither serial %d nor %d", d, serial-1, serial)
-		}
-		st := status()
-		if st.Current == nil || st.Current.Serial != on {
-			t.Fatalf("kill after %s: files are serial %d, status current %+v", d, on, st.Current)
-		}
-		if _, err := os.Stat(filepath.Join(state, "journal.json")); !os.IsNotExist(err) {
-			t.Fatalf("kill after %s: journal left after recovery (%v)", d, err)
-		}
-		if err := jailsUp(); err != nil {
-			t.Fatalf("kill after %s (on serial %d): %v", d, on, err)
-		}
-		if on == serial {
-			outcomes["committed"]++
-		} else {
-			outcomes["rolled back"]++
-		}
-
-		// And the agent goes on to the new serial.
-		if out, err := agentCmd("resume"); err != nil {
-			t.Fatalf("resume: %v\n%s", err, out)
-		}
-		if out, err := agentCmd("once"); err != nil {
-			t.Fatalf("kill after %s: once after recovery: %v\n%s", d, err, out)
-		}
-		if onSerial(serial) != serial || status().Current.Serial != serial {
-			t.Fatalf("kill after %s: serial %d not applied after recovery; status %+v", d, serial, status().Current)
-		}
-		if err := jailsUp(); err != nil {
-			t.Fatalf("kill after %s, serial %d applied: %v", d, serial, err)
-		}
-	}
-	t.Logf("kill points: %v", outcomes)
-	if outcomes["mid-install"] == 0 || outcomes["rolled back"] == 0 {
-		t.Error("no kill landed inside an install: the sweep does not cover it")
+			// Recover only: a hold stops the poll from applying.
+			if err := h.store().SetHold(agent.Hold{Since: time.Now(), Reason: "kill9 test: recover only"}); err != nil {
+				t.Fatal(err)
+			}
+			if o, err := h.agent(env, "once"); err != nil {
+				t.Fatalf("recovering once: %v\n%s\nkilled run:\n%s", err, o, out)
+			}
+			h.agree(good, serial)
+			h.finish(env, good, serial)
+			if healthy {
+				good = serial
+			}
+		})
 	}
 }
