@@ -310,3 +310,27 @@ func TestLaxerFixed(t *testing.T) {
 		t.Errorf("no-df on a pass rule for 15: %v", err)
 	}
 }
+
+// TestBinatRules: parse.y's binatrule (no BINAT natpasslog interface af
+// proto FROM ipspec toipspec tag tagged rtable redirection) and its
+// checks; natrule has no direction either.
+func TestBinatRules(t *testing.T) {
+	runParseCases(t, []parseCase{
+		{"binat", "binat on em0 from 10.0.0.1 to any -> 192.0.2.1\n", ""},
+		{"binat networks", "binat on em0 inet from 10.0.0.0/24 -> 192.0.2.0/24\n", ""},
+		{"no binat", "no binat on em0 from 10.0.0.1 to 192.0.2.9\n", ""},
+		{"binat all", "binat on em0 all -> 192.0.2.1\n", "t.conf:1: syntax error near \"all\""},
+		{"binat port", "binat on em0 from 10.0.0.1 port 80 -> 192.0.2.1\n", "t.conf:1: syntax error near \"port\""},
+		{"binat list", "binat on em0 from { 10.0.0.1 10.0.0.2 } -> 192.0.2.1\n", "t.conf:1: multiple binat ip addresses"},
+		{"binat redirect list", "binat on em0 from 10.0.0.1 -> { 192.0.2.1 192.0.2.2 }\n", "t.conf:1: syntax error near \"{\""},
+		{"binat table", "table <t> { 10.0.0.1 }\nbinat on em0 inet from <t> -> 192.0.2.1\n", "t.conf:2: invalid use of table <t> as the source address of a binat rule"},
+		{"binat versions", "binat on em0 from 10.0.0.1 to ::1 -> 192.0.2.1\n", "t.conf:1: binat ip versions must match"},
+		{"binat masks", "binat on em0 from 10.0.0.0/24 -> 192.0.2.0/25\n", "t.conf:1: 'binat' source mask and redirect mask must be the same"},
+		{"binat without af", "binat on em0 from any -> em1\n", "t.conf:1: address family (inet/inet6) undefined"},
+		{"binat without ->", "binat on em0 from 10.0.0.1\n", "t.conf:1: 'binat' rule requires '-> address'"},
+		{"no binat with ->", "no binat on em0 from 10.0.0.1 -> 192.0.2.1\n", "t.conf:1: 'no binat' rule does not need '->'"},
+		{"nat without ->", "nat on em0 from 10.0.0.0/8\n", "t.conf:1: translation rule requires '-> address'"},
+		{"no nat with ->", "no nat on em0 from 10.0.0.0/8 -> 192.0.2.1\n", "t.conf:1: translation rule with 'no' does not need '->'"},
+		{"nat direction", "nat in on em0 from 10.0.0.0/8 -> 192.0.2.1\n", "t.conf:1: syntax error near \"in\""},
+	})
+}

@@ -1061,12 +1061,9 @@ func (p *parser) natRule(out *[]*Rule, depth int) {
 			r.logOpts = p.logOpts()
 		}
 	}
-	if p.isWord("in") || p.isWord("out") {
-		if kw != "binat" && kw != "nat" && kw != "rdr" {
-			p.syntax()
-		}
-		r.dir = p.next().s
-	}
+	// natrule and binatrule have no direction: nataction interface af
+	// proto fromto, and binat's FROM ipspec toipspec (no ports, no os,
+	// no all)
 	if p.accept("on") {
 		r.ifaces = p.ifList()
 	}
@@ -1076,7 +1073,15 @@ func (p *parser) natRule(out *[]*Rule, depth int) {
 	if p.accept("proto") {
 		r.protos = p.protoList()
 	}
-	p.fromTo(r)
+	if kw == "binat" {
+		p.expect("from")
+		r.from = p.hostList()
+		if p.accept("to") {
+			r.to = p.hostList()
+		}
+	} else {
+		p.fromTo(r)
+	}
 	for {
 		switch {
 		case p.accept("tag"):
@@ -1098,16 +1103,95 @@ func (p *parser) natRule(out *[]*Rule, depth int) {
 		break
 	}
 	if p.isP("->") {
+		if r.no && kw == "binat" {
+			p.fail("'no binat' rule does not need '->'")
+		}
 		if r.no {
-			p.fail("%s rules cannot have a translation address when negated", kw)
+			p.fail("translation rule with 'no' does not need '->'")
 		}
 		p.next()
+		if kw == "binat" && p.isP("{") {
+			p.syntax() // redirection: ARROW host [PORT portstar]
+		}
 		r.redir = p.redirPool(kw != "binat")
 		p.checkPool(kw, r.redir)
-	} else if !r.no {
+	} else if !(p.tok.kind == tkNL || p.tok.kind == tkEOF || p.isP("}")) {
 		p.syntax()
+	} else if !r.no {
+		if kw == "binat" {
+			p.fail("'binat' rule requires '-> address'")
+		}
+		p.fail("translation rule requires '-> address'")
+	}
+	if kw == "binat" {
+		p.binatChecks(r)
 	}
 	p.expand(r, out, depth)
+}
+
+// binatChecks are parse.y's binatrule checks: an address family, one
+// address each side, no tables or interfaces (round-robin aliases) as
+// source or redirect, the same family and mask on both sides.
+func (p *parser) binatChecks(r *ruleSpec) {
+	from, to := expandHosts(r.from), expandHosts(r.to)
+	var redir []hostItem
+	if r.redir != nil {
+		redir = expandHosts(r.redir.hosts)
+	}
+	af := r.af
+	for _, l := range [][]hostItem{from, to, redir} {
+		if af == "" && len(l) > 0 && l[0].af != "" {
+			af = l[0].af
+		}
+	}
+	if af == "" {
+		p.fail("address family (inet/inet6) undefined")
+	}
+	for _, h := range from {
+		if h.kind == "table" {
+			p.fail("invalid use of table <%s> as the source address of a binat rule", h.table)
+		}
+	}
+	for _, h := range redir {
+		if h.kind == "table" {
+			p.fail("invalid use of table <%s> as the redirect address of a binat rule", h.table)
+		}
+	}
+	for _, l := range [][]hostItem{from, to} {
+		if len(l) > 1 {
+			p.fail("multiple binat ip addresses")
+		}
+		if len(l) == 1 && l[0].af != "" && l[0].af != af {
+			p.fail("binat ip versions must match")
+		}
+	}
+	if r.no {
+		return
+	}
+	var inAF []hostItem
+	for _, h := range redir {
+		if h.af == "" || h.af == af {
+			inAF = append(inAF, h)
+		}
+	}
+	if len(inAF) > 1 {
+		p.fail("binat rule must redirect to a single address")
+	}
+	if len(from) == 1 && from[0].kind == "addr" && len(inAF) == 1 && inAF[0].kind == "addr" &&
+		hostBits(from[0], af) != hostBits(inAF[0], af) {
+		p.fail("'binat' source mask and redirect mask must be the same")
+	}
+}
+
+// hostBits is an address's prefix length (no mask: the whole address).
+func hostBits(h hostItem, af string) int {
+	if h.mask >= 0 {
+		return h.mask
+	}
+	if af == "inet6" {
+		return 128
+	}
+	return 32
 }
 
 // pfvar.h's PF_NAT_PROXY_PORT_LOW and _HIGH: nat's default port range.
