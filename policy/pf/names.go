@@ -12,8 +12,7 @@ import (
 // and protocols come from FreeBSD's own files (services.txt,
 // services_table.go, protocols.txt, protocols_table.go).
 
-//go:generate go run gen_services.go
-//go:generate go run gen_protocols.go
+//go:generate go run gen_tables.go
 
 // lookupService is pfctl's getservice (sbin/pfctl/pfctl_parser.c): a
 // name or alias from FreeBSD's /etc/services, tcp first, then udp.
