@@ -162,7 +162,7 @@ func (p Paths) root(target string) (string, error) {
 }
 
 // denied returns the deny pattern that target, or a directory between it
-// and root, matches, or "".
+// and root, matches, or "" (the first such pattern of defaultDeny).
 func denied(target, root string) string {
 	var cands []string
 	for d := strings.ToLower(target); len(d) > len(root); d = path.Dir(d) {
@@ -174,15 +174,48 @@ func denied(target, root string) string {
 			}
 		}
 	}
-	for _, pat := range defaultDeny {
-		lp := strings.TrimSuffix(strings.ToLower(pat), "/")
-		for _, c := range cands {
-			if ok, _ := path.Match(lp, c); ok {
-				return pat
-			}
+	best := -1
+	for _, c := range cands {
+		if i, ok := denyExact[c]; ok && (best < 0 || i < best) {
+			best = i
 		}
 	}
-	return ""
+	for _, g := range denyGlobs {
+		if best >= 0 && g.i > best {
+			break
+		}
+		if slices.ContainsFunc(cands, func(c string) bool { ok, _ := path.Match(g.pat, c); return ok }) {
+			best = g.i
+			break
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return defaultDeny[best]
+}
+
+// denyExact and denyGlobs are defaultDeny in the form denied matches,
+// built once: lower case without the trailing "/", the patterns without
+// a wildcard (most of them) looked up by name instead of path.Match, each
+// with its index in defaultDeny so the first listed pattern still wins.
+var denyExact, denyGlobs = func() (map[string]int, []denyGlob) {
+	exact := map[string]int{}
+	var globs []denyGlob
+	for i, pat := range defaultDeny {
+		lp := strings.TrimSuffix(strings.ToLower(pat), "/")
+		if strings.ContainsAny(lp, `*?[\`) {
+			globs = append(globs, denyGlob{lp, i})
+		} else if _, dup := exact[lp]; !dup {
+			exact[lp] = i
+		}
+	}
+	return exact, globs
+}()
+
+type denyGlob struct {
+	pat string
+	i   int
 }
 
 // ExecAllowed reports whether a file at target activated by a unit of

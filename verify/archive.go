@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -77,19 +78,27 @@ func decodedLimit(m *Manifest, lim Limits) int64 {
 	return min(n, lim.DecodedSize, mem)
 }
 
+// decoders keeps zstd decoders between verifications: a new one costs
+// more than decoding a configuration bundle. Each is synchronous
+// (concurrency 1, no goroutines) and gets the limits of its next use
+// through ResetWithOptions.
+var decoders sync.Pool
+
 // decompress decodes a whole zstd archive with every limit set: window,
 // memory and output, synchronously (no decoder goroutines).
 func decompress(data []byte, limit int64, lim Limits) ([]byte, error) {
-	d, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(lim.MaxWindow),
-		zstd.WithDecoderMaxMemory(uint64(limit)),
-	)
-	if err != nil {
+	d, _ := decoders.Get().(*zstd.Decoder)
+	if d == nil {
+		var err error
+		d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+	}
+	if err := d.ResetWithOptions(nil, zstd.WithDecoderMaxWindow(lim.MaxWindow), zstd.WithDecoderMaxMemory(uint64(limit))); err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
-	defer d.Close()
+	defer decoders.Put(d)
 	out, err := d.DecodeAll(data, nil)
 	switch {
 	case errors.Is(err, zstd.ErrWindowSizeExceeded):

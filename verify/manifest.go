@@ -104,9 +104,17 @@ func (m Mode) MarshalText() ([]byte, error) {
 }
 
 func (m *Mode) UnmarshalText(b []byte) error {
+	// Digits only, all of them (fmt's %o stopped at the first non-octal
+	// byte and took "0644x" for 0644); five at most, so no overflow.
 	var v uint32
-	if _, err := fmt.Sscanf(string(b), "%o", &v); err != nil || len(b) == 0 || len(b) > 5 {
+	if len(b) == 0 || len(b) > 5 {
 		return fmt.Errorf("mode %q: want octal like 0644", b)
+	}
+	for _, c := range b {
+		if c < '0' || c > '7' {
+			return fmt.Errorf("mode %q: want octal like 0644", b)
+		}
+		v = v<<3 | uint32(c-'0')
 	}
 	if v&^0o7777 != 0 {
 		return fmt.Errorf("mode %q: only permission and setid bits allowed", b)
