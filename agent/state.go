@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
-	"github.com/google/renameio/v2"
+
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 )
 
 // State files in the state dir (DESIGN.md "Agent", a contract). The apply
@@ -83,20 +84,7 @@ func (s Store) Init() error {
 }
 
 func (s Store) writeFile(name string, data []byte) error {
-	p := s.path(name)
-	if err := renameio.WriteFile(p, data, 0o600, renameio.WithTempDir(s.Dir)); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	// renameio syncs the file, not the directory entry.
-	d, err := os.Open(s.Dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", s.Dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", s.Dir, err)
-	}
-	return nil
+	return atomicfile.WriteFile(s.path(name), data, 0o600, atomicfile.Durable)
 }
 
 func (s Store) writeJSON(name string, v any) error {
@@ -247,23 +235,7 @@ func (s Store) SetStatusFast(st *Status) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.Dir, "."+fileStatus+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", s.path(fileStatus), err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", s.path(fileStatus), err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), s.path(fileStatus))
+	return atomicfile.WriteFile(s.path(fileStatus), append(b, '\n'), 0o600, atomicfile.Volatile)
 }
 
 // LockedError: another agent holds the state dir.

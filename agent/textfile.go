@@ -2,10 +2,9 @@ package agent
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -86,28 +85,5 @@ func escapeLabel(s string) string {
 // rename): the collector never reads half a file. The temp name does not
 // end in .prom, so the collector ignores it.
 func writeTextfile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".rigger-prom-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o644, atomicfile.Volatile)
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -156,7 +157,7 @@ func (e *Engine) storeGeneration(g *generation) error {
 	if err := parallel(writes); err != nil {
 		return fmt.Errorf("store generation: %w", err)
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // Generations lists the kept generations, newest first.
@@ -311,54 +312,10 @@ func writeSynced(name string, data []byte) error {
 	return f.Close()
 }
 
-// tempFile writes data to a new temp file beside name, synced if asked.
-func tempFile(name string, data []byte, fsync bool) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(data)
-	if err == nil && fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-// renameTemp moves a temp file from tempFile into place.
-func renameTemp(tmp, name string, durable bool) error {
-	if err := os.Rename(tmp, name); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if durable {
-		return syncDir(filepath.Dir(name))
-	}
-	return nil
-}
-
 // removeStateTemps deletes temp files a killed process left in the state dir.
 func (e *Engine) removeStateTemps() {
-	tmps, _ := filepath.Glob(filepath.Join(e.cfg.StateDir, ".*.tmp-*"))
+	tmps, _ := filepath.Glob(filepath.Join(e.cfg.StateDir, atomicfile.TempPrefix("*")+"*"))
 	for _, t := range tmps {
 		os.Remove(t)
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

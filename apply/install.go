@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -29,8 +30,11 @@ const jailsDir = "/jails"
 // Config.Root for host paths and one per jail root for jail paths. os.Root
 // refuses any symlink, absolute or relative, that leads out of it.
 type roots struct {
-	host  *os.Root
-	jails map[string]*os.Root
+	host *os.Root
+	// jails is filled as paths are resolved, also by the pre-check and
+	// the backup running together.
+	jailsMu sync.Mutex
+	jails   map[string]*os.Root
 
 	// ids caches the passwd and group files read for owner lookups, per
 	// root and file, for the life of the transaction.
@@ -78,6 +82,8 @@ func (rs *roots) resolve(target string, create bool) (*os.Root, string, error) {
 }
 
 func (rs *roots) jail(name string, create bool) (*os.Root, error) {
+	rs.jailsMu.Lock()
+	defer rs.jailsMu.Unlock()
 	if jr := rs.jails[name]; jr != nil {
 		return jr, nil
 	}
@@ -174,39 +180,6 @@ func readRegular(r *os.Root, rel string) ([]byte, fs.FileInfo, error) {
 	return data, fi, err
 }
 
-// dirSet collects the directories to fsync once a batch of writes is done.
-type dirSet map[*os.Root]map[string]bool
-
-func (d dirSet) add(r *os.Root, dir string) {
-	if d[r] == nil {
-		d[r] = map[string]bool{}
-	}
-	d[r][dir] = true
-}
-
-func (d dirSet) sync() error {
-	var fns []func() error
-	for r, dirs := range d {
-		for dir := range dirs {
-			fns = append(fns, func() error {
-				f, err := r.Open(dir)
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil // removed since (a rollback's empty dir); its parent is synced
-				}
-				if err != nil {
-					return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
-				}
-				defer f.Close()
-				if err := f.Sync(); err != nil {
-					return fmt.Errorf("sync dir %s: %w", path.Join(r.Name(), dir), err)
-				}
-				return nil
-			})
-		}
-	}
-	return parallel(fns)
-}
-
 // parallel runs fns concurrently, a few at a time: fsyncs of different
 // files overlap in the filesystem's journal instead of queueing.
 func parallel(fns []func() error) error {
@@ -228,14 +201,15 @@ func parallel(fns []func() error) error {
 // pending is one target whose temp file is written and synced, waiting
 // for its rename.
 type pending struct {
-	target   string
-	r        *os.Root
-	rel, tmp string
+	target string
+	r      *os.Root
+	rel    string
+	tmp    *atomicfile.Pending
 }
 
 // place resolves target and creates its directory inside the Root; it is
 // sequential (it may open a new jail root).
-func (rs *roots) place(target string, dirs dirSet) (*pending, error) {
+func (rs *roots) place(target string, dirs *atomicfile.Dirs) (*pending, error) {
 	r, rel, err := rs.resolve(target, true)
 	if err != nil {
 		return nil, err
@@ -246,65 +220,38 @@ func (rs *roots) place(target string, dirs dirSet) (*pending, error) {
 	return &pending{target: target, r: r, rel: rel}, nil
 }
 
-// writeTemp creates the temp file O_EXCL in the target's directory inside
-// the Root, writes it, sets owner and mode on the fd and fsyncs it. Safe
-// to run concurrently for different targets.
+// writeTemp writes the temp file beside the target inside the Root, with
+// owner and mode set on the fd, and fsyncs it. Safe to run concurrently
+// for different targets.
 func (p *pending) writeTemp(data []byte, mode fs.FileMode, uid, gid int) error {
-	tmp := path.Join(path.Dir(p.rel), "."+path.Base(p.rel)+".rigger-"+randHex(6))
-	f, err := p.r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	t, err := atomicfile.Stage(p.r, p.rel, data, atomicfile.Options{Perm: mode, Chown: canChown(), UID: uid, GID: gid, Sync: true})
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.target, err)
 	}
-	err = func() error {
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		// Owner before mode: chown clears the setid bits.
-		if canChown() {
-			if err := f.Chown(uid, gid); err != nil {
-				return err
-			}
-		}
-		if err := f.Chmod(mode); err != nil {
-			return err
-		}
-		return f.Sync()
-	}()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		p.r.Remove(tmp)
-		return fmt.Errorf("%s: %w", p.target, err)
-	}
-	p.tmp = tmp
+	p.tmp = t
 	return nil
 }
 
 // rename puts the temp file in place. It replaces a symlink planted at the
 // target instead of following it.
-func (p *pending) rename(dirs dirSet) error {
-	if err := p.r.Rename(p.tmp, p.rel); err != nil {
-		p.discard()
+func (p *pending) rename(dirs *atomicfile.Dirs) error {
+	if err := p.tmp.Commit(dirs); err != nil {
 		return fmt.Errorf("%s: %w", p.target, err)
 	}
-	p.tmp = ""
-	dirs.add(p.r, path.Dir(p.rel))
 	return nil
 }
 
 // discard removes a temp file that will not be renamed.
 func (p *pending) discard() {
-	if p != nil && p.tmp != "" {
-		p.r.Remove(p.tmp)
-		p.tmp = ""
+	if p != nil {
+		p.tmp.Discard()
 	}
 }
 
 // write installs data at target in one go (the restore path): place,
 // temp file, rename. The directory is added to dirs for one fsync per
 // directory.
-func (rs *roots) write(target string, data []byte, mode fs.FileMode, uid, gid int, dirs dirSet) error {
+func (rs *roots) write(target string, data []byte, mode fs.FileMode, uid, gid int, dirs *atomicfile.Dirs) error {
 	p, err := rs.place(target, dirs)
 	if err != nil {
 		return err
@@ -316,7 +263,7 @@ func (rs *roots) write(target string, data []byte, mode fs.FileMode, uid, gid in
 }
 
 // remove deletes target (the link itself if one was planted there).
-func (rs *roots) remove(target string, dirs dirSet) error {
+func (rs *roots) remove(target string, dirs *atomicfile.Dirs) error {
 	r, rel, err := rs.resolve(target, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -327,7 +274,7 @@ func (rs *roots) remove(target string, dirs dirSet) error {
 	if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", target, err)
 	}
-	dirs.add(r, path.Dir(rel))
+	dirs.Add(r, path.Dir(rel))
 	return nil
 }
 
@@ -343,7 +290,7 @@ func (rs *roots) exists(p string) bool {
 }
 
 // removeDir removes an empty directory the transaction created.
-func (rs *roots) removeDir(p string, dirs dirSet) {
+func (rs *roots) removeDir(p string, dirs *atomicfile.Dirs) {
 	r, rel, err := rs.resolve(p, false)
 	if err != nil {
 		return
@@ -352,7 +299,7 @@ func (rs *roots) removeDir(p string, dirs dirSet) {
 		return
 	}
 	if r.Remove(rel) == nil {
-		dirs.add(r, path.Dir(rel))
+		dirs.Add(r, path.Dir(rel))
 	}
 }
 
@@ -362,24 +309,12 @@ func (rs *roots) removeTemps(target string) {
 	if err != nil {
 		return
 	}
-	dir := path.Dir(rel)
-	d, err := r.Open(dir)
-	if err != nil {
-		return
-	}
-	names, _ := d.Readdirnames(-1)
-	d.Close()
-	prefix := "." + path.Base(rel) + ".rigger-"
-	for _, n := range names {
-		if strings.HasPrefix(n, prefix) {
-			r.Remove(path.Join(dir, n))
-		}
-	}
+	atomicfile.RemoveTemps(r, rel)
 }
 
 // mkdirs creates dir inside r and queues the parents of every directory
 // it created for an fsync, so the new entries survive a power loss.
-func mkdirs(r *os.Root, dir string, dirs dirSet) error {
+func mkdirs(r *os.Root, dir string, dirs *atomicfile.Dirs) error {
 	if dir == "." {
 		return nil
 	}
@@ -399,7 +334,7 @@ func mkdirs(r *os.Root, dir string, dirs dirSet) error {
 	if err := r.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	dirs.add(r, path.Dir(dir))
+	dirs.Add(r, path.Dir(dir))
 	return nil
 }
 

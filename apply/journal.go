@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 )
 
 const (
@@ -72,11 +74,7 @@ func (e *Engine) setStep(j *journal, step string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := tempFile(e.journalPath(), b, false)
-	if err == nil {
-		err = renameTemp(tmp, e.journalPath(), false)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(e.journalPath(), b, 0o600, atomicfile.Volatile); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -125,7 +123,7 @@ func (e *Engine) SetAsideJournal() (string, error) {
 	if err := os.Rename(e.backupPath(), e.backupPath()+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return aside, fmt.Errorf("set the backup aside: %w", err)
 	}
-	return aside, syncDir(e.cfg.StateDir)
+	return aside, atomicfile.SyncDir(e.cfg.StateDir)
 }
 
 // finish removes what a finished transaction leaves in the state dir.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -96,8 +97,10 @@ func (e *Engine) Resume(ctx context.Context) (*Result, error) {
 	if boot == "" || boot == j.Boot {
 		return nil, &RebootRequiredError{Serial: j.Serial, Waiting: true}
 	}
+	// The install moves a new generation into place before the wait;
+	// a journal of an older agent left it under its temp name.
 	dir := e.genPath(j.Serial)
-	if j.NewGeneration {
+	if _, err := os.Stat(dir + tmpSuffix); err == nil && j.NewGeneration {
 		dir += tmpSuffix
 	}
 	meta, err := readMeta(dir)
@@ -135,7 +138,7 @@ func (e *Engine) Resume(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(j.Units), fmt.Errorf("after reboot: %w", err), health)
 	}
-	if err := e.commit(j); err != nil {
+	if err := e.commit(j, nil); err != nil {
 		return nil, e.abort(ctx, rs, cur, j, backup, j.Files, len(j.Units), err, health)
 	}
 	e.log.Info("applied after reboot", "serial", j.Serial)

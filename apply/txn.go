@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -67,18 +68,9 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	if err := e.at(hookStaged, 0); err != nil {
 		return nil, err
 	}
-	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
-	dropStage()
-	if err != nil {
-		log.Warn("pre-check failed, nothing installed", "err", err)
-		return nil, err
-	}
-	if err := e.at(hookPrechecked, 0); err != nil {
-		return nil, err
-	}
-
-	// The generation is written in the background while the backup, the
-	// journal and the install run; it only has to be durable by the commit.
+	// The generation is written (as generations/<serial>.tmp, synced) in
+	// the background while the pre-check, the backup, the journal and the
+	// install run; it is moved into place once the install is done.
 	_, statErr := os.Stat(e.genPath(tgt.meta.Serial))
 	newGen := statErr != nil
 	genDone := make(chan error, 1)
@@ -94,7 +86,6 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 			os.RemoveAll(e.genPath(tgt.meta.Serial) + tmpSuffix)
 		}
 	}
-
 	j := &journal{
 		Txn:           strconv.FormatUint(tgt.meta.Serial, 10) + "-" + randHex(8),
 		Serial:        tgt.meta.Serial,
@@ -108,12 +99,41 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	for _, u := range p.Units {
 		j.Units = append(j.Units, u.String())
 	}
-	backup, err := e.backupAndJournal(rs, chs, j)
+	// The backup and the journal's temp file are written and synced while
+	// the pre-check runs (they touch only the state dir); the journal is
+	// put in place only once the pre-check passed.
+	type prepared struct {
+		backup  map[string][]byte
+		journal *atomicfile.Pending
+		err     error
+	}
+	prep := make(chan prepared, 1)
+	go func() {
+		var r prepared
+		r.backup, r.journal, r.err = e.prepareJournal(rs, chs, j)
+		prep <- r
+	}()
+	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
+	dropStage()
+	pr := <-prep
+	if err == nil {
+		err = e.at(hookPrechecked, 0)
+	} else {
+		log.Warn("pre-check failed, nothing installed", "err", err)
+	}
+	if err == nil {
+		err = pr.err
+	}
+	if err == nil {
+		err = e.commitJournal(pr.journal)
+	}
 	if err != nil {
+		pr.journal.Discard()
 		dropGen()
 		os.Remove(e.backupPath())
 		return nil, err
 	}
+	backup := pr.backup
 	abort := func(files []journalFile, activated int, reason error, health []HealthResult) error {
 		waitGen()
 		return e.abort(ctx, rs, cur, j, backup, files, activated, reason, health)
@@ -126,12 +146,28 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	}
 	// From here on the host changes; every failure goes through abort.
 	log.Info("installing", "changes", len(chs), "units", j.Units)
-	installed, err := e.install(rs, chs, ids)
+	// Beside the install's temp files, the commit record's temp file is
+	// written and synced; beside its directory fsyncs, the generation
+	// moves into place (a rollback removes it: NewGeneration). The commit
+	// is then one rename and one fsync.
+	var curTmp *atomicfile.Pending
+	defer func() { curTmp.Discard() }()
+	stageCurrent := func() (err error) {
+		curTmp, err = e.stageCurrent(j)
+		return err
+	}
+	placeGen := func() error {
+		if err := waitGen(); err != nil {
+			return err
+		}
+		if !newGen {
+			return nil
+		}
+		return e.placeGeneration(j.Serial)
+	}
+	installed, err := e.install(rs, chs, ids, stageCurrent, placeGen)
 	if err != nil {
 		return nil, abort(j.Files[:installed], 0, err, nil)
-	}
-	if err := waitGen(); err != nil {
-		return nil, abort(j.Files, 0, err, nil)
 	}
 	if err := e.at(hookGenStored, 0); err != nil {
 		return nil, abort(j.Files, 0, err, nil)
@@ -168,9 +204,10 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		return nil, abort(j.Files, len(p.Units), err, health)
 	}
 
-	if err := e.commit(j); err != nil {
+	if err := e.commit(j, curTmp); err != nil {
 		return nil, abort(j.Files, len(p.Units), err, health)
 	}
+	curTmp = nil
 	log.Info("applied", "units", j.Units, "duration", time.Since(start))
 	return &Result{
 		Serial:         tgt.meta.Serial,
@@ -185,24 +222,25 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 }
 
 // install places every change: directories and temp files first (the
-// temp files written and fsynced concurrently), then the renames and
-// removals in order, then one fsync per directory. It returns how many
-// targets were changed; a failure leaves the failed target untouched (its
-// path may now escape, so it is not restored) and no temp file behind.
-func (e *Engine) install(rs *roots, chs []change, ids [][2]int) (int, error) {
-	dirs := dirSet{}
+// temp files written and fsynced concurrently, with beside), then the
+// renames and removals in order, then one fsync per directory (with
+// after, concurrently). It returns how many targets were changed; a
+// failure leaves the failed target untouched (its path may now escape,
+// so it is not restored) and no temp file behind.
+func (e *Engine) install(rs *roots, chs []change, ids [][2]int, beside, after func() error) (int, error) {
+	var dirs atomicfile.Dirs
 	pend := make([]*pending, len(chs))
 	defer func() {
 		for _, p := range pend {
 			p.discard()
 		}
 	}()
-	var writes []func() error
+	writes := []func() error{beside}
 	for i, c := range chs {
 		if c.Op == OpRemove {
 			continue
 		}
-		p, err := rs.place(c.Path, dirs)
+		p, err := rs.place(c.Path, &dirs)
 		if err != nil {
 			return 0, fmt.Errorf("install: %w", err)
 		}
@@ -221,30 +259,31 @@ func (e *Engine) install(rs *roots, chs []change, ids [][2]int) (int, error) {
 		}
 		var err error
 		if c.Op == OpRemove {
-			err = rs.remove(c.Path, dirs)
+			err = rs.remove(c.Path, &dirs)
 		} else {
-			err = pend[i].rename(dirs)
+			err = pend[i].rename(&dirs)
 		}
 		if err != nil {
 			return i, fmt.Errorf("install: %w", err)
 		}
 	}
-	if err := dirs.sync(); err != nil {
+	if err := parallel([]func() error{dirs.Sync, after}); err != nil {
 		return len(chs), fmt.Errorf("install: %w", err)
 	}
 	return len(chs), e.at(hookInstalled, 0)
 }
 
-// backupAndJournal records what each target was before, in the journal
-// entries and in backup.tar, writes both durably, and returns the saved
-// bytes by path. Nothing on the host has changed yet.
-func (e *Engine) backupAndJournal(rs *roots, chs []change, j *journal) (map[string][]byte, error) {
+// prepareJournal records what each target was before, in the journal
+// entries and in backup.tar, and writes both durably: backup.tar in place,
+// the journal as a synced temp file for commitJournal. It returns the saved
+// bytes by path. Nothing on the host changes.
+func (e *Engine) prepareJournal(rs *roots, chs []change, j *journal) (map[string][]byte, *atomicfile.Pending, error) {
 	saved := map[string][]byte{}
 	var paths []string
 	for _, c := range chs {
 		data, st, err := rs.read(c.Path)
 		if err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
+			return nil, nil, fmt.Errorf("backup: %w", err)
 		}
 		jf := journalFile{Path: c.Path, Op: c.Op, Existed: st.exists, Unit: c.file.Unit}
 		if st.exists {
@@ -262,66 +301,90 @@ func (e *Engine) backupAndJournal(rs *roots, chs []change, j *journal) (map[stri
 		}
 	}
 	sort.Strings(j.Dirs)
-	// The backup and the journal's temp file are written and synced
-	// together; the journal appears (rename, directory fsync) only once
-	// both are durable.
 	jb, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var jtmp string
+	var jtmp *atomicfile.Pending
 	err = parallel([]func() error{
 		func() error {
 			return writeTar(e.backupPath(), paths, saved, func(i int) error { return e.at(hookBackup, i+1) })
 		},
 		func() (err error) {
-			jtmp, err = tempFile(e.journalPath(), jb, true)
+			jtmp, err = atomicfile.StagePath(e.journalPath(), jb, atomicfile.Options{Perm: 0o600, Sync: true})
 			return err
 		},
 	})
 	if err != nil {
-		if jtmp != "" {
-			os.Remove(jtmp)
-		}
-		return nil, fmt.Errorf("backup and journal: %w", err)
+		jtmp.Discard()
+		return nil, nil, fmt.Errorf("backup and journal: %w", err)
 	}
-	if err := renameTemp(jtmp, e.journalPath(), true); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	return saved, nil
+	return saved, jtmp, nil
 }
 
-// commit makes the transaction final: the generation moves into place
-// (while current's temp file is written), then the rename of
+// commitJournal puts the journal written by prepareJournal in place,
+// durably: from here a crash is rolled back by Recover.
+func (e *Engine) commitJournal(jtmp *atomicfile.Pending) error {
+	if err := jtmp.Commit(nil); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := atomicfile.SyncDir(e.cfg.StateDir); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// stageCurrent writes and syncs the temp file of StateDir/current naming
+// j's serial and txn: the commit record, not yet in place.
+func (e *Engine) stageCurrent(j *journal) (*atomicfile.Pending, error) {
+	rec := fmt.Appendf(nil, "{\"serial\":%d,\"txn\":%q}\n", j.Serial, j.Txn)
+	p, err := atomicfile.StagePath(filepath.Join(e.cfg.StateDir, currentFile), rec, atomicfile.Options{Perm: 0o600, Sync: true})
+	if err != nil {
+		return nil, fmt.Errorf("commit record: %w", err)
+	}
+	return p, nil
+}
+
+// placeGeneration moves generations/<serial>.tmp into place and syncs
+// the generations folder. Until the commit the journal (NewGeneration)
+// has a rollback remove it.
+func (e *Engine) placeGeneration(serial uint64) error {
+	final := e.genPath(serial)
+	if err := os.Rename(final+tmpSuffix, final); err != nil {
+		return fmt.Errorf("generation %d: %w", serial, err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(final))
+}
+
+// commit makes the transaction final: the generation is in place and
+// current's temp file (cur, staged now if nil) synced; the rename of
 // StateDir/current, naming the serial and the txn, is the commit point;
 // then the journal and the backup go, and old generations are pruned.
-func (e *Engine) commit(j *journal) error {
-	cur := filepath.Join(e.cfg.StateDir, currentFile)
-	var ctmp string
-	fns := []func() error{func() (err error) {
-		ctmp, err = tempFile(cur, fmt.Appendf(nil, "{\"serial\":%d,\"txn\":%q}\n", j.Serial, j.Txn), true)
-		return err
-	}}
-	if j.NewGeneration {
-		fns = append(fns, func() error {
-			final := e.genPath(j.Serial)
-			if err := os.Rename(final+tmpSuffix, final); err != nil {
-				return err
-			}
-			return syncDir(filepath.Dir(final))
-		})
-	}
-	err := parallel(fns)
-	if err == nil {
-		err = e.at(hookCommitting, 0)
-	}
-	if err != nil {
-		if ctmp != "" {
-			os.Remove(ctmp)
+func (e *Engine) commit(j *journal, cur *atomicfile.Pending) error {
+	if cur == nil {
+		var err error
+		if cur, err = e.stageCurrent(j); err != nil {
+			return fmt.Errorf("commit: %w", err)
 		}
+	}
+	if j.NewGeneration {
+		// After a reboot wait (Resume) the generation may still be
+		// waiting under its temp name.
+		if _, err := os.Stat(e.genPath(j.Serial) + tmpSuffix); err == nil {
+			if err := e.placeGeneration(j.Serial); err != nil {
+				cur.Discard()
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+	if err := e.at(hookCommitting, 0); err != nil {
+		cur.Discard()
 		return fmt.Errorf("commit: %w", err)
 	}
-	if err := renameTemp(ctmp, cur, true); err != nil {
+	if err := cur.Commit(nil); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if err := atomicfile.SyncDir(e.cfg.StateDir); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	// Committed: from here nothing may roll back.
@@ -387,7 +450,7 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 	if err := e.liveUndoEarly(ctx); err != nil {
 		e.log.Error("undo of live steps", "err", err)
 	}
-	dirs := dirSet{}
+	var dirs atomicfile.Dirs
 	var errs []error
 	for i := len(files) - 1; i >= 0; i-- {
 		f := files[i]
@@ -395,15 +458,15 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 			return nil, err
 		}
 		rs.removeTemps(f.Path)
-		if err := e.restoreFile(rs, f, backup, dirs); err != nil {
+		if err := e.restoreFile(rs, f, backup, &dirs); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	// Directories the install created go too, deepest first, if empty.
 	for i := len(j.Dirs) - 1; i >= 0; i-- {
-		rs.removeDir(j.Dirs[i], dirs)
+		rs.removeDir(j.Dirs[i], &dirs)
 	}
-	if err := dirs.sync(); err != nil {
+	if err := dirs.Sync(); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -500,7 +563,7 @@ func onlyNewFiles(files []journalFile, u verify.Unit) bool {
 	return n > 0
 }
 
-func (e *Engine) restoreFile(rs *roots, f journalFile, backup map[string][]byte, dirs dirSet) error {
+func (e *Engine) restoreFile(rs *roots, f journalFile, backup map[string][]byte, dirs *atomicfile.Dirs) error {
 	disk, st, err := rs.read(f.Path)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
@@ -78,6 +79,19 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 	for _, f := range files {
 		staged[path.Clean(f.Path)] = true
 	}
+	// sh -n of the rc files (one process each, one per jail and more)
+	// runs beside the other checks; its problems come last, in file order.
+	var rc []string
+	for _, f := range files {
+		if p := path.Clean(f.Path); layout.IsRCFile(p) && !layout.IsJailConf(p) {
+			rc = append(rc, p)
+		}
+	}
+	shErrs := make([][]error, len(rc))
+	var sh sync.WaitGroup
+	for i, p := range rc {
+		sh.Go(func() { shErrs[i] = d.checkSh(ctx, stage, p) })
+	}
 	var errs []error
 	if staged[layout.PFConf] {
 		errs = append(errs, d.checkPF(ctx, stage, staged)...)
@@ -91,12 +105,13 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 				errs = append(errs, err)
 			}
 		}
-		switch {
-		case layout.IsJailConf(p):
+		if layout.IsJailConf(p) {
 			errs = append(errs, d.checkJailConf(ctx, stage, p, staged)...)
-		case layout.IsRCFile(p):
-			errs = append(errs, d.checkSh(ctx, stage, p)...)
 		}
+	}
+	sh.Wait()
+	for _, e := range shErrs {
+		errs = append(errs, e...)
 	}
 	return precheckError(errs)
 }

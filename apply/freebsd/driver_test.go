@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/freebsd/layout"
@@ -24,12 +26,15 @@ type step struct {
 // was not told to expect, in order (tailscale's fakeOS pattern).
 type fakeOS struct {
 	t     *testing.T
+	mu    sync.Mutex
 	steps []step
 	calls []string
 }
 
 func (f *fakeOS) Run(_ context.Context, argv ...string) (Result, error) {
 	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls = append(f.calls, strings.Join(argv, " "))
 	if len(f.steps) == 0 {
 		f.t.Fatalf("unexpected command %q", argv)
@@ -194,6 +199,7 @@ func TestPrecheckUsesStagedTableFiles(t *testing.T) {
 // must come before it), then each of rest exactly once.
 type anyOrder struct {
 	t         *testing.T
+	mu        sync.Mutex // the pre-check runs its sh -n checks together
 	firstStep step
 	began     bool
 	rest      map[string]Result
@@ -201,6 +207,8 @@ type anyOrder struct {
 
 func (a *anyOrder) Run(_ context.Context, argv ...string) (Result, error) {
 	a.t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if !a.began && match(a.firstStep.argv, argv) {
 		a.began = true
 		if _, ok := a.rest["kldload -n pf"]; ok {
@@ -296,6 +304,45 @@ func TestPrecheckNeedsPF(t *testing.T) {
 }
 
 type runFunc func(argv []string) Result
+
+// TestPrecheckShChecksTogether: the sh -n checks of the rc files run at
+// the same time (each is a process; one per jail adds up). Every sh -n
+// waits until all of them have started: run one after the other, the
+// first would wait in vain.
+func TestPrecheckShChecksTogether(t *testing.T) {
+	stage, files := stageTree(t)
+	var want int
+	for _, f := range files {
+		if layout.IsRCFile(f.Path) && !layout.IsJailConf(f.Path) {
+			want++
+		}
+	}
+	if want < 2 {
+		t.Fatalf("stage tree has %d rc files; the test needs two or more", want)
+	}
+	var mu sync.Mutex
+	started := 0
+	all := make(chan struct{})
+	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+		if argv[0] != "sh" {
+			return Result{}
+		}
+		mu.Lock()
+		if started++; started == want {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+			return Result{}
+		case <-time.After(time.Minute):
+			return Result{ExitCode: 2, Stderr: []byte(argv[2] + ": 1: the other sh -n checks never started\n")}
+		}
+	}))
+	if err := d.Precheck(context.Background(), stage, files); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func (f runFunc) Run(_ context.Context, argv ...string) (Result, error) { return f(argv), nil }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rigger-bsd/rigger/apply"
@@ -36,7 +37,10 @@ func TestPrecheckUirigCommands(t *testing.T) {
 		}
 	}
 	var calls []string
+	var mu sync.Mutex // sh -n checks run together
 	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+		mu.Lock()
+		defer mu.Unlock()
 		if argv[0] == "pfctl" {
 			src, err := os.ReadFile(argv[3])
 			if err != nil {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 )
 
 // Runner runs one host command and returns what it printed; a command
@@ -115,7 +117,7 @@ func (x *Exec) Finish() error {
 	if err := os.Remove(x.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(x.Path))
+	return atomicfile.SyncDir(filepath.Dir(x.Path))
 }
 
 // Run runs the steps of phase ph in order. A failing step is left as
@@ -289,36 +291,8 @@ func (x *Exec) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := x.Path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("live journal: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, x.Path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(x.Path))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(x.Path, b, 0o600, atomicfile.Durable); err != nil {
 		return fmt.Errorf("live journal: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

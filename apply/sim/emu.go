@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rigger-bsd/rigger/apply/freebsd"
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 )
 
 // Host is an emulated FreeBSD userland for one sandbox root: it
@@ -209,11 +210,8 @@ func writeKernel(root string, k *Kernel) error {
 	if err != nil {
 		return err
 	}
-	tmp := kernelFile(root) + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, kernelFile(root))
+	// Kernel state dies with the host: no fsync (as a boot forgets it).
+	return atomicfile.WriteFile(kernelFile(root), append(b, '\n'), 0o644, atomicfile.Volatile)
 }
 
 // withKernel runs fn on the kernel under the sandbox lock and saves it,

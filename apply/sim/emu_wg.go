@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 )
 
 // WireGuard model. No kernel WireGuard is available, so a link is
@@ -129,10 +131,7 @@ func (c *cmd) publishWG() {
 	b, _ := json.MarshalIndent(p, "", "  ")
 	sum := sha256.Sum256([]byte(c.h.root))
 	name := filepath.Join(dir, hex.EncodeToString(sum[:8])+".json")
-	tmp := name + ".tmp"
-	if os.WriteFile(tmp, b, 0o644) == nil {
-		os.Rename(tmp, name)
-	}
+	atomicfile.WriteFile(name, b, 0o644, atomicfile.Volatile)
 }
 
 // fleetPeers reads every other host's published interfaces.

@@ -33,6 +33,7 @@ import (
 
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/policy"
+	"github.com/rigger-bsd/rigger/policy/atomicfile"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -253,21 +254,5 @@ func PreviousSerial(dir, host string) (uint64, error) {
 // rename) so a reader never sees half a bundle file. No fsync: build output
 // is re-creatable and the publisher reads it right away.
 func writeFile(name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return atomicfile.WriteFile(name, data, perm, atomicfile.Volatile)
 }
