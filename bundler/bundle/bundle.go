@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -190,16 +191,40 @@ func Archive(files []topology.RenderedFile) ([]byte, error) {
 }
 
 var encoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-	// One API (EncodeAll), one level, one goroutine, a 1 MiB window (well
-	// under the verifier's limit): the same tar always compresses to the
-	// same bytes with this compress version.
+	// One API (EncodeAll), one level, a 1 MiB window (well under the
+	// verifier's limit): the same tar always compresses to the same bytes
+	// with this compress version. Each EncodeAll runs on one goroutine;
+	// the concurrency is how many may run at once (one per core: hosts
+	// are built in parallel, see ForEach), not how one is split.
 	return zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithWindowSize(1<<20),
 		zstd.WithEncoderCRC(true),
 	)
 })
+
+// ForEach runs fn(0) … fn(n-1) on every core (at most GOMAXPROCS at a
+// time) and returns their errors by index. Hosts are independent: this
+// is how a fleet is built.
+func ForEach(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
+}
 
 func hexSum(b []byte) string {
 	s := sha256.Sum256(b)

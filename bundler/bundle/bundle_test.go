@@ -263,16 +263,21 @@ func BenchmarkBuildSign1000(b *testing.B) {
 
 // buildSignWrite is one host of "bundler build": pack, sign, write.
 func buildSignWrite(b *testing.B, r *topology.HostRender, s *Signer, out string) {
+	if err := buildSignWriteErr(r, s, out); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func buildSignWriteErr(r *topology.HostRender, s *Signer, out string) error {
 	bb, err := Build(r, Meta{Serial: 1, Created: now})
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	if err := bb.Sign(s); err != nil {
-		b.Fatal(err)
+		return err
 	}
-	if _, err := bb.Write(out); err != nil {
-		b.Fatal(err)
-	}
+	_, err = bb.Write(out)
+	return err
 }
 
 // The envelope is plain DSSE: sigstore's own DSSE verifier accepts its

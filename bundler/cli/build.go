@@ -6,10 +6,8 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -111,35 +109,15 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 		return err
 	}
 	// Hosts are independent: build them on every core, report in order.
-	type result struct {
-		line string
-		err  error
-	}
-	results := make([]result, len(hosts))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(hosts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				line, err := buildHost(repo, hosts[i], o, created, source, signer, gates)
-				results[i] = result{line, err}
-			}
-		}()
-	}
-	for i := range hosts {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	var errs []error
-	for _, r := range results {
-		if r.err != nil {
-			errs = append(errs, r.err)
-			continue
+	lines := make([]string, len(hosts))
+	errs := bundle.ForEach(len(hosts), func(i int) (err error) {
+		lines[i], err = buildHost(repo, hosts[i], o, created, source, signer, gates)
+		return err
+	})
+	for i, err := range errs {
+		if err == nil {
+			fmt.Fprintln(stdout, lines[i])
 		}
-		fmt.Fprintln(stdout, r.line)
 	}
 	return errors.Join(errs...)
 }
