@@ -90,12 +90,19 @@ func StagePath(name string, data []byte, o Options) (*Pending, error) {
 
 func (p *Pending) write(data []byte, o Options) error {
 	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
+	// A file given away is created private and gets its mode after the
+	// chown; else it is created with its mode (then fixed if the umask
+	// took bits away), which saves a chmod per file of a large build.
+	create := o.Perm.Perm()
+	if o.Chown {
+		create = 0o600
+	}
 	var f *os.File
 	var err error
 	if p.r != nil {
-		f, err = p.r.OpenFile(p.tmp, flags, 0o600)
+		f, err = p.r.OpenFile(p.tmp, flags, create)
 	} else {
-		f, err = os.OpenFile(p.tmp, flags, 0o600)
+		f, err = os.OpenFile(p.tmp, flags, create)
 	}
 	if err != nil {
 		return err
@@ -109,8 +116,16 @@ func (p *Pending) write(data []byte, o Options) error {
 				return err
 			}
 		}
-		if err := f.Chmod(o.Perm); err != nil {
+		if o.Chown || o.Perm != o.Perm.Perm() {
+			if err := f.Chmod(o.Perm); err != nil {
+				return err
+			}
+		} else if fi, err := f.Stat(); err != nil {
 			return err
+		} else if fi.Mode().Perm() != o.Perm {
+			if err := f.Chmod(o.Perm); err != nil {
+				return err
+			}
 		}
 		if o.Sync {
 			return f.Sync()

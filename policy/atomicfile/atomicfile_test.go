@@ -27,6 +27,13 @@ func TestWriteFileReplacesWhole(t *testing.T) {
 		if fi.Mode().Perm() != 0o640 {
 			t.Errorf("durability %d: mode %v, want 0640 (set on the fd, whatever the umask)", d, fi.Mode())
 		}
+		// Group and other write bits, which a usual umask takes away.
+		if err := WriteFile(name, []byte("x"), 0o666, d); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Stat(name); fi.Mode().Perm() != 0o666 {
+			t.Errorf("durability %d: mode %v, want 0666 whatever the umask", d, fi.Mode())
+		}
 		assertNoTemps(t, dir)
 	}
 }
