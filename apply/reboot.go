@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -97,10 +96,8 @@ func (e *Engine) Resume(ctx context.Context) (*Result, error) {
 	if boot == "" || boot == j.Boot {
 		return nil, &RebootRequiredError{Serial: j.Serial, Waiting: true}
 	}
-	// The install moves a new generation into place before the wait;
-	// a journal of an older agent left it under its temp name.
 	dir := e.genPath(j.Serial)
-	if _, err := os.Stat(dir + tmpSuffix); err == nil && j.NewGeneration {
+	if j.NewGeneration {
 		dir += tmpSuffix
 	}
 	meta, err := readMeta(dir)

@@ -147,25 +147,17 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	// From here on the host changes; every failure goes through abort.
 	log.Info("installing", "changes", len(chs), "units", j.Units)
 	// Beside the install's temp files, the commit record's temp file is
-	// written and synced; beside its directory fsyncs, the generation
-	// moves into place (a rollback removes it: NewGeneration). The commit
-	// is then one rename and one fsync.
+	// written and synced; beside its directory fsyncs, the generation's
+	// own writes finish. The generation moves into place only at the
+	// commit: a generations/<serial> folder counts as accepted for the
+	// agent's serial floor, also after a crash.
 	var curTmp *atomicfile.Pending
 	defer func() { curTmp.Discard() }()
 	stageCurrent := func() (err error) {
 		curTmp, err = e.stageCurrent(j)
 		return err
 	}
-	placeGen := func() error {
-		if err := waitGen(); err != nil {
-			return err
-		}
-		if !newGen {
-			return nil
-		}
-		return e.placeGeneration(j.Serial)
-	}
-	installed, err := e.install(rs, chs, ids, stageCurrent, placeGen)
+	installed, err := e.install(rs, chs, ids, stageCurrent, waitGen)
 	if err != nil {
 		return nil, abort(j.Files[:installed], 0, err, nil)
 	}
@@ -346,8 +338,7 @@ func (e *Engine) stageCurrent(j *journal) (*atomicfile.Pending, error) {
 }
 
 // placeGeneration moves generations/<serial>.tmp into place and syncs
-// the generations folder. Until the commit the journal (NewGeneration)
-// has a rollback remove it.
+// the generations folder, before current may name it.
 func (e *Engine) placeGeneration(serial uint64) error {
 	final := e.genPath(serial)
 	if err := os.Rename(final+tmpSuffix, final); err != nil {
@@ -356,10 +347,11 @@ func (e *Engine) placeGeneration(serial uint64) error {
 	return atomicfile.SyncDir(filepath.Dir(final))
 }
 
-// commit makes the transaction final: the generation is in place and
-// current's temp file (cur, staged now if nil) synced; the rename of
-// StateDir/current, naming the serial and the txn, is the commit point;
-// then the journal and the backup go, and old generations are pruned.
+// commit makes the transaction final: the generation moves into place
+// (current's temp file, cur, is written and synced already, or now if
+// nil); the rename of StateDir/current, naming the serial and the txn,
+// is the commit point; then the journal and the backup go, and old
+// generations are pruned.
 func (e *Engine) commit(j *journal, cur *atomicfile.Pending) error {
 	if cur == nil {
 		var err error
@@ -368,8 +360,8 @@ func (e *Engine) commit(j *journal, cur *atomicfile.Pending) error {
 		}
 	}
 	if j.NewGeneration {
-		// After a reboot wait (Resume) the generation may still be
-		// waiting under its temp name.
+		// Already in place when a commit was cut short after this step
+		// and the transaction resumed (Resume).
 		if _, err := os.Stat(e.genPath(j.Serial) + tmpSuffix); err == nil {
 			if err := e.placeGeneration(j.Serial); err != nil {
 				cur.Discard()
