@@ -46,6 +46,7 @@ type Server struct {
 	receivePack atomic.Int64
 	delay       atomic.Int64 // nanoseconds added before each request
 	auth        atomic.Pointer[[2]string]
+	beforePack  atomic.Pointer[func()] // run once, before the next upload-pack (fetch) POST is served
 }
 
 // Counts are the requests a Server has seen since the last ResetCounts.
@@ -97,6 +98,9 @@ func Serve(root string) (*Server, error) {
 				return
 			}
 		}
+		if f := s.beforePack.Load(); f != nil && isUploadPack(r) && s.beforePack.CompareAndSwap(f, nil) {
+			(*f)()
+		}
 		if d := time.Duration(s.delay.Load()); d > 0 {
 			select {
 			case <-time.After(d):
@@ -125,6 +129,16 @@ func (s *Server) count(r *http.Request) {
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack"):
 		s.receivePack.Add(1)
 	}
+}
+
+// BeforeNextUploadPack runs f once, when the next fetch's upload-pack
+// request arrives and before it is served: a test moves a ref there to
+// race the client between the ref advertisement and the pack request, as
+// a concurrent push does on a real server.
+func (s *Server) BeforeNextUploadPack(f func()) { s.beforePack.Store(&f) }
+
+func isUploadPack(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-upload-pack") && !isLsRefs(r)
 }
 
 // isLsRefs reports whether an upload-pack POST is a protocol v2 ls-refs

@@ -157,6 +157,24 @@ type Fetched struct {
 func (r Remote) Read(ctx context.Context, hosts []string) (map[string]Fetched, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
+	for attempt := 1; ; attempt++ {
+		out, err := r.read(ctx, hosts)
+		// Over smart HTTP the ref advertisement and the pack request are
+		// separate requests: an agent pushing its report in between makes
+		// git's upload-pack refuse the old tip: a status ref keeps no history, so the
+		// old tip is not reachable from any ref ("not our ref", git's
+		// upload-pack.c, check_non_tip). The refs only moved; list again.
+		if err != nil && attempt < readAttempts && ctx.Err() == nil && strings.Contains(err.Error(), "not our ref") {
+			continue
+		}
+		return out, err
+	}
+}
+
+// readAttempts bounds the re-reads after a ref moved under a fetch.
+const readAttempts = 4
+
+func (r Remote) read(ctx context.Context, hosts []string) (map[string]Fetched, error) {
 	repo, err := git.Init(memory.NewStorage(), nil)
 	if err != nil {
 		return nil, err
@@ -176,7 +194,7 @@ func (r Remote) Read(ctx context.Context, hosts []string) (map[string]Fetched, e
 	for _, h := range hosts {
 		want[h] = true
 	}
-	found := map[string]plumbing.Hash{}
+	found := map[string]plumbing.ReferenceName{}
 	var specs []gitconfig.RefSpec
 	for _, ref := range refs {
 		name := ref.Name().String()
@@ -187,7 +205,7 @@ func (r Remote) Read(ctx context.Context, hosts []string) (map[string]Fetched, e
 		if len(found) == MaxHosts {
 			return nil, &Error{Op: "list", URL: r.URL, Err: fmt.Errorf("more than %d status refs", MaxHosts)}
 		}
-		found[host] = ref.Hash()
+		found[host] = ref.Name()
 		specs = append(specs, gitconfig.RefSpec("+"+name+":"+name))
 	}
 	out := map[string]Fetched{}
@@ -198,9 +216,18 @@ func (r Remote) Read(ctx context.Context, hosts []string) (map[string]Fetched, e
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, &Error{Op: "fetch", URL: r.URL, Err: ctxErr(ctx, err)}
 	}
-	for host, h := range found {
-		env, err := readReport(repo, h)
-		out[host] = Fetched{Envelope: env, Commit: h.String(), Err: err}
+	// The fetch advertises the refs again: read the tips it fetched, not
+	// the listed ones, which a push in between may have replaced.
+	for host, name := range found {
+		ref, err := repo.Reference(name, true)
+		if err != nil {
+			if errors.Is(err, plumbing.ErrReferenceNotFound) {
+				continue // deleted between the list and the fetch
+			}
+			return nil, err
+		}
+		env, err := readReport(repo, ref.Hash())
+		out[host] = Fetched{Envelope: env, Commit: ref.Hash().String(), Err: err}
 	}
 	return out, nil
 }

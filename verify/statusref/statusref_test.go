@@ -145,3 +145,35 @@ func TestServerDown(t *testing.T) {
 		t.Fatal("push to a stopped server succeeded")
 	}
 }
+
+// TestReadWhileAgentPushes: an agent pushes its report between the ref
+// advertisement and the pack request of the reader's fetch. The server
+// refuses the replaced tip ("not our ref": a status ref keeps no history,
+// so the old tip is unreachable); the reader lists again and returns the
+// newest report instead of failing (seen in the demo's bundler status).
+func TestReadWhileAgentPushes(t *testing.T) {
+	srv, url := server(t)
+	r := Remote{URL: url, Timeout: 30 * time.Second}
+	ctx := context.Background()
+	at := time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)
+	if err := r.Push(ctx, "serverA", []byte(`{"n":1}`), at); err != nil {
+		t.Fatal(err)
+	}
+	pushed := make(chan error, 1)
+	srv.BeforeNextUploadPack(func() { pushed <- r.Push(ctx, "serverA", []byte(`{"n":2}`), at.Add(time.Second)) })
+	got, err := r.Read(ctx, nil)
+	if err != nil {
+		t.Fatalf("read while the ref moved: %v", err)
+	}
+	select {
+	case err := <-pushed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("the race was not staged: no upload-pack request came")
+	}
+	if f := got["serverA"]; f.Err != nil || string(f.Envelope) != `{"n":2}` {
+		t.Fatalf("serverA: %+v (%s)", f, f.Envelope)
+	}
+}
