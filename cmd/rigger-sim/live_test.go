@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -175,114 +170,20 @@ func (lf *liveFleet) run(host string, argv ...string) string {
 	return string(r.Stdout)
 }
 
-// hostState is what a test compares of a sim host: the emulated kernel
-// (interfaces, jails with their JIDs, routes, sysctls, services) and the
-// files under the agent's roots.
-type hostState struct {
-	Ifaces  map[string]sim.Iface
-	Jails   map[string]string // name -> "jid N vnet V services S"
-	Routes  map[int][]sim.Route
-	Sysctls map[string]string
-	Host    string // the host's own services
-	Booted  time.Time
-	Files   map[string]string // path -> sha256
-}
-
-func stateOf(t *testing.T, root string) hostState {
+func stateOf(t *testing.T, root string) *sim.State {
 	t.Helper()
-	k, err := sim.ReadKernel(root)
+	s, err := sim.ReadState(root)
 	if err != nil {
 		t.Fatal(err)
-	}
-	s := hostState{Ifaces: map[string]sim.Iface{}, Jails: map[string]string{}, Routes: map[int][]sim.Route{},
-		Sysctls: k.Sysctls, Booted: k.Booted, Files: map[string]string{}}
-	for key, i := range k.Ifaces {
-		c := *i
-		c.Unit, c.WG = "", nil // the clone unit an epair got is the kernel's choice
-		s.Ifaces[key] = c
-	}
-	services := func(j *sim.Jail) string {
-		if j == nil {
-			return ""
-		}
-		var names []string
-		for n := range j.Services {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return strings.Join(names, ",")
-	}
-	for n, j := range k.Jails {
-		s.Jails[n] = fmt.Sprintf("jid %d vnet %v dying %v services %s", j.JID, j.Vnet, j.Dying, services(j))
-	}
-	s.Host = services(k.Host)
-	for fib, rs := range k.Routes {
-		if len(rs) > 0 {
-			s.Routes[fib] = rs
-		}
-	}
-	for _, pat := range []string{"etc", "usr/local/etc", "jails/*/etc", "jails/*/usr/local/etc"} {
-		dirs, _ := filepath.Glob(filepath.Join(root, pat))
-		for _, d := range dirs {
-			_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
-				if err != nil || !e.Type().IsRegular() {
-					return err
-				}
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(b)
-				rel, _ := filepath.Rel(root, p)
-				s.Files["/"+rel] = hex.EncodeToString(sum[:8])
-				return nil
-			})
-		}
 	}
 	return s
 }
 
-// sameState reports every difference between two host states.
-func sameState(t *testing.T, what string, want, got hostState) {
+// sameState reports every difference of got from want.
+func sameState(t *testing.T, what string, want, got *sim.State) {
 	t.Helper()
-	for k, w := range want.Ifaces {
-		if g, ok := got.Ifaces[k]; !ok {
-			t.Errorf("%s: interface %s gone (was %+v)", what, k, w)
-		} else if !reflect.DeepEqual(w, g) {
-			t.Errorf("%s: interface %s: %+v, want %+v", what, k, g, w)
-		}
-	}
-	for k, g := range got.Ifaces {
-		if _, ok := want.Ifaces[k]; !ok {
-			t.Errorf("%s: interface %s left over: %+v", what, k, g)
-		}
-	}
-	if !reflect.DeepEqual(want.Jails, got.Jails) {
-		t.Errorf("%s: jails %v, want %v", what, got.Jails, want.Jails)
-	}
-	if !reflect.DeepEqual(want.Routes, got.Routes) {
-		t.Errorf("%s: routes %v, want %v", what, got.Routes, want.Routes)
-	}
-	if !reflect.DeepEqual(want.Sysctls, got.Sysctls) {
-		t.Errorf("%s: sysctls %v, want %v", what, got.Sysctls, want.Sysctls)
-	}
-	if want.Host != got.Host {
-		t.Errorf("%s: host services %q, want %q", what, got.Host, want.Host)
-	}
-	if !want.Booted.Equal(got.Booted) {
-		t.Errorf("%s: the host booted again (%v, was %v)", what, got.Booted, want.Booted)
-	}
-	for p, w := range want.Files {
-		if g, ok := got.Files[p]; !ok {
-			t.Errorf("%s: file %s gone", what, p)
-		} else if g != w {
-			t.Errorf("%s: file %s changed", what, p)
-		}
-	}
-	for p := range got.Files {
-		if _, ok := want.Files[p]; !ok {
-			t.Errorf("%s: file %s left over", what, p)
-		}
+	for _, d := range got.Diff(want) {
+		t.Errorf("%s: %s", what, d)
 	}
 }
 
