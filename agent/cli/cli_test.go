@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,7 +156,9 @@ func world(ts *testscript.TestScript) *scriptWorld { return ts.Value("world").(*
 
 // scriptCmds are the scripts' own commands:
 //
-//	publish [-wave D] [-as DIR] HOST SERIAL   sign HOST's bundle and commit it (under DIR) with the other folders
+//	publish [-wave D] [-as DIR] [-gw ADDR] [-file PATH,UNIT,SRC] HOST SERIAL
+//	                                          sign HOST's bundle (with the script's file SRC at PATH)
+//	                                          and commit it (under DIR) with the other folders
 //	forcepush N                               move the branch back to the N-th published commit
 //	gitserver down|up|slow D                  stop, start or slow down the git server
 //	gitcounts                                 print "info_refs=N upload_pack=M" and reset the counters
@@ -178,6 +181,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		w := world(ts)
 		var wave time.Duration
 		as, gw := "", ""
+		var extra []topology.RenderedFile
 		for len(args) > 2 && strings.HasPrefix(args[0], "-") {
 			switch args[0] {
 			case "-wave":
@@ -188,6 +192,13 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 				as = args[1]
 			case "-gw":
 				gw = args[1]
+			case "-file":
+				// PATH,UNIT,SRC: the script's file SRC at PATH, activated as UNIT.
+				f := strings.SplitN(args[1], ",", 3)
+				if len(f) != 3 {
+					ts.Fatalf("publish: -file PATH,UNIT,SRC")
+				}
+				extra = append(extra, topology.RenderedFile{Path: f[0], Unit: f[1], Content: []byte(ts.ReadFile(f[2]))})
 			default:
 				ts.Fatalf("publish: unknown flag %s", args[0])
 			}
@@ -206,6 +217,10 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			{Path: "/etc/rc.conf", Unit: "none", Content: fmt.Appendf(nil, "hostname=%q\n# serial %d\n", host, serial)},
 			{Path: "/etc/pf.conf", Unit: "pf", Content: fmt.Appendf(nil, "pass all # serial %d\n", serial)},
 		}}
+		for _, f := range extra {
+			r.Files = slices.DeleteFunc(r.Files, func(o topology.RenderedFile) bool { return o.Path == f.Path })
+			r.Files = append(r.Files, f)
+		}
 		if gw != "" {
 			// A host description: the agent plans live steps from it.
 			route, _ := hostdesc.ParseRoute("_default", "default "+gw)
