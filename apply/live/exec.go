@@ -77,7 +77,10 @@ type ManagementLostError struct {
 }
 
 func (e *ManagementLostError) Error() string {
-	return fmt.Sprintf("git source unreachable within %s after a change on its path: %v", e.Deadline, e.Err)
+	// The check fails as soon as the source refuses (a reject route) or
+	// when the deadline passes (packets dropped): say the deadline, not
+	// that it was waited out.
+	return fmt.Sprintf("git source unreachable after a change on its path (confirm deadline %s): %v", e.Deadline, e.Err)
 }
 
 func (e *ManagementLostError) Unwrap() error { return e.Err }
