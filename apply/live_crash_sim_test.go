@@ -17,6 +17,7 @@ import (
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
+	"github.com/rigger-bsd/rigger/internal/kill9"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -157,8 +158,8 @@ func TestKill9SimLive(t *testing.T) {
 	for _, p := range points {
 		t.Run(fmt.Sprintf("%s:%d", p.step, p.i), func(t *testing.T) {
 			h, want1 := prepare(t)
-			killAt(t, filepath.Join(h.state, "..", "ready"), "^TestSimCrashChild$",
-				strings.Join([]string{h.dir, h.root, h.state, p.step, fmt.Sprint(p.i)}, "|"))
+			kill9.At(t, kill9.Self("^TestSimCrashChild$",
+				crashEnv+"="+strings.Join([]string{h.dir, h.root, h.state, p.step, fmt.Sprint(p.i)}, "|")), crashPoint(p.step, p.i))
 			eng := h.engine(t)
 			r, err := eng.Recover(ctx)
 			if err != nil {
