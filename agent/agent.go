@@ -269,7 +269,34 @@ func (a *Agent) Recover(ctx context.Context) error {
 			a.st.RolledBack = &RolledBack{Serial: rec.Serial, Reason: "interrupted install: " + rec.Reason, At: a.now()}
 		}
 	}
-	return a.syncCurrent()
+	if err := a.syncCurrent(); err != nil {
+		return err
+	}
+	return a.dropStalePin()
+}
+
+// dropStalePin removes a rollback pin that does not hold the current
+// generation: written by a rollback that a crash stopped before the engine
+// changed anything, or left by an apply that a crash stopped between the
+// engine's commit and the pin's removal.
+func (a *Agent) dropStalePin() error {
+	p, err := a.store.Pin()
+	if err != nil || p == nil {
+		return err
+	}
+	if c := a.st.Current; c != nil && c.Serial == p.Serial {
+		return nil
+	}
+	a.log.Warn("rollback pin dropped: its serial is not the current one", "pinned", p.Serial, "current", a.currentSerial())
+	a.st.Pin = nil
+	return a.store.ClearPin()
+}
+
+func (a *Agent) currentSerial() uint64 {
+	if c := a.st.Current; c != nil {
+		return c.Serial
+	}
+	return 0
 }
 
 // syncCurrent refreshes Status.Current from the engine's current

@@ -12,15 +12,36 @@ import (
 
 // Rollback reinstalls a kept generation (to = 0: the one before the
 // current) through the engine, and pins it until a serial above the last
-// accepted one arrives.
+// accepted one arrives. The pin is written before the engine runs: a crash
+// after the engine's commit must not leave the host on the older serial
+// with nothing that says why (the newer one, still published, would be
+// taken for a replay). A pin whose serial is not the current one after a
+// crash is dropped at start (Recover).
 func (a *Agent) Rollback(ctx context.Context, to uint64) (*apply.Result, error) {
 	last, err := a.lastSerial()
 	if err != nil {
 		return nil, err
 	}
 	a.log.Info("rollback requested", "to", to)
+	old, err := a.store.Pin()
+	if err != nil {
+		return nil, err
+	}
+	target, err := a.rollbackTarget(to)
+	if err != nil {
+		return nil, err
+	}
+	if target != 0 {
+		if err := a.store.SetPin(Pin{Serial: target, Above: last, At: a.now().UTC()}); err != nil {
+			return nil, err
+		}
+	}
 	res, err := a.engine.Rollback(context.WithoutCancel(ctx), to)
 	if err != nil {
+		perr := a.store.ClearPin() // nothing was rolled back to
+		if old != nil {
+			perr = a.store.SetPin(*old)
+		}
 		a.st.LastError = &ErrorInfo{At: a.now().UTC(), Message: "rollback: " + err.Error()}
 		var dg *apply.DegradedError
 		if errors.As(err, &dg) {
@@ -28,11 +49,15 @@ func (a *Agent) Rollback(ctx context.Context, to uint64) (*apply.Result, error) 
 			err = errors.Join(err, a.store.SetHold(h))
 			a.st.Hold = &h
 		}
-		return nil, errors.Join(err, a.writeStatus())
+		return nil, errors.Join(err, perr, a.writeStatus())
 	}
 	p := Pin{Serial: res.Serial, Above: last, At: a.now().UTC()}
-	if err := a.store.SetPin(p); err != nil {
-		return nil, err
+	if res.Serial != target {
+		if err := a.store.SetPin(p); err != nil {
+			return nil, err
+		}
+	} else if got, err := a.store.Pin(); err == nil && got != nil {
+		p = *got
 	}
 	a.st.Pin = &p
 	a.st.Current = nil
@@ -42,6 +67,30 @@ func (a *Agent) Rollback(ctx context.Context, to uint64) (*apply.Result, error) 
 	a.st.Health = healthOf(res.Health)
 	a.log.Info("rolled back by operator", "serial", res.Serial, "pinned_until_above", last)
 	return res, a.writeStatus()
+}
+
+// rollbackTarget is the serial Engine.Rollback(to) restores: to, or the
+// newest kept generation below the current one (0: none, the engine
+// refuses).
+func (a *Agent) rollbackTarget(to uint64) (uint64, error) {
+	if to != 0 {
+		return to, nil
+	}
+	cur, err := a.engine.Current()
+	if err != nil || cur == nil {
+		return 0, err
+	}
+	gens, err := a.engine.Generations()
+	if err != nil {
+		return 0, err
+	}
+	var best uint64
+	for _, g := range gens {
+		if g.Serial < cur.Serial && g.Serial > best {
+			best = g.Serial
+		}
+	}
+	return best, nil
 }
 
 // PlanResult is what `agent plan` shows.

@@ -347,7 +347,7 @@ func kill9Sweep(t *testing.T, healthy bool, env []string) {
 			out := run.Kill()
 			t.Logf("killed after line %d: %s", k, got)
 			if !strings.Contains(got, want) {
-				t.Errorf("line %d is %q, the uninterrupted run's was %q", k, got, lines[k-1])
+				t.Fatalf("line %d is %q, the uninterrupted run's was %q; the killed run printed:\n%s", k, got, lines[k-1], out)
 			}
 
 			// Recover only: a hold stops the poll from applying.
@@ -361,6 +361,82 @@ func kill9Sweep(t *testing.T, healthy bool, env []string) {
 			h.finish(env, good, serial)
 			if healthy {
 				good = serial
+			}
+		})
+	}
+	if healthy {
+		kill9OperatorRollback(t, h, good)
+	}
+}
+
+// kill9OperatorRollback kills `agent rollback` at each line it logs, the
+// host on serial good (and good-1 kept). After a recovering once, the host
+// is on exactly one of the two; on the older one only with a pin that
+// holds good back; last_serial stays good. Then a new serial is applied
+// and rolled back from in the next round.
+func kill9OperatorRollback(t *testing.T, h *kill9Host, good uint64) {
+	ref := kill9.Start(t, h.agentCmd(nil, "rollback"))
+	var lines []string
+	ref.WaitLine("the rollback's last log line", func(l string) bool {
+		if strings.Contains(l, "level=") {
+			lines = append(lines, l)
+		}
+		return strings.Contains(l, "rolled back by operator")
+	})
+	ref.Kill()
+	t.Logf("rollback: %d lines:\n%s", len(lines), strings.Join(lines, "\n"))
+	next := func(t *testing.T) uint64 {
+		h.t = t
+		serial := h.publish(true)
+		if err := h.store().ClearHold(); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := h.agent(nil, "once"); err != nil {
+			t.Fatalf("apply serial %d: %v\n%s", serial, err, out)
+		}
+		if r := h.records(serial); r.files != serial || r.status != serial || r.pin != nil || r.last != serial {
+			t.Fatalf("serial %d after the pinned rollback: %+v", serial, r)
+		}
+		return serial
+	}
+	for k := 1; k <= len(lines); k++ {
+		t.Run(fmt.Sprintf("operator-rollback/%d", k), func(t *testing.T) {
+			good = next(t)
+			prev := good - 1
+			run := kill9.Start(t, h.agentCmd([]string{fmt.Sprintf("%s=%d", envKillLine, k)}, "rollback"))
+			seen := 0
+			got := run.WaitLine(fmt.Sprintf("log line %d", k), func(l string) bool {
+				if strings.Contains(l, "level=") {
+					seen++
+				}
+				return seen == k
+			})
+			out := run.Kill()
+			t.Logf("killed after line %d: %s", k, got)
+
+			if err := h.store().SetHold(agent.Hold{Since: time.Now(), Reason: "kill9 test: recover only"}); err != nil {
+				t.Fatal(err)
+			}
+			if o, err := h.agent(nil, "once"); err != nil {
+				t.Fatalf("recovering once: %v\n%s\nkilled rollback:\n%s", err, o, out)
+			}
+			r := h.records(prev, good)
+			switch {
+			case r.files == 0:
+				t.Fatalf("host files are neither serial %d nor %d", prev, good)
+			case r.status != r.files || r.journal:
+				t.Fatalf("files on serial %d, records %+v", r.files, r)
+			case r.last != good:
+				t.Fatalf("last_serial %d, want %d", r.last, good)
+			case r.files == prev && (r.pin == nil || r.pin.Serial != prev || r.pin.Above != good):
+				t.Fatalf("rolled back to serial %d, pin %+v: want one holding %d back", prev, r.pin, good)
+			case r.files == good && r.pin != nil:
+				t.Fatalf("on serial %d with a pin %+v", good, r.pin)
+			case r.quarantine[good] != "":
+				t.Fatalf("serial %d quarantined by an operator rollback", good)
+			}
+			if err := h.jailsUp(); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
