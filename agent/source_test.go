@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,9 +190,14 @@ func TestSourceStaysSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Archives of successive serials are alike: the repack has deltas
+	// to find, and (run with -race) any concurrency in it to show.
+	base := make([]byte, 48<<10)
+	rand.NewChaCha8([32]byte{1}).Read(base)
 	for i := range 2*maxPacks + 3 {
+		archive := fmt.Appendf(slices.Clone(base), "a%d", i)
 		c, err := gittest.Commit(dir, "bundles", map[string][]byte{
-			"serverA/manifest.json": fmt.Appendf(nil, "m%d", i), "serverA/files.tar.zst": fmt.Appendf(nil, "a%d", i),
+			"serverA/manifest.json": fmt.Appendf(nil, "m%d", i), "serverA/files.tar.zst": archive,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -198,8 +206,8 @@ func TestSourceStaysSmall(t *testing.T) {
 		if err != nil || got != c {
 			t.Fatalf("fetch %d = %s, %v", i, got, err)
 		}
-		bf, err := src.Read(c, "serverA", 10, 10)
-		if err != nil || string(bf.Manifest) != fmt.Sprintf("m%d", i) {
+		bf, err := src.Read(c, "serverA", 10, 64<<10)
+		if err != nil || string(bf.Manifest) != fmt.Sprintf("m%d", i) || !bytes.Equal(bf.Archive, archive) {
 			t.Fatalf("read %d: %v", i, err)
 		}
 	}

@@ -124,11 +124,25 @@ func (h *kill9Host) store() agent.Store { return agent.Store{Dir: h.state} }
 // agentCmd is this test binary run as the agent on the real sim driver.
 func (h *kill9Host) agentCmd(env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], append([]string{"--config", h.conf}, args...)...)
-	cmd.Env = append(os.Environ(), append([]string{envMain + "=1", "RIGGER_TEST_REAL_SIM=1"}, env...)...)
+	// A race report goes to a file (see checkRaces), not into the log
+	// lines the kill points are counted on.
+	cmd.Env = append(os.Environ(), append([]string{envMain + "=1", "RIGGER_TEST_REAL_SIM=1", "GORACE=log_path=" + filepath.Join(h.dir, "race")}, env...)...)
 	return cmd
 }
 
+// checkRaces fails the test with the race detector's reports of the
+// agent processes so far (built with -race), and removes them.
+func (h *kill9Host) checkRaces() {
+	files, _ := filepath.Glob(filepath.Join(h.dir, "race.*"))
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		os.Remove(f)
+		h.t.Errorf("data race in an agent process (%s):\n%s", filepath.Base(f), data)
+	}
+}
+
 func (h *kill9Host) agent(env []string, args ...string) (string, error) {
+	defer h.checkRaces()
 	out, err := h.agentCmd(env, args...).CombinedOutput()
 	return string(out), err
 }

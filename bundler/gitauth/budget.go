@@ -2,6 +2,7 @@ package gitauth
 
 import (
 	"bufio"
+	"bytes"
 	"compress/zlib"
 	"context"
 	"encoding/binary"
@@ -160,8 +161,11 @@ func (pi *packInspector) Read(p []byte) (int, error) {
 	}
 	n, err := pi.rc.Read(p)
 	if n > 0 {
+		// The parser gets its own copy: once it has finished (done), Read
+		// returns without waiting for the demuxer to let go of the chunk,
+		// and the caller reuses p.
 		select {
-		case pi.in <- p[:n]:
+		case pi.in <- bytes.Clone(p[:n]):
 			select {
 			case <-pi.ack:
 			case <-pi.done:
