@@ -140,7 +140,7 @@ func (c *cmd) scriptExists(x *rcCtx, name string) bool {
 		return true
 	}
 	for _, d := range []string{"/etc/rc.d/", "/usr/local/etc/rc.d/"} {
-		if fi, err := os.Stat(hostPath(x.root, d+name)); err == nil && fi.Mode().IsRegular() {
+		if executable(hostPath(x.root, d+name)) {
 			return true
 		}
 	}
@@ -698,16 +698,26 @@ func (c *cmd) addrsOf(x *rcCtx) []string {
 }
 
 // startDaemons starts the real processes that stand for a service:
-// spiped pipes, and the PostgreSQL and nginx stand-ins.
+// spiped pipes, the PostgreSQL and nginx stand-ins, and what a local rc.d
+// script starts.
 func (c *cmd) startDaemons(x *rcCtx, name string) ([]Proc, error) {
+	var specs []svcSpec
 	switch name {
 	case "spiped", "postgresql", "nginx", "sshd":
+		var err error
+		if specs, err = c.h.services(x.root, x.vars, c.addrsOf(x), name); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, nil
-	}
-	specs, err := c.h.services(x.root, x.vars, c.addrsOf(x), name)
-	if err != nil {
-		return nil, err
+		file := c.localScript(x, name)
+		if file == "" {
+			return nil, nil
+		}
+		spec, err := c.scriptSpec(x, name, file) // rcscript.go
+		if err != nil {
+			return nil, err
+		}
+		specs = []svcSpec{spec}
 	}
 	var procs []Proc
 	var errs []error
