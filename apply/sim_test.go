@@ -192,7 +192,7 @@ func TestSimUIRig(t *testing.T) {
 			t.Fatalf("%s from nothing: %v", name, errs[name])
 		}
 		res := results[name]
-		if !allOK(res.Health) || len(res.Health) != 7 || !res.RebootRequired {
+		if !allOK(res.Health) || len(res.Health) != 8 || !res.RebootRequired {
 			t.Errorf("%s: health %+v, reboot %v", name, res.Health, res.RebootRequired)
 		}
 		st, err := sim.ReadKernel(hosts[name].root)

@@ -18,6 +18,7 @@ import (
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
 	"github.com/rigger-bsd/rigger/internal/kill9"
+	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
@@ -78,8 +79,11 @@ func newKill9Host(t *testing.T) *kill9Host {
 	if err := os.WriteFile(filepath.Join(dir, "ci.pub"), pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(h.conf, fmt.Appendf(nil, "host: serverA\nsource: {url: %q, timeout: 10s}\ntrust: {keys: [%q]}\ninterval: 100ms\nroot: %q\nstate_dir: %q\ndriver: sim\nhealth: {timeout: 10s}\n",
-		srv.URL("infra.git"), filepath.Join(dir, "ci.pub"), h.root, h.state), 0o600); err != nil {
+	// The agent allows what the topology says serverA's agent allows
+	// (agent_roots: node_j's rc.d directory).
+	extra := slices.DeleteFunc(slices.Clone(h.hr.Paths.Roots), func(r string) bool { return slices.Contains(policy.DefaultRoots(), r) })
+	if err := os.WriteFile(h.conf, fmt.Appendf(nil, "host: serverA\nsource: {url: %q, timeout: 10s}\ntrust: {keys: [%q]}\ninterval: 100ms\nroot: %q\nstate_dir: %q\ndriver: sim\nhealth: {timeout: 10s}\npolicy: {roots: [%s]}\n",
+		srv.URL("infra.git"), filepath.Join(dir, "ci.pub"), h.root, h.state, strings.Join(extra, ", ")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return h

@@ -70,6 +70,7 @@ func TestPrecheckUirigCommands(t *testing.T) {
 		"sh -n STAGE/etc/rc.conf",
 		"sh -n STAGE/jails/nginx_j/etc/rc.conf",
 		"sh -n STAGE/jails/node_j/etc/rc.conf",
+		"sh -n STAGE/jails/node_j/usr/local/etc/rc.d/node", // node_j's rc.d script
 		"sh -n STAGE/jails/pg_j/etc/rc.conf",
 	}
 	// /etc/jail.conf .includes the per-jail files: checked through a
