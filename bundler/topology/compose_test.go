@@ -143,3 +143,89 @@ func TestComposeProblems(t *testing.T) {
 		}
 	}
 }
+
+// wgMergeTopology: spokes take wg0 from a role (listen port, endpoint, the
+// hub as a peer with a keepalive and a route); s1 extends it (its key, an
+// MTU, a preshared key and one more route for the same hub peer), s2 only
+// adds its key. The hub lists both spokes.
+const wgMergeTopology = `roles:
+  spoke:
+    nics: {lan: {}}
+    wireguard:
+      - name: wg0
+        listen_port: 51820
+        endpoint: lan
+        peers:
+          - {host: hub, keepalive: 25, routes: [10.50.0.0/24]}
+hosts:
+  hub:
+    nics: {lan: {}}
+    addrs: {lan: 10.0.0.1/24, wg0: 10.9.0.1/24}
+    wireguard:
+      - name: wg0
+        listen_port: 51820
+        endpoint: lan
+        public_key: "hUbPuBlIcKeYbAsE64hUbPuBlIcKeYbAsE64hUbPuBl="
+        peers: [{host: s1}, {host: s2}]
+  s1:
+    role: spoke
+    addrs: {lan: 10.0.0.2/24, wg0: 10.9.0.2/24}
+    wireguard:
+      - name: wg0
+        public_key: "s1PuBlIcKeYbAsE64s1PuBlIcKeYbAsE64s1PuBlIcK="
+        mtu: 1380
+        peers:
+          - {host: hub, preshared_key: /usr/local/etc/wireguard/hub.psk, routes: [10.60.0.0/24]}
+  s2:
+    role: spoke
+    addrs: {lan: 10.0.0.3/24, wg0: 10.9.0.3/24}
+    wireguard:
+      - {name: wg0, public_key: "s2PuBlIcKeYbAsE64s2PuBlIcKeYbAsE64s2PuBlIcK="}
+`
+
+// TestWireGuardMerge: a host's WireGuard interface named like its role's
+// extends it (one interface, one peer per host), as jails do.
+func TestWireGuardMerge(t *testing.T) {
+	r, err := LoadFS(fstest.MapFS{TopologyFile: {Data: []byte(wgMergeTopology)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := func(host string) string {
+		t.Helper()
+		hr, err := r.Render(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := hr.File("/usr/local/etc/wireguard/wg0.conf")
+		if f == nil {
+			t.Fatalf("%s: no wg0.conf", host)
+		}
+		return string(f.Content)
+	}
+	s1 := conf("s1")
+	for _, w := range []string{
+		"ListenPort = 51820\n", "MTU = 1380\n",
+		"PostUp = wg set %i peer hUbPuBlIcKeYbAsE64hUbPuBlIcKeYbAsE64hUbPuBl= preshared-key /usr/local/etc/wireguard/hub.psk\n",
+		"AllowedIPs = 10.9.0.1/32, 10.50.0.0/24, 10.60.0.0/24\nEndpoint = 10.0.0.1:51820\nPersistentKeepalive = 25\n",
+	} {
+		if !strings.Contains(s1, w) {
+			t.Errorf("s1 wg0.conf lacks %q:\n%s", w, s1)
+		}
+	}
+	s2 := conf("s2")
+	if !strings.Contains(s2, "AllowedIPs = 10.9.0.1/32, 10.50.0.0/24\nEndpoint = 10.0.0.1:51820\nPersistentKeepalive = 25\n") || strings.Contains(s2, "preshared-key") || strings.Contains(s2, "MTU") {
+		t.Errorf("s2 wg0.conf is not the role's with s2's key:\n%s", s2)
+	}
+	for host, c := range map[string]string{"s1": s1, "s2": s2} {
+		if n := strings.Count(c, "[Interface]"); n != 1 {
+			t.Errorf("%s: %d [Interface] sections", host, n)
+		}
+		if n := strings.Count(c, "[Peer]"); n != 1 {
+			t.Errorf("%s: %d [Peer] sections, want the hub once:\n%s", host, n, c)
+		}
+	}
+	// The role's interface is not changed by s1's extension.
+	if hub := conf("hub"); !strings.Contains(hub, "# s2 wg0\nPublicKey = s2PuBlIcKeYbAsE64s2PuBlIcKeYbAsE64s2PuBlIcK=\nAllowedIPs = 10.9.0.3/32\nEndpoint = 10.0.0.3:51820\n") {
+		t.Errorf("hub's peer s2:\n%s", hub)
+	}
+}

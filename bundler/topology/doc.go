@@ -25,8 +25,8 @@
 //
 //   - scalars (hostname, gateway, a pf template, ...) the host sets replace
 //     the role's;
-//   - lists (bridges, epairs, laggs, vlans, wireguard, files, checks,
-//     agent_roots, serves) are concatenated, names staying unique;
+//   - lists (bridges, epairs, laggs, vlans, files, checks, agent_roots,
+//     serves) are concatenated, names staying unique;
 //   - maps (addrs, vars, rc, sysctl, loader, routes, pf tables) are merged
 //     key by key, the host winning; NICs are merged field by field;
 //   - services are appended, skipping names already there; "-NAME" drops
@@ -36,6 +36,12 @@
 //     as above, rc, params and netif merged, a pipe with the same name
 //     replaces the role's, other pipes are appended; other host jails
 //     follow the role's;
+//   - a host WireGuard interface named like a role interface extends it
+//     the same way: scalars (listen_port, keys, endpoint, mtu, table, fib)
+//     replaced, fib_routes, post_up and post_down appended; a peer naming
+//     the same host and interface as a role peer (or the same public key)
+//     overrides its fields, routes appended and allowed_ips replaced when
+//     given; other peers are appended;
 //   - a pf table with add: [...] is the role's table of that name plus
 //     these entries (entries: or source: replace it).
 //

@@ -328,7 +328,7 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 	m.Bridges = joinItems(r, pl, h, "bridge", role.Bridges, own.Bridges)
 	m.Epairs = joinItems(r, pl, h, "epair", role.Epairs, own.Epairs)
 	m.Jails = r.mergeJails(joinItems(r, pl, h, "jail", role.Jails), joinItems(r, pl, h, "jail", own.Jails))
-	m.WireGuard = joinItems(r, pl, h, "wireguard interface", role.WireGuard, own.WireGuard)
+	m.WireGuard = r.mergeWGs(joinItems(r, pl, h, "wireguard interface", role.WireGuard), joinItems(r, pl, h, "wireguard interface", own.WireGuard))
 	m.Files = joinItems(r, pl, h, "file", role.Files, own.Files)
 	m.Checks = joinItems(r, pl, h, "check", role.Checks, own.Checks)
 	for _, j := range m.Jails {
