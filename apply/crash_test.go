@@ -12,7 +12,7 @@ import (
 
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/applytest"
-	"github.com/rigger-bsd/rigger/internal/kill9"
+	"github.com/rigger-bsd/rigger/apply/applytest/kill9"
 	"github.com/rigger-bsd/rigger/verify"
 )
 

@@ -241,3 +241,20 @@ func TestAgentCarriesNoSim(t *testing.T) {
 		}
 	}
 }
+
+// topLevel are the module's top-level folders DESIGN.md fixes; a package
+// anywhere else (a new internal/, pkg/) breaks the layout users and
+// reviewers rely on.
+var topLevel = []string{"agent", "apply", "bundler", "cmd", "policy", "testdata", "verify"}
+
+// TestTopLevelLayout: every package of ours lies in one of DESIGN.md's
+// top-level folders.
+func TestTopLevelLayout(t *testing.T) {
+	for pkg := range listImports(t, "linux", "./...") {
+		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
+		top, _, _ := strings.Cut(rel, "/")
+		if !slices.Contains(topLevel, top) {
+			t.Errorf("package %s is outside the top-level folders of DESIGN.md (%s)", pkg, strings.Join(topLevel, ", "))
+		}
+	}
+}

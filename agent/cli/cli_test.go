@@ -23,11 +23,11 @@ import (
 	"github.com/rigger-bsd/rigger/agent/gittest"
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/applytest"
+	"github.com/rigger-bsd/rigger/apply/applytest/kill9"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/clicontract/clitest"
 	"github.com/rigger-bsd/rigger/bundler/topology"
-	"github.com/rigger-bsd/rigger/internal/kill9"
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/verify"
 )

@@ -13,11 +13,11 @@ import (
 
 	"github.com/rigger-bsd/rigger/agent"
 	"github.com/rigger-bsd/rigger/agent/gittest"
+	"github.com/rigger-bsd/rigger/apply/applytest/kill9"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
-	"github.com/rigger-bsd/rigger/internal/kill9"
 	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
 )

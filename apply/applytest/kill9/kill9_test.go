@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rigger-bsd/rigger/internal/kill9"
+	"github.com/rigger-bsd/rigger/apply/applytest/kill9"
 )
 
 const childEnv = "KILL9_TEST_CHILD"
