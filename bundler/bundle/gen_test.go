@@ -127,6 +127,7 @@ func BenchmarkVerifyServerA(b *testing.B) {
 	}
 	o := opts("serverA", s)
 	o.LastSerial = 1
+	o.Paths = r.Paths // serverA's agent also allows node_j's rc.d (agent_roots)
 	b.ReportMetric(float64(len(bb.Archive)), "archive-bytes")
 	b.ReportMetric(float64(len(bb.Envelope)), "manifest-bytes")
 	for b.Loop() {
