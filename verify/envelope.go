@@ -3,12 +3,13 @@ package verify
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 )
 
@@ -62,7 +63,7 @@ func ParseEnvelope(b []byte) (*Envelope, []byte, error) {
 
 // Marshal encodes the envelope as stored in manifest.json.
 func (e *Envelope) Marshal() ([]byte, error) {
-	b, err := json.Marshal(e)
+	b, err := stdjson.Marshal(e)
 	if err != nil {
 		return nil, err
 	}
@@ -146,16 +147,23 @@ func shortIDs(ids []string) string {
 	return fmt.Sprint(s)
 }
 
-// decodeStrict decodes exactly one JSON value with no unknown fields and no
-// trailing data.
+// strictJSON are the options of every decode of untrusted JSON here.
+// On top of encoding/json/v2's defaults (member names matched exactly,
+// a member named twice refused, invalid UTF-8 refused, nothing after the
+// value), a member no field takes is refused: an unknown or misspelt
+// member never passes silently, and no two parsers can read one manifest
+// differently (encoding/json took the last of two "serial" members and
+// matched "SERIAL" to it).
+var strictJSON = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.MatchCaseInsensitiveNames(false),
+	jsontext.AllowDuplicateNames(false),
+	jsontext.AllowInvalidUTF8(false),
+)
+
+// decodeStrict decodes exactly one JSON value into v under strictJSON.
+// It scans the bytes once, without the copy and second scan of a
+// json.Decoder (most of a verification's time went there).
 func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
+	return json.Unmarshal(b, v, strictJSON)
 }

@@ -1,0 +1,78 @@
+package verify
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rigger-bsd/rigger/policy/hostdesc"
+)
+
+// Signed bytes that one JSON parser could read differently from another
+// are refused, each with an error naming the member: a signer (or a bug in
+// one) must not get a manifest past review that reads one way there and
+// another way on the host.
+func TestStrictJSON(t *testing.T) {
+	ec, _ := testKeys(t)
+	k := ec[0]
+	base := newFixture(t)
+	base.m.HostDesc = &hostdesc.Host{Sysctls: map[string]string{"net.inet.ip.forwarding": "1"}}
+	payload := base.payload(t)
+	// The unmodified payload passes: each case below fails by its edit only.
+	if _, err := Verify(envelope(t, PayloadType, payload, k), bytes.NewReader(base.archive), base.opts(k)); err != nil {
+		t.Fatalf("valid bundle refused: %v", err)
+	}
+	edit := func(old, new string) []byte {
+		t.Helper()
+		if !bytes.Contains(payload, []byte(old)) {
+			t.Fatalf("payload has no %s", old)
+		}
+		return bytes.Replace(payload, []byte(old), []byte(new), 1)
+	}
+	cases := []struct {
+		name     string
+		manifest []byte
+		want     string // in the error
+	}{
+		{"member named twice (encoding/json took the last)",
+			envelope(t, PayloadType, edit(`"serial":5`, `"serial":5,"serial":7`), k), `duplicate object member name "serial"`},
+		{"nested member named twice",
+			envelope(t, PayloadType, edit(`"unit":"pf"`, `"unit":"pf","unit":"none"`), k), `"unit"`},
+		{"map key named twice",
+			envelope(t, PayloadType, edit(`"net.inet.ip.forwarding":"1"`, `"net.inet.ip.forwarding":"1","net.inet.ip.forwarding":"0"`), k), `"net.inet.ip.forwarding"`},
+		{"member name in another case (encoding/json matched it)",
+			envelope(t, PayloadType, edit(`"serial":5`, `"SERIAL":5`), k), `"SERIAL"`},
+		{"invalid UTF-8 (encoding/json replaced it)",
+			envelope(t, PayloadType, edit(`"repo":"https://`, "\"repo\":\"\xffhttps://"), k), `/source/repo`},
+		{"trailing data after the manifest",
+			envelope(t, PayloadType, append(bytes.Clone(payload), ` {}`...), k), `after top-level value`},
+		{"envelope member named twice",
+			bytes.Replace(envelope(t, PayloadType, payload, k), []byte(`{"payloadType"`), []byte(`{"payloadType":"x","payloadType"`), 1), `"payloadType"`},
+		{"trailing data after the envelope",
+			append(envelope(t, PayloadType, payload, k), `{}`...), `after top-level value`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Verify(tc.manifest, bytes.NewReader(base.archive), base.opts(k))
+			wantReject(t, b, err, ErrMalformed)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// A status report is read under the same rules.
+func TestStrictJSONReport(t *testing.T) {
+	ecs, _ := testKeys(t)
+	payload := []byte(`{"schema":1,"host":"serverA","time":"2026-12-02T12:00:00Z","outcome":"rejected","healthy":false,"healthy":true}`)
+	_, err := VerifyReport(envelope(t, ReportPayloadType, payload, ecs[0]), "serverA", ecs[0].pub)
+	if !errors.Is(err, ErrReport) || !strings.Contains(err.Error(), `"healthy"`) {
+		t.Fatalf("report with a member named twice: %v, want ErrReport naming the member", err)
+	}
+	ok := []byte(`{"schema":1,"host":"serverA","time":"2026-12-02T12:00:00Z","outcome":"rejected","healthy":false}`)
+	if _, err := VerifyReport(envelope(t, ReportPayloadType, ok, ecs[0]), "serverA", ecs[0].pub); err != nil {
+		t.Fatalf("valid report refused: %v", err)
+	}
+}
