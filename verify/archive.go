@@ -39,7 +39,8 @@ func readArchive(m *Manifest, r io.Reader, lim Limits) (map[string][]byte, error
 		}
 	}
 	// One byte more than announced tells a longer archive from an exact one.
-	buf := make([]byte, m.Archive.Size+1)
+	buf := getBuf(int(m.Archive.Size) + 1)
+	defer putBuf(buf)
 	n, err := io.ReadFull(r, buf)
 	switch {
 	case err == nil:
@@ -52,15 +53,40 @@ func readArchive(m *Manifest, r io.Reader, lim Limits) (map[string][]byte, error
 		return nil, reject(ErrArchiveDigest, "archive is %d bytes, manifest says %d (truncated)", n, m.Archive.Size)
 	}
 	data := buf[:n]
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != m.Archive.SHA256 {
-		return nil, reject(ErrArchiveDigest, "archive sha256 %s, manifest says %s", got, m.Archive.SHA256)
+	if err := checkDigest(data, m.Archive.SHA256); err != nil {
+		return nil, reject(ErrArchiveDigest, "archive %v", err)
 	}
-	tarBytes, err := decompress(data, decodedLimit(m, lim), lim)
+	tarBuf := getBuf(0)
+	defer func() { putBuf(tarBuf) }()
+	tarBytes, err := decompress(tarBuf, data, decodedLimit(m, lim), lim)
+	tarBuf = tarBytes
 	if err != nil {
 		return nil, err
 	}
-	return readTar(m, tarBytes)
+	return readTar(m, tarBytes, total)
+}
+
+// bufs keeps the archive and tar buffers between verifications: nothing
+// read from them outlives readArchive (readTar copies each file out).
+var bufs sync.Pool
+
+// maxPooledBuf bounds what a pooled buffer keeps: one large bundle must
+// not pin its memory in the agent for good.
+const maxPooledBuf = 4 << 20
+
+// getBuf returns a buffer of length n from the pool, or a new one.
+func getBuf(n int) []byte {
+	if p, _ := bufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n)
+}
+
+func putBuf(b []byte) {
+	if b == nil || cap(b) > maxPooledBuf {
+		return
+	}
+	bufs.Put(&b)
 }
 
 // decodedLimit is the most tar bytes a manifest can explain: a header block
@@ -86,7 +112,8 @@ var decoders sync.Pool
 
 // decompress decodes a whole zstd archive with every limit set: window,
 // memory and output, synchronously (no decoder goroutines).
-func decompress(data []byte, limit int64, lim Limits) ([]byte, error) {
+// The result is written into dst's storage when it fits.
+func decompress(dst, data []byte, limit int64, lim Limits) ([]byte, error) {
 	d, _ := decoders.Get().(*zstd.Decoder)
 	if d == nil {
 		var err error
@@ -99,7 +126,7 @@ func decompress(data []byte, limit int64, lim Limits) ([]byte, error) {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
 	defer decoders.Put(d)
-	out, err := d.DecodeAll(data, nil)
+	out, err := d.DecodeAll(data, dst[:0])
 	switch {
 	case errors.Is(err, zstd.ErrWindowSizeExceeded):
 		return nil, reject(ErrTooLarge, "zstd window over the limit %d: %v", lim.MaxWindow, err)
@@ -116,13 +143,18 @@ func decompress(data []byte, limit int64, lim Limits) ([]byte, error) {
 
 // readTar matches the tar against the manifest: regular files only, local
 // names, each manifest file exactly once with its size, mode, owner and
-// digest, and nothing else.
-func readTar(m *Manifest, tarBytes []byte) (map[string][]byte, error) {
+// digest, and nothing else. total is the sum of the manifest's file
+// sizes (already held to the limits): the contents share one allocation.
+func readTar(m *Manifest, tarBytes []byte, total int64) (map[string][]byte, error) {
 	want := make(map[string]*File, len(m.Files))
 	for i := range m.Files {
 		want[EntryName(m.Files[i].Path)] = &m.Files[i]
 	}
 	files := make(map[string][]byte, len(m.Files))
+	// Each manifest file is read at most once, with its manifest size, so
+	// the contents fit exactly; each body is capped at its own length so
+	// an append to one never writes into the next.
+	store := make([]byte, total)
 	tr := tar.NewReader(bytes.NewReader(tarBytes))
 	for {
 		h, err := tr.Next()
@@ -154,13 +186,16 @@ func readTar(m *Manifest, tarBytes []byte) (map[string][]byte, error) {
 		if h.Uname != f.Owner || h.Gname != f.Group {
 			return nil, reject(ErrMismatch, "%s: owner %s:%s in the archive, manifest says %s:%s", f.Path, h.Uname, h.Gname, f.Owner, f.Group)
 		}
-		body := make([]byte, h.Size)
+		if h.Size > int64(len(store)) { // only if the manifest was never checked
+			return nil, reject(ErrMismatch, "%s: more bytes than the manifest's files add up to", f.Path)
+		}
+		body := store[:h.Size:h.Size]
+		store = store[h.Size:]
 		if _, err := io.ReadFull(tr, body); err != nil {
 			return nil, reject(ErrMalformed, "archive: %s: %v", f.Path, err)
 		}
-		sum := sha256.Sum256(body)
-		if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
-			return nil, reject(ErrMismatch, "%s: sha256 %s in the archive, manifest says %s", f.Path, got, f.SHA256)
+		if err := checkDigest(body, f.SHA256); err != nil {
+			return nil, reject(ErrMismatch, "%s: %v", f.Path, err)
 		}
 		files[f.Path] = body
 	}
@@ -203,6 +238,18 @@ func entrySafe(h *tar.Header) error {
 		if strings.HasPrefix(k, "GNU.sparse.") {
 			return reject(ErrUnsafeEntry, "tar entry %q: sparse file", h.Name)
 		}
+	}
+	return nil
+}
+
+// checkDigest compares b's SHA-256 with want (lowercase hex, as
+// CheckManifest holds it), spelling the digest out only for the error.
+func checkDigest(b []byte, want string) error {
+	sum := sha256.Sum256(b)
+	var got [2 * sha256.Size]byte
+	hex.Encode(got[:], sum[:])
+	if string(got[:]) != want {
+		return fmt.Errorf("sha256 %s, manifest says %s", got[:], want)
 	}
 	return nil
 }

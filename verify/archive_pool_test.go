@@ -23,7 +23,7 @@ func TestDecompressPooledLimits(t *testing.T) {
 		limit int64
 		ok    bool
 	}{{1 << 20, true}, {1 << 10, false}, {1 << 20, true}, {int64(len(plain)) - 1, false}} {
-		out, err := decompress(packed, c.limit, lim)
+		out, err := decompress(nil, packed, c.limit, lim)
 		if c.ok {
 			if err != nil || !bytes.Equal(out, plain) {
 				t.Fatalf("call %d (limit %d): %v", i, c.limit, err)
@@ -37,7 +37,7 @@ func TestDecompressPooledLimits(t *testing.T) {
 	// A window over the limit is refused whatever the pooled decoder saw.
 	lim.MaxWindow = 1 << 10
 	big, _ := zstd.NewWriter(nil, zstd.WithWindowSize(1<<20), zstd.WithSingleSegment(false))
-	if _, err := decompress(big.EncodeAll(plain, nil), 1<<20, lim); !errors.Is(err, ErrTooLarge) {
+	if _, err := decompress(nil, big.EncodeAll(plain, nil), 1<<20, lim); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("window over the limit: got %v, want ErrTooLarge", err)
 	}
 }

@@ -1,10 +1,8 @@
 package verify
 
 import (
-	"encoding/hex"
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/rigger-bsd/rigger/policy"
@@ -14,12 +12,6 @@ import (
 // once a serial has been accepted, so a compromised signer cannot burn the
 // serial space (fast-forward attack). Recovery past it needs an operator.
 const MaxSerialJump = 1_000_000
-
-var (
-	hostRe  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$`)
-	ownerRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
-	ifaceRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
-)
 
 // DecodeManifest strictly decodes a manifest payload and checks it on its
 // own: schema, host name, times, archive digest form, and every file (path
@@ -43,7 +35,7 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 	if m.Schema != Schema {
 		return bad("schema %d, want %d", m.Schema, Schema)
 	}
-	if !hostRe.MatchString(m.Host) {
+	if !hostName.match(m.Host) {
 		return bad("host %q: not a host name", m.Host)
 	}
 	if m.Serial == 0 {
@@ -86,7 +78,7 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 		if f.Mode&^0o777 != 0 {
 			return bad("file %s: mode %04o: only permission bits allowed", f.Path, uint32(f.Mode))
 		}
-		if !ownerRe.MatchString(f.Owner) || !ownerRe.MatchString(f.Group) {
+		if !ownerName.match(f.Owner) || !ownerName.match(f.Group) {
 			return bad("file %s: owner %q / group %q: not user or group names", f.Path, f.Owner, f.Group)
 		}
 		if !isSHA256(f.SHA256) {
@@ -143,7 +135,7 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 		}
 	}
 	for _, n := range m.NetifRestart {
-		if !ifaceRe.MatchString(n) {
+		if !ifaceName.match(n) {
 			return bad("netif_restart %q: not an interface name", n)
 		}
 	}
@@ -176,7 +168,7 @@ func checkGate(m *Manifest) error {
 	seen := map[string]bool{}
 	for i, h := range g.Hosts {
 		switch {
-		case !hostRe.MatchString(h.Host):
+		case !hostName.match(h.Host):
 			return bad("hosts[%d]: %q is not a host name", i, h.Host)
 		case h.Host == m.Host:
 			return bad("hosts[%d]: a host cannot gate itself", i)
@@ -210,14 +202,6 @@ func checkFresh(m *Manifest, opts Options) error {
 		return reject(ErrExpired, "expired %s, now %s", m.Expires.UTC().Format("2006-01-02T15:04:05Z"), now.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	return nil
-}
-
-func isSHA256(s string) bool {
-	if len(s) != 64 || strings.ToLower(s) != s {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
 }
 
 func reject(reason error, format string, args ...any) *RejectError {

@@ -2,24 +2,16 @@ package verify
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
 )
 
-// Names in a host description become command arguments (argv, never a
-// shell), so each is held to the shape of what it names.
-var (
-	serviceRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	jailRe    = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	sysctlRe  = regexp.MustCompile(`^[A-Za-z0-9_.%-]{1,128}$`)
-	negatedRe = regexp.MustCompile(`^-[a-z0-9]+$`)
-)
-
 // checkHostDesc refuses a host description whose names could not be what
 // they claim (an interface name with a space, an option word that is a
-// flag of another command).
+// flag of another command): names in a host description become command
+// arguments (argv, never a shell), so each is held to the shape of what
+// it names (names.go).
 func checkHostDesc(d *hostdesc.Host) error {
 	if d == nil {
 		return nil
@@ -34,7 +26,7 @@ func checkHostDesc(d *hostdesc.Host) error {
 	}
 	seen := map[string]bool{}
 	iface := func(what, n string) error {
-		if !ifaceRe.MatchString(n) || strings.HasPrefix(n, "-") {
+		if !ifaceName.match(n) || strings.HasPrefix(n, "-") {
 			return fmt.Errorf("%s %q: not an interface name", what, n)
 		}
 		return nil
@@ -52,17 +44,21 @@ func checkHostDesc(d *hostdesc.Host) error {
 		default:
 			return fmt.Errorf("interface %s: unknown kind %q", i.Name, i.Kind)
 		}
-		for _, n := range append(append([]string{i.Clone, i.Peer, i.Parent}, i.Members...), i.Ports...) {
-			if n == "" {
-				continue
-			}
-			if err := iface("interface "+i.Name+": name", n); err != nil {
-				return err
+		for _, names := range [...][]string{{i.Clone, i.Peer, i.Parent}, i.Members, i.Ports} {
+			for _, n := range names {
+				if n == "" {
+					continue
+				}
+				if err := iface("interface "+i.Name+": name", n); err != nil {
+					return err
+				}
 			}
 		}
-		for _, w := range append(append([]string{i.Proto}, i.Addrs...), i.Options...) {
-			if strings.ContainsAny(w, " \t\n") || strings.HasPrefix(w, "-") && len(w) > 1 && !isNegatedOption(w) {
-				return fmt.Errorf("interface %s: word %q", i.Name, w)
+		for _, words := range [...][]string{{i.Proto}, i.Addrs, i.Options} {
+			for _, w := range words {
+				if strings.ContainsAny(w, " \t\n") || strings.HasPrefix(w, "-") && len(w) > 1 && !isNegatedOption(w) {
+					return fmt.Errorf("interface %s: word %q", i.Name, w)
+				}
 			}
 		}
 		if i.MTU < 0 || i.FIB < 0 || i.Tag < 0 || i.Tag > 4094 {
@@ -80,12 +76,12 @@ func checkHostDesc(d *hostdesc.Host) error {
 		}
 	}
 	for _, s := range d.Services {
-		if !serviceRe.MatchString(s.Name) {
+		if !serviceName.match(s.Name) {
 			return fmt.Errorf("service %q: not a service name", s.Name)
 		}
 	}
 	for _, j := range d.Jails {
-		if !jailRe.MatchString(j.Name) {
+		if !serviceName.match(j.Name) {
 			return fmt.Errorf("jail %q: not a jail name", j.Name)
 		}
 		for _, n := range j.Interfaces {
@@ -95,7 +91,7 @@ func checkHostDesc(d *hostdesc.Host) error {
 		}
 	}
 	for k := range d.Sysctls {
-		if !sysctlRe.MatchString(k) {
+		if !sysctlName.match(k) {
 			return fmt.Errorf("sysctl %q: not a sysctl name", k)
 		}
 	}
@@ -104,5 +100,5 @@ func checkHostDesc(d *hostdesc.Host) error {
 
 // isNegatedOption: ifconfig's "-vlanhwtag", "-txcsum" turn a capability off.
 func isNegatedOption(w string) bool {
-	return negatedRe.MatchString(w)
+	return negatedOpt.match(w)
 }

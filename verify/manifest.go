@@ -3,7 +3,6 @@ package verify
 import (
 	"fmt"
 	"io/fs"
-	"regexp"
 	"strings"
 	"time"
 
@@ -214,16 +213,14 @@ func (u Unit) String() string {
 	return string(u.Kind)
 }
 
-// unitNameRe is the closed grammar of a unit's names (jail, service,
-// table, interface): drivers pass them to commands as arguments, so no
-// shell metacharacter, no path, and no leading "-" (an option) or "."
-// ("." and ".." name directories).
-var unitNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
-
 // CheckUnitName reports whether name may name a jail, service, table or
 // interface in a unit or a health check.
 func CheckUnitName(name string) error {
-	if !unitNameRe.MatchString(name) {
+	// unitName is the closed grammar of a unit's names (jail, service,
+	// table, interface): drivers pass them to commands as arguments, so
+	// no shell metacharacter, no path, and no leading "-" (an option) or
+	// "." ("." and ".." name directories).
+	if !unitName.match(name) {
 		return fmt.Errorf("name %q: want 1-64 of [A-Za-z0-9_.-], not starting with - or .", name)
 	}
 	return nil

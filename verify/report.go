@@ -113,7 +113,7 @@ func CheckReport(r *Report) error {
 	switch {
 	case r.Schema != ReportSchema:
 		return bad("schema %d, want %d", r.Schema, ReportSchema)
-	case !hostRe.MatchString(r.Host):
+	case !hostName.match(r.Host):
 		return bad("host %q: not a host name", r.Host)
 	case r.Time.IsZero():
 		return bad("no time")
