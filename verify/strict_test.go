@@ -2,9 +2,13 @@ package verify
 
 import (
 	"bytes"
+	stdjson "encoding/json"
 	"errors"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rigger-bsd/rigger/policy/hostdesc"
 )
@@ -75,4 +79,55 @@ func TestStrictJSONReport(t *testing.T) {
 	if _, err := VerifyReport(envelope(t, ReportPayloadType, ok, ecs[0]), "serverA", ecs[0].pub); err != nil {
 		t.Fatalf("valid report refused: %v", err)
 	}
+}
+
+// oldDecode is how verify decoded JSON before it used encoding/json/v2's
+// upstream: the differential test below holds the new decoder to never
+// accept more than it did, nor read anything differently.
+func oldDecode(b []byte, v any) error {
+	dec := stdjson.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// FuzzStrictDecodeNarrowsOld: whatever manifest or envelope decodeStrict
+// accepts, encoding/json with DisallowUnknownFields accepted too, into
+// the same value.
+func FuzzStrictDecodeNarrowsOld(f *testing.F) {
+	fx := newFixture(f)
+	fx.m.HostDesc = &hostdesc.Host{Hostname: "a", Interfaces: []hostdesc.Interface{{Name: "em0", Kind: hostdesc.Physical, Addrs: []string{"10.0.0.1/24"}}},
+		Sysctls: map[string]string{"a.b": "1"}, Routes: []hostdesc.Route{{Name: "d", Dest: "default", Args: []string{"10.0.0.254"}}}}
+	fx.m.Gate = &Gate{Hosts: []GateHost{{Host: "b", Key: "k", Serial: 1}}, Bake: Duration(time.Minute)}
+	f.Add(fx.payload(f))
+	ec, _ := testKeys(f)
+	f.Add(fx.sign(f, ec[0]))
+	f.Add([]byte(`{"schema":1,"serial":5,"serial":6}`))
+	f.Add([]byte(`{"host":"a\ud800"}`))
+	f.Add([]byte(`{"created":"2026-11-21T12:00:00.5+01:00","expires":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var nm, om Manifest
+		if decodeStrict(b, &nm) == nil {
+			if err := oldDecode(b, &om); err != nil {
+				t.Fatalf("manifest accepted now, refused before: %v", err)
+			}
+			if !reflect.DeepEqual(nm, om) {
+				t.Fatalf("manifest read differently:\nnew %+v\nold %+v", nm, om)
+			}
+		}
+		var ne, oe Envelope
+		if decodeStrict(b, &ne) == nil {
+			if err := oldDecode(b, &oe); err != nil {
+				t.Fatalf("envelope accepted now, refused before: %v", err)
+			}
+			if !reflect.DeepEqual(ne, oe) {
+				t.Fatalf("envelope read differently:\nnew %+v\nold %+v", ne, oe)
+			}
+		}
+	})
 }
