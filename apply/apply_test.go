@@ -561,6 +561,17 @@ func TestRebootReasons(t *testing.T) {
 		t.Errorf("reboot %v %q, want %q", p.Reboot, p.RebootReasons, want)
 	}
 
+	// The host rc.conf of a bundle without a host description waits for
+	// the boot: /etc/rc reads it, and it is no loader file.
+	b = mkBundle(1, []tf{{"/etc/rc.conf", "reboot-required", "hostname=\"a\"\n", 0}})
+	if p, err = e.eng.Plan(b); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"/etc/rc.conf: read by /etc/rc at boot (the bundle does not describe the host, so no live steps apply it)"}
+	if !p.Reboot || !slices.Equal(p.RebootReasons, want) {
+		t.Errorf("reboot %v %q, want %q", p.Reboot, p.RebootReasons, want)
+	}
+
 	b = mkBundle(1, []tf{{"/etc/rc.conf", "netif:em0", "ifconfig_em0=up\n", 0}})
 	b.Manifest.NetifRestart = []string{"em0"}
 	if p, err = e.eng.Plan(b); err != nil {

@@ -93,9 +93,17 @@ func TestEngineLiveAddJail(t *testing.T) {
 	if err != nil || plan.Live == nil || len(plan.Live.Steps) != 5 || plan.Reboot {
 		t.Fatalf("plan %+v err %v", plan, err)
 	}
+	// The rc.conf change is applied live: no reason to reboot is left
+	// (agent status printed "reboot: required" beside the live steps).
+	if len(plan.RebootReasons) != 0 {
+		t.Errorf("plan reboot reasons %q with a live plan and nothing else to boot for", plan.RebootReasons)
+	}
 	res, err := eng.Apply(ctx, liveGen2(t, 2))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(res.RebootReasons) != 0 {
+		t.Errorf("result reboot reasons %q", res.RebootReasons)
 	}
 	want := "ifconfig epair create\nifconfig epair5a name web2_a\nifconfig web2_a up\nifconfig epair5b name web2_b\nifconfig xbridge addm web2_a\nactivate jail:web2_j"
 	if got := strings.Join(drv.Log, "\n"); got != want {

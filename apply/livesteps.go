@@ -51,13 +51,19 @@ func planLive(cur, tgt *generation, p *Plan, chs []change, mgmt *live.Management
 	p.Units = slices.DeleteFunc(p.Units, func(u verify.Unit) bool {
 		return u.Kind == verify.UnitJail && slices.Contains(lp.StopJails, u.Jail)
 	})
-	reboot := len(lp.Reboot) > 0
+	// The reasons follow: rc.conf's are the live plan's own, the other
+	// files' stay.
+	var reasons []string
 	for _, c := range chs {
 		if c.file.Unit == string(verify.UnitRebootRequired) && c.Path != rcConf {
-			reboot = true
+			reasons = append(reasons, c.Path+": "+bootOnly(c.Path))
 		}
 	}
-	p.Reboot = reboot
+	for _, r := range lp.Reboot {
+		reasons = append(reasons, rcConf+": "+r)
+	}
+	slices.Sort(reasons)
+	p.Reboot, p.RebootReasons = len(reasons) > 0, slices.Compact(reasons)
 	return nil
 }
 

@@ -165,13 +165,23 @@ func rebootReasons(units []verify.Unit, paths []string, netifAllowed []string) [
 	for i, u := range units {
 		switch {
 		case u.Kind == verify.UnitRebootRequired:
-			out = append(out, paths[i]+": loader settings take effect at the next boot")
+			out = append(out, paths[i]+": "+bootOnly(paths[i]))
 		case u.Kind == verify.UnitNetif && !slices.Contains(netifAllowed, u.Name):
 			out = append(out, fmt.Sprintf("%s: interface %s changes and the topology does not allow restarting it live (netif_restart)", paths[i], u.Name))
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// bootOnly says why a reboot-required file waits for a boot: the host
+// rc.conf is read by /etc/rc (and rc.d/netif, routing, jail) only at boot
+// when no live plan covers it; loader files by the loader.
+func bootOnly(path string) string {
+	if path == rcConf {
+		return "read by /etc/rc at boot (the bundle does not describe the host, so no live steps apply it)"
+	}
+	return "loader settings take effect at the next boot"
 }
 
 // planDrift compares the current generation with the disk: a drifted file

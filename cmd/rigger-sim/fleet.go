@@ -59,7 +59,7 @@ type HostResult struct {
 	Revision string   `json:"revision"`
 	Host     string   `json:"host"`
 	Serial   uint64   `json:"serial"`
-	Outcome  string   `json:"outcome"` // applied | rolled-back | error
+	Outcome  string   `json:"outcome"` // applied | rolled-back | refused | error
 	Healthy  bool     `json:"healthy"`
 	Booted   bool     `json:"booted"` // the revision needed a reboot, which rigger-sim did
 	Units    []string `json:"units,omitempty"`
@@ -193,6 +193,13 @@ func settle(ctx context.Context, f *simfleet.Fleet, serial uint64, timeout time.
 		}
 		sts[i] = st
 	}
+	for i := range f.Hosts {
+		// Refused before anything was installed: nothing more will come
+		// of this serial on that host.
+		if q := simfleet.Refused(serial, sts[i]); rs[i].Outcome == "" && q != nil {
+			rs[i].Outcome, rs[i].Reason = "refused", q.Reason
+		}
+	}
 	for i, h := range f.Hosts {
 		if rs[i].Outcome == "" && simfleet.RebootRequired(serial)(sts[i]) {
 			rs[i].Booted = true
@@ -247,12 +254,14 @@ func printResult(w io.Writer, r HostResult, asJSON bool) {
 	switch r.Outcome {
 	case "applied":
 		line += " " + health
-	case "rolled-back", "error":
+	case "rolled-back", "refused", "error":
 		line += " " + r.Reason
 	}
-	if r.Booted {
+	switch {
+	case r.Outcome == "refused": // nothing was installed
+	case r.Booted:
 		line += " (reboot-required: booted by rigger-sim)"
-	} else {
+	default:
 		line += " (live)"
 	}
 	if len(r.Health) > 0 && r.Outcome != "error" {

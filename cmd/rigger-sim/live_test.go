@@ -370,6 +370,33 @@ func TestLiveUirig(t *testing.T) {
 	}
 	sameState(t, "after the failed step was undone", before, stateOf(t, rootA))
 	lf.wait("serverB", serial, simfleet.Applied(serial)) // no clash there
+
+	// A file owned by a user no host has: bundler check cannot know the
+	// hosts' users, every agent's pre-check refuses it before installing
+	// anything. rigger-sim reports it as soon as it is quarantined, not
+	// after its timeout (which here would fail the test with "error").
+	current := map[string]uint64{}
+	for _, h := range lf.f.Hosts {
+		current[h] = lf.wait(h, serial, func(*agent.Status) bool { return true }).Current.Serial
+	}
+	lf.reset()
+	lf.edit(`unit: "service:ntpd"}`, `unit: "service:ntpd", owner: rigger-nobody}`)
+	serial = lf.release("ntp.conf owned by a user the hosts lack")
+	for _, r := range settle(lf.ctx, lf.f, serial, 90*time.Second) {
+		if r.Outcome != "refused" || !strings.Contains(r.Reason, `owner "rigger-nobody"`) || !strings.Contains(r.Reason, "/etc/ntp.conf") {
+			t.Errorf("%s: %s %q, want refused naming the file and the owner", r.Host, r.Outcome, r.Reason)
+		}
+		var line strings.Builder
+		printResult(&line, r, false)
+		if !strings.Contains(line.String(), "refused") || strings.Contains(line.String(), "(live)") {
+			t.Errorf("%s: line %q, want refused without a live or reboot word", r.Host, line.String())
+		}
+		if st, err := lf.f.Status(lf.ctx, r.Host); err != nil {
+			t.Error(err)
+		} else if st.Current.Serial != current[r.Host] {
+			t.Errorf("%s: current serial %d after the refusal, want %d", r.Host, st.Current.Serial, current[r.Host])
+		}
+	}
 }
 
 // TestLiveRoutedFIB: on a routed fleet, a new static route in FIB 1 on

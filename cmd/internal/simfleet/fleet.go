@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -146,10 +147,8 @@ func (f *Fleet) Setup(ctx context.Context) error {
 			}
 		}
 		root := f.Root(h)
-		for _, s := range r.Secrets {
-			if err := writeFile(filepath.Join(root, s), f.secret(h, s), 0o600); err != nil {
-				return err
-			}
+		if _, err := f.provision(h, r.Secrets); err != nil {
+			return err
 		}
 		if err := sim.JoinFleet(root, filepath.Join(f.Work, "wireguard")); err != nil {
 			return err
@@ -163,6 +162,26 @@ func (f *Fleet) Setup(ctx context.Context) error {
 		f.say("Host %s: sandbox root %s, %d secrets provisioned", h, root, len(r.Secrets))
 	}
 	return nil
+}
+
+// provision writes the secrets of host that its sandbox lacks (an
+// operator provisions keys out of band, before the bundle that needs them
+// is merged) and returns their paths. Present ones are left alone.
+func (f *Fleet) provision(host string, secrets []string) ([]string, error) {
+	var added []string
+	for _, s := range secrets {
+		p := filepath.Join(f.Root(host), s)
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if err := writeFile(p, f.secret(host, s), 0o600); err != nil {
+			return nil, err
+		}
+		added = append(added, s)
+	}
+	return added, nil
 }
 
 // secret is what a host's secret file holds: its own WireGuard private
@@ -265,7 +284,33 @@ func (f *Fleet) Revise(dir, msg string) error {
 	if err := os.CopyFS(f.repo, os.DirFS(tmp)); err != nil {
 		return err
 	}
-	return f.Commit(msg)
+	if err := f.Commit(msg); err != nil {
+		return err
+	}
+	// Secrets the revision adds (a new tunnel's key) are provisioned now,
+	// as an operator does before merging; without them every host would
+	// refuse the bundle at its pre-check (secret missing).
+	repo, err := topology.Load(f.repo)
+	if err != nil {
+		return err
+	}
+	for _, h := range f.Hosts {
+		if !slices.Contains(repo.Hosts(), h) {
+			continue // gone in this revision
+		}
+		r, err := repo.Render(h)
+		if err != nil {
+			return err
+		}
+		added, err := f.provision(h, r.Secrets)
+		if err != nil {
+			return err
+		}
+		if len(added) > 0 {
+			f.say("Host %s: %d new secrets provisioned by rigger-sim for this revision: %s", h, len(added), strings.Join(added, ", "))
+		}
+	}
+	return nil
 }
 
 // Release is what the CI merge job does: check, build every host with the
@@ -433,11 +478,27 @@ func RebootRequired(serial uint64) func(*agent.Status) bool {
 	}
 }
 
-// Settled is true once serial is applied and healthy, rolled back, or
-// waiting for a reboot.
+// Refused returns the quarantine entry of serial when the agent refused
+// it before installing anything: verification rejected it ("rejected"),
+// or the engine's pre-check did ("precheck": a target that is not a
+// regular file, an owner the host lacks, a missing secret).
+func Refused(serial uint64, st *agent.Status) *agent.Quarantined {
+	if st.Applying {
+		return nil
+	}
+	for i, q := range st.Quarantined {
+		if q.Serial == serial && (q.Kind == "precheck" || q.Kind == "rejected") {
+			return &st.Quarantined[i]
+		}
+	}
+	return nil
+}
+
+// Settled is true once serial is applied and healthy, rolled back,
+// waiting for a reboot, or refused (nothing more will happen to it).
 func Settled(serial uint64) func(*agent.Status) bool {
 	a, r, b := Applied(serial), RolledBack(serial), RebootRequired(serial)
-	return func(st *agent.Status) bool { return a(st) || r(st) || b(st) }
+	return func(st *agent.Status) bool { return a(st) || r(st) || b(st) || Refused(serial, st) != nil }
 }
 
 // Change edits the infra repo and commits, as a merged pull request would.
