@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"sync"
 	"text/template"
 	"time"
 
@@ -22,15 +23,18 @@ import (
 type Repo struct {
 	Dir string
 
-	fsys    fs.FS
-	file    *File
-	pos     *positions
-	hosts   map[string]*host
-	names   []string
-	tmpls   map[string]*template.Template
-	sources map[string][]byte
-	renders map[string]*HostRender
-	warns   Problems
+	fsys  fs.FS
+	file  *File
+	pos   *positions
+	hosts map[string]*host
+	names []string
+	tmpls map[string]*template.Template
+	// sources caches repo files read verbatim; sourcesMu guards it (hosts
+	// render concurrently).
+	sources   map[string][]byte
+	sourcesMu sync.Mutex
+	renders   map[string]*HostRender
+	warns     Problems
 	// dangling: some pipe did not resolve or targets no listener; that
 	// problem is reported, and "no client" reports would only echo it.
 	dangling bool

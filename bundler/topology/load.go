@@ -193,9 +193,7 @@ func (r *Repo) build(pl *problemList) {
 		r.fleetPorts = append(r.fleetPorts, p)
 	}
 	sort.Ints(r.fleetPorts)
-	for _, name := range r.names {
-		r.prepareFiles(r.hosts[name], pl)
-	}
+	r.renderAll(pl)
 }
 
 // hostPaths is the path policy of h's agent: the defaults plus the roots

@@ -1,14 +1,16 @@
 package topology
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/template"
 
 	"github.com/rigger-bsd/rigger/policy"
@@ -26,9 +28,60 @@ const (
 
 const header = "# Rendered by rigger from the infra repo: edit the repo, not this file.\n"
 
+// renderAll renders every host, on every core. Hosts are rendered from
+// the resolved (read-only) repo, each into its own render and problem
+// list; the lists are joined in host order, and Problems are a sorted set,
+// so the result does not depend on scheduling. Templates are parsed
+// first, once, in host order: the first host using a broken or missing
+// template reports it, as when hosts were rendered one by one.
+func (r *Repo) renderAll(pl *problemList) {
+	for _, name := range r.names {
+		r.parseTemplates(r.hosts[name], pl)
+	}
+	renders := make([]*HostRender, len(r.names))
+	lists := make([]problemList, len(r.names))
+	parallel(len(r.names), func(i int) {
+		renders[i] = r.prepareFiles(r.hosts[r.names[i]], &lists[i])
+	})
+	for i, name := range r.names {
+		r.renders[name] = renders[i]
+		pl.ps = append(pl.ps, lists[i].ps...)
+	}
+}
+
+// parallel runs fn(0) … fn(n-1) on every core (GOMAXPROCS goroutines
+// taking the next index) and returns when all have returned.
+func parallel(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// parseTemplates parses the templates h uses that no earlier host used
+// (the ones prepareFiles executes, in its order), so that rendering only
+// reads r.tmpls.
+func (r *Repo) parseTemplates(h *host, pl *problemList) {
+	if pf := h.spec.PF; pf != nil && pf.Template != "" {
+		r.parseTemplate(h, pf.Template, r.pos.at(pf, "template"), pl)
+	}
+	for _, fsp := range h.spec.Files {
+		if fsp.Template != "" && fsp.Source == "" {
+			r.parseTemplate(h, fsp.Template, r.pos.at(fsp, "template"), pl)
+		}
+	}
+}
+
 // prepareFiles renders host h once, recording problems (template errors,
-// paths, units, duplicate targets). Render returns the cached result.
-func (r *Repo) prepareFiles(h *host, pl *problemList) {
+// paths, units, duplicate targets). Render returns a copy of the result.
+// It runs concurrently for different hosts: it only reads the repo.
+func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	hr := &HostRender{Host: h.name, Wave: h.wave, Bake: h.bake, ReportKey: h.reportKey, Release: h.rel, Paths: policy.Paths{Roots: append([]string(nil), h.paths.Roots...)}}
 	for _, g := range h.own.Gate {
 		if gh := r.hosts[g]; gh != nil {
@@ -114,7 +167,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) {
 		}
 		if pf.Template == "" {
 			pl.add(r.pos.at(pf, ""), h.where+": pf", "no template")
-		} else if out, ok := r.execute(h, pf.Template, view, r.pos.at(pf, "template"), pl); ok {
+		} else if out, ok := r.execute(h, pf.Template, view, pl); ok {
 			add(sys("/etc/pf.conf", string(verify.UnitPF), 0o600, out), r.pos.at(pf, "template"))
 		}
 	}
@@ -126,7 +179,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) {
 			pl.add(r.pos.at(fsp, ""), fw, "want exactly one of template or source")
 			continue
 		case fsp.Template != "":
-			out, ok := r.execute(h, fsp.Template, view, r.pos.at(fsp, "template"), pl)
+			out, ok := r.execute(h, fsp.Template, view, pl)
 			if !ok {
 				continue
 			}
@@ -159,7 +212,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) {
 	hr.TunnelPorts = r.tunnelPorts(h)
 	hr.FleetTunnelPorts = r.fleetPorts
 	hr.Desc = r.hostDesc(h, pl)
-	r.renders[h.name] = hr
+	return hr
 }
 
 func tablePath(name string, t *PFTable) string {
@@ -195,8 +248,10 @@ func (r *Repo) checkUnit(h *host, s string) error {
 	return nil
 }
 
-// source reads a verbatim repo file (cached).
+// source reads a verbatim repo file (cached; hosts render concurrently).
 func (r *Repo) source(name string) ([]byte, error) {
+	r.sourcesMu.Lock()
+	defer r.sourcesMu.Unlock()
 	if b, ok := r.sources[name]; ok {
 		return b, nil
 	}
@@ -211,27 +266,34 @@ func (r *Repo) source(name string) ([]byte, error) {
 	return b, nil
 }
 
-// execute runs a repo template (parsed once) with the host's view.
-func (r *Repo) execute(h *host, name string, view *View, pos Pos, pl *problemList) (string, bool) {
-	t, ok := r.tmpls[name]
-	if !ok {
-		src, err := r.source(name)
-		if err != nil {
-			pl.add(pos, h.where, "template %v", err)
-			r.tmpls[name] = nil
-			return "", false
-		}
-		t, err = template.New(name).Option("missingkey=error").Funcs(templateFuncs).Parse(string(src))
-		if err != nil {
-			pl.addProblem(templateProblem(err, ""))
-			t = nil
-		}
-		r.tmpls[name] = t
+// parseTemplate parses a repo template once into r.tmpls (nil when it is
+// missing or broken: the problem is reported once, for host h).
+func (r *Repo) parseTemplate(h *host, name string, pos Pos, pl *problemList) {
+	if _, ok := r.tmpls[name]; ok {
+		return
 	}
+	src, err := r.source(name)
+	if err != nil {
+		pl.add(pos, h.where, "template %v", err)
+		r.tmpls[name] = nil
+		return
+	}
+	t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs).Parse(string(src))
+	if err != nil {
+		pl.addProblem(templateProblem(err, ""))
+		t = nil
+	}
+	r.tmpls[name] = t
+}
+
+// execute runs a repo template (parsed by parseTemplates) with the host's
+// view.
+func (r *Repo) execute(h *host, name string, view *View, pl *problemList) (string, bool) {
+	t := r.tmpls[name]
 	if t == nil {
 		return "", false
 	}
-	var b bytes.Buffer
+	var b strings.Builder
 	if err := t.Execute(&b, view); err != nil {
 		pl.addProblem(templateProblem(err, h.where))
 		return "", false
