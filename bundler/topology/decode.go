@@ -22,14 +22,20 @@ func Decode(name string, data []byte) (*File, error) {
 
 // decodeFile is Decode plus the positions of every decoded item.
 func decodeFile(name string, data []byte) (*File, *positions, error) {
+	// Two parses of the same bytes: the node tree (positions) and the
+	// strict decode (yaml.v3 checks unknown keys only when decoding from
+	// bytes). They are independent, so they run on two cores.
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, nil, yamlErrors(name, err)
-	}
+	nodeErr := make(chan error, 1)
+	go func() { nodeErr <- yaml.Unmarshal(data, &root) }()
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	decErr := dec.Decode(&f)
+	if err := <-nodeErr; err != nil {
+		return nil, nil, yamlErrors(name, err)
+	}
+	if err := decErr; err != nil && !errors.Is(err, io.EOF) {
 		err := yamlErrors(name, err)
 		var ps Problems
 		if errors.As(err, &ps) {
