@@ -115,6 +115,7 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 			man.Gate.Hosts = append(man.Gate.Hosts, verify.GateHost{Host: g, Key: r.ReportKeys[g], Serial: serial})
 		}
 	}
+	man.Files = make([]verify.File, 0, len(files))
 	for _, f := range files {
 		man.Files = append(man.Files, verify.File{
 			Path: f.Path, Mode: f.Mode, Owner: f.Owner, Group: f.Group,
@@ -161,8 +162,20 @@ var epoch = time.Unix(0, 0)
 // Archive packs files (already normalized and sorted) into the
 // deterministic tar and compresses it with the fixed zstd encoder.
 func Archive(files []topology.RenderedFile) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	sc := scratchPool.Get().(*scratch)
+	defer sc.put()
+	// The tar's size is known (a header block per file, contents padded
+	// to blocks, two end blocks): one allocation, no regrowth. Longer
+	// names (PAX records) just grow it.
+	size := 2 * tarBlock
+	for _, f := range files {
+		size += tarBlock + (len(f.Content)+tarBlock-1)/tarBlock*tarBlock
+	}
+	if cap(sc.tar) < size {
+		sc.tar = make([]byte, 0, size)
+	}
+	buf := bytes.NewBuffer(sc.tar[:0])
+	tw := tar.NewWriter(buf)
 	for _, f := range files {
 		h := &tar.Header{
 			Typeflag: tar.TypeReg,
@@ -183,11 +196,33 @@ func Archive(files []topology.RenderedFile) ([]byte, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
+	sc.tar = buf.Bytes()
 	enc, err := encoder()
 	if err != nil {
 		return nil, err
 	}
-	return enc.EncodeAll(buf.Bytes(), nil), nil
+	// Compress into the reused buffer, then keep an exact-size copy:
+	// zstd would otherwise allocate the tar's size for a few KiB.
+	sc.zst = enc.EncodeAll(sc.tar, sc.zst[:0])
+	return bytes.Clone(sc.zst), nil
+}
+
+const tarBlock = 512
+
+// scratch is the memory one Archive call reuses from an earlier one: the
+// tar and its compressed form before the copy Archive returns.
+type scratch struct{ tar, zst []byte }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// put returns sc to the pool unless a huge bundle grew it: the pool keeps
+// what a typical host needs, not the largest host's memory.
+func (sc *scratch) put() {
+	const keep = 4 << 20
+	if cap(sc.tar) > keep || cap(sc.zst) > keep {
+		return
+	}
+	scratchPool.Put(sc)
 }
 
 var encoder = sync.OnceValues(func() (*zstd.Encoder, error) {

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
@@ -27,7 +29,13 @@ const (
 )
 
 // Signer signs manifests with one private key.
-type Signer struct{ *verify.Signer }
+type Signer struct {
+	*verify.Signer
+	// dsse signs PAE bytes with the same key through sigstore's signer:
+	// what sigstore's DSSE wrapper does, without its envelope JSON
+	// round trip per bundle (see appendSignature).
+	dsse signature.Signer
+}
 
 // NewSigner wraps an ECDSA P-256 or Ed25519 private key.
 func NewSigner(priv crypto.PrivateKey) (*Signer, error) {
@@ -35,7 +43,11 @@ func NewSigner(priv crypto.PrivateKey) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{s}, nil
+	ds, err := signature.LoadSigner(priv, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return &Signer{Signer: s, dsse: ds}, nil
 }
 
 // KeyID is verify.KeyID of the public key.
@@ -168,8 +180,11 @@ func AddSignature(envelope []byte, s *Signer, paths policy.Paths) ([]byte, error
 	return env.Marshal()
 }
 
-// appendSignature signs payload through sigstore's DSSE signer and appends
-// the signature, with s's key id, to env.
+// appendSignature signs PAE(env.PayloadType, payload) with s and appends
+// the signature, with s's key id, to env. This is sigstore's DSSE signer
+// (dsse.WrapSigner: PAE, then the key's SignMessage) minus the envelope it
+// marshals and the caller would parse again; TestEnvelopeIsStandardDSSE
+// holds the result to sigstore's DSSE verifier.
 func appendSignature(env *verify.Envelope, payload []byte, s *Signer) error {
 	for _, sig := range env.Signatures {
 		if sig.KeyID == s.KeyID() {
@@ -179,7 +194,12 @@ func appendSignature(env *verify.Envelope, payload []byte, s *Signer) error {
 	if len(env.Signatures) >= verify.MaxSignatures {
 		return fmt.Errorf("already %d signatures, the most an envelope may carry", len(env.Signatures))
 	}
-	return s.Sign(env, payload)
+	sig, err := s.dsse.SignMessage(bytes.NewReader(verify.PAE(env.PayloadType, payload)))
+	if err != nil {
+		return err
+	}
+	env.Signatures = append(env.Signatures, verify.Signature{KeyID: s.KeyID(), Sig: base64.StdEncoding.EncodeToString(sig)})
+	return nil
 }
 
 // SignDir adds s's signature to the bundle in hostDir (its manifest.json),
