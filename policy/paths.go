@@ -131,34 +131,44 @@ func (p Paths) root(target string) (string, error) {
 	if len(roots) == 0 {
 		roots = defaultRoots
 	}
-	segs := strings.Split(target[1:], "/")
-	best := -1
+	best, end := -1, 0
 	for _, root := range roots {
-		rs := strings.Split(strings.TrimPrefix(root, "/"), "/")
-		if len(segs) <= len(rs) || len(rs) <= best {
-			continue
-		}
-		ok := true
-		for i, r := range rs {
-			if r == "*" {
-				if segs[i] == "" || segs[i] == "." || segs[i] == ".." {
-					ok = false
-				}
-				continue
-			}
-			if r != segs[i] {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			best = len(rs)
+		if n, e, ok := below(target, root); ok && n > best {
+			best, end = n, e
 		}
 	}
 	if best < 0 {
 		return "", fmt.Errorf("target path %q: outside the allowed roots %s", target, strings.Join(roots, ", "))
 	}
-	return "/" + strings.Join(segs[:best], "/"), nil
+	return target[:end], nil
+}
+
+// below reports whether the clean absolute target lies strictly below
+// root, segment by segment ("*" matches one name, not "." or ".."), with
+// the number of root segments and where the matched prefix of target
+// ends. It walks both strings in place: it runs for every file of every
+// bundle built or verified.
+func below(target, root string) (n, end int, ok bool) {
+	r, t := strings.TrimPrefix(root, "/"), target[1:]
+	for {
+		rs, rrest, rmore := strings.Cut(r, "/")
+		ts, trest, tmore := strings.Cut(t, "/")
+		if rs == "*" {
+			if ts == "" || ts == "." || ts == ".." {
+				return 0, 0, false
+			}
+		} else if rs != ts {
+			return 0, 0, false
+		}
+		n++
+		if !tmore {
+			return 0, 0, false // target ends at or above root
+		}
+		if !rmore {
+			return n, len(target) - len(trest) - 1, true
+		}
+		r, t = rrest, trest
+	}
 }
 
 // denied returns the deny pattern that target, or a directory between it

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -145,5 +146,71 @@ func TestWithRoots(t *testing.T) {
 	}
 	if err := p.Check("/jails/pg_j/usr/local/etc/rc.d/node"); err == nil {
 		t.Error("pg_j rc.d script allowed by node_j's root")
+	}
+}
+
+// splitRoot is root's matching as it was written first (split both paths,
+// compare segment lists): the model the in-place walk must agree with.
+func splitRoot(target string, roots []string) (string, bool) {
+	segs := strings.Split(target[1:], "/")
+	best := -1
+	for _, root := range roots {
+		rs := strings.Split(strings.TrimPrefix(root, "/"), "/")
+		if len(segs) <= len(rs) || len(rs) <= best {
+			continue
+		}
+		ok := true
+		for i, r := range rs {
+			if r == "*" {
+				ok = ok && segs[i] != "" && segs[i] != "." && segs[i] != ".."
+				continue
+			}
+			ok = ok && r == segs[i]
+		}
+		if ok {
+			best = len(rs)
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return "/" + strings.Join(segs[:best], "/"), true
+}
+
+// TestRootMatchesSplitModel: every clean absolute path built from a set of
+// names, under default, extra and odd roots, gets the root the split model
+// gives.
+func TestRootMatchesSplitModel(t *testing.T) {
+	rootSets := [][]string{
+		nil,
+		{"/etc", "/usr/local/etc", "/jails/*/etc", "/jails/*/usr/local/etc", "/usr/local/etc/rc.d", "/jails/web/etc"},
+		{"/", "", "etc", "/etc/", "/*", "/jails/*"},
+	}
+	names := []string{"etc", "usr", "local", "jails", "web", "rc.d", "x", "..."}
+	var targets []string
+	var walk func(prefix string, depth int)
+	walk = func(prefix string, depth int) {
+		targets = append(targets, prefix)
+		if depth == 0 {
+			return
+		}
+		for _, n := range names {
+			walk(path.Join(prefix, n), depth-1)
+		}
+	}
+	walk("/", 5)
+	for _, roots := range rootSets {
+		p := Paths{Roots: roots}
+		model := roots
+		if len(model) == 0 {
+			model = defaultRoots
+		}
+		for _, target := range targets {
+			got, err := p.root(target)
+			want, ok := splitRoot(target, model)
+			if (err == nil) != ok || got != want {
+				t.Fatalf("roots %q, target %s: root %q (err %v), the split model says %q (%v)", roots, target, got, err, want, ok)
+			}
+		}
 	}
 }
