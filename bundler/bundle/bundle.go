@@ -69,6 +69,8 @@ type Built struct {
 
 // Build packs one host's render into an unsigned bundle. It refuses what
 // verify would refuse (paths outside the policy, bad units, duplicates).
+// It does not modify r (a shared topology.Repo.Rendered is fine) and the
+// bundle shares no slice with it but the read-only host description.
 func Build(r *topology.HostRender, m Meta) (*Built, error) {
 	if r == nil {
 		return nil, errors.New("bundle: nil render")
@@ -99,9 +101,9 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 		Expires:      expires.UTC().Truncate(time.Second),
 		NotBefore:    notBefore.UTC().Truncate(time.Second),
 		Archive:      verify.Archive{SHA256: hexSum(archive), Size: int64(len(archive))},
-		Health:       r.Health,
-		Secrets:      r.Secrets,
-		NetifRestart: r.NetifRestart,
+		Health:       slices.Clone(r.Health),
+		Secrets:      slices.Clone(r.Secrets),
+		NetifRestart: slices.Clone(r.NetifRestart),
 		ReportKey:    r.ReportKey,
 		HostDesc:     r.Desc,
 	}

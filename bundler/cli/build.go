@@ -125,7 +125,7 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 // buildHost renders, packs, signs and writes one host's bundle and returns
 // the line to print.
 func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Time, source verify.Source, signer *bundle.Signer, gates map[string]uint64) (string, error) {
-	r, err := repo.Render(host)
+	r, err := repo.Rendered(host) // read only: no copy of the host's files
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", host, err)
 	}
@@ -249,7 +249,7 @@ func newSerial(host string, o buildOptions) (uint64, error) {
 func gateSerials(repo *topology.Repo, hosts []string, o buildOptions) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	for _, h := range hosts {
-		r, err := repo.Render(h)
+		r, err := repo.Rendered(h)
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", h, err)
 		}

@@ -121,6 +121,18 @@ func (r *Repo) Render(host string) (*HostRender, error) {
 	return &out, nil
 }
 
+// Rendered is host's render as Load made it, shared rather than copied:
+// callers must not modify it (Render returns a copy they may modify). For
+// readers of many hosts, such as the bundle builder, that would otherwise
+// copy every file of the fleet once more.
+func (r *Repo) Rendered(host string) (*HostRender, error) {
+	hr := r.renders[host]
+	if hr == nil {
+		return nil, fmt.Errorf("render: unknown host %q", host)
+	}
+	return hr, nil
+}
+
 // Contents maps each target path to its content (the form the linters
 // take: lint.Host).
 func (h *HostRender) Contents() map[string][]byte {
