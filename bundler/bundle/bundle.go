@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -279,8 +280,8 @@ func (b *Built) Write(outDir string) (string, error) {
 		return "", fmt.Errorf("bundle %s: not signed", b.Manifest.Host)
 	}
 	dir := filepath.Join(outDir, b.Manifest.Host)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+	if err := mkdir(dir); err != nil {
+		return "", fmt.Errorf("write bundle %s: %w", b.Manifest.Host, err)
 	}
 	if err := writeFile(filepath.Join(dir, verify.ArchiveFile), b.Archive, 0o644); err != nil {
 		return "", fmt.Errorf("write bundle %s: %w", b.Manifest.Host, err)
@@ -310,6 +311,20 @@ func PreviousSerial(dir, host string) (uint64, error) {
 		return 0, fmt.Errorf("%s: manifest is for host %q", filepath.Join(dir, host), m.Host)
 	}
 	return m.Serial, nil
+}
+
+// mkdir makes dir, and its parents only when they are missing: one
+// mkdir(2) for each host of a fleet, where os.MkdirAll stats dir and its
+// parent first.
+func mkdir(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	switch {
+	case err == nil || errors.Is(err, fs.ErrExist):
+		return nil // an existing non-folder fails the file writes, naming it
+	case errors.Is(err, fs.ErrNotExist):
+		return os.MkdirAll(dir, 0o755)
+	}
+	return err
 }
 
 // writeFile replaces name atomically (temp file in the same folder, then

@@ -315,3 +315,34 @@ func TestEnvelopeIsStandardDSSE(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFolders: Write makes missing parents of the bundles folder,
+// rewrites a host folder that exists, and names the host when a file
+// stands where its folder should be.
+func TestWriteFolders(t *testing.T) {
+	s, _ := GenerateSigner(ECDSA)
+	b, err := Build(render("serverA"), Meta{Serial: 1, Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sign(s); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "a", "b")
+	for range 2 {
+		dir, err := b.Write(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, verify.ManifestFile)); err != nil || !bytes.Equal(got, b.Envelope) {
+			t.Fatalf("manifest in %s: %v", dir, err)
+		}
+	}
+	blocked := t.TempDir()
+	if err := os.WriteFile(filepath.Join(blocked, "serverA"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(blocked); err == nil || !strings.Contains(err.Error(), "serverA") {
+		t.Fatalf("write over a file: %v", err)
+	}
+}
