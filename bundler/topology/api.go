@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -37,7 +38,7 @@ type Repo struct {
 	warns     Problems
 	// dangling: some pipe did not resolve or targets no listener; that
 	// problem is reported, and "no client" reports would only echo it.
-	dangling bool
+	dangling atomic.Bool
 	// fleetPorts are every host's tunnel ports (HostRender.FleetTunnelPorts).
 	fleetPorts []int
 }

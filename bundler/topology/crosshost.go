@@ -133,7 +133,7 @@ func (r *Repo) checkPipeClients(pl *problemList) {
 			}
 			cl := h.clients[key]
 			if len(cl) == 0 {
-				if rp.p.Clients != "external" && !r.dangling {
+				if rp.p.Clients != "external" && !r.dangling.Load() {
 					pl.add(r.pos.at(rp.p, "source"), pw,
 						"no client: no encrypt pipe in the topology targets %s (clients: external if its clients are outside the topology)", key)
 				}

@@ -44,6 +44,8 @@ type host struct {
 	incoming map[int]bool
 	// clients are the encrypt pipes targeting each listener, by "addr:port".
 	clients map[string][]pipeEnd
+	// render is the host's render (Repo.renders once all are made).
+	render *HostRender
 }
 
 // pipeEnd is a pipe on a host.
@@ -173,12 +175,10 @@ func (r *Repo) build(pl *problemList) {
 	for _, name := range r.names {
 		r.loadGate(r.hosts[name], pl)
 	}
-	for _, name := range r.names {
-		r.resolveIfaces(r.hosts[name], pl)
-	}
-	for _, name := range r.names {
-		r.resolveHost(r.hosts[name], pl)
-	}
+	// Each host's interfaces, then each host's own checks, only read
+	// other hosts: both run on every core.
+	r.eachHost(pl, r.resolveIfaces)
+	r.eachHost(pl, r.resolveHost)
 	for _, name := range r.names {
 		r.crossCheck(r.hosts[name], pl)
 	}
@@ -849,12 +849,12 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 			var err error
 			if rp.src, err = r.endpointOf(h, pp.Source); err != nil {
 				pl.add(r.pos.at(pp, "source"), pw+": source", "%v", err)
-				r.dangling = true
+				r.dangling.Store(true)
 				continue
 			}
 			if rp.dst, err = r.endpointOf(h, pp.Target); err != nil {
 				pl.add(r.pos.at(pp, "target"), pw+": target", "%v", err)
-				r.dangling = true
+				r.dangling.Store(true)
 				continue
 			}
 			if owner, i := r.jailOf(h, rp.src.addr); (i == nil || !i.contested) && (rp.src.host != h.name || owner != j.Name) {
@@ -939,7 +939,7 @@ func (r *Repo) crossCheck(h *host, pl *problemList) {
 		}
 		peer.clients[rp.dst.String()] = append(peer.clients[rp.dst.String()], pipeEnd{h, rp})
 		if _, ok := peer.listeners[rp.dst.String()]; !ok {
-			r.dangling = true
+			r.dangling.Store(true)
 			pl.add(r.pos.at(rp.p, "target"), h.where+": jail "+rp.jail.Name+": pipe "+rp.p.Name,
 				"no decrypt pipe listens on %s on host %s", rp.dst, rp.dst.host)
 		}

@@ -30,22 +30,30 @@ const header = "# Rendered by rigger from the infra repo: edit the repo, not thi
 
 // renderAll renders every host, on every core. Hosts are rendered from
 // the resolved (read-only) repo, each into its own render and problem
-// list; the lists are joined in host order, and Problems are a sorted set,
-// so the result does not depend on scheduling. Templates are parsed
+// list (eachHost); the lists are joined in host order, and Problems are a
+// sorted set, so the result does not depend on scheduling. Templates are parsed
 // first, once, in host order: the first host using a broken or missing
 // template reports it, as when hosts were rendered one by one.
 func (r *Repo) renderAll(pl *problemList) {
 	for _, name := range r.names {
 		r.parseTemplates(r.hosts[name], pl)
 	}
-	renders := make([]*HostRender, len(r.names))
+	r.eachHost(pl, func(h *host, pl *problemList) { h.render = r.prepareFiles(h, pl) })
+	for _, name := range r.names {
+		r.renders[name] = r.hosts[name].render
+	}
+}
+
+// eachHost runs fn for every host on every core, each host with its own
+// problem list; the lists are joined in host order. fn may change its
+// host and only read the others.
+func (r *Repo) eachHost(pl *problemList, fn func(h *host, pl *problemList)) {
 	lists := make([]problemList, len(r.names))
 	parallel(len(r.names), func(i int) {
-		renders[i] = r.prepareFiles(r.hosts[r.names[i]], &lists[i])
+		fn(r.hosts[r.names[i]], &lists[i])
 	})
-	for i, name := range r.names {
-		r.renders[name] = renders[i]
-		pl.ps = append(pl.ps, lists[i].ps...)
+	for _, l := range lists {
+		pl.ps = append(pl.ps, l.ps...)
 	}
 }
 
