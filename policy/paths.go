@@ -174,7 +174,7 @@ func below(target, root string) (n, end int, ok bool) {
 // denied returns the deny pattern that target, or a directory between it
 // and root, matches, or "" (the first such pattern of defaultDeny).
 func denied(target, root string) string {
-	var cands []string
+	cands := make([]string, 0, 16) // on the stack for paths of usual depth
 	for d := strings.ToLower(target); len(d) > len(root); d = path.Dir(d) {
 		cands = append(cands, d)
 		// Inside a jail the host patterns apply to the jail's own tree.
@@ -194,7 +194,15 @@ func denied(target, root string) string {
 		if best >= 0 && g.i > best {
 			break
 		}
-		if slices.ContainsFunc(cands, func(c string) bool { ok, _ := path.Match(g.pat, c); return ok }) {
+		if slices.ContainsFunc(cands, func(c string) bool {
+			// A match starts with the pattern's literal prefix: most
+			// candidates are ruled out without path.Match.
+			ok := strings.HasPrefix(c, g.lit)
+			if ok {
+				ok, _ = path.Match(g.pat, c)
+			}
+			return ok
+		}) {
 			best = g.i
 			break
 		}
@@ -214,8 +222,8 @@ var denyExact, denyGlobs = func() (map[string]int, []denyGlob) {
 	var globs []denyGlob
 	for i, pat := range defaultDeny {
 		lp := strings.TrimSuffix(strings.ToLower(pat), "/")
-		if strings.ContainsAny(lp, `*?[\`) {
-			globs = append(globs, denyGlob{lp, i})
+		if m := strings.IndexAny(lp, `*?[\`); m >= 0 {
+			globs = append(globs, denyGlob{pat: lp, lit: lp[:m], i: i})
 		} else if _, dup := exact[lp]; !dup {
 			exact[lp] = i
 		}
@@ -224,8 +232,8 @@ var denyExact, denyGlobs = func() (map[string]int, []denyGlob) {
 }()
 
 type denyGlob struct {
-	pat string
-	i   int
+	pat, lit string // the pattern and its part before the first wildcard
+	i        int
 }
 
 // ExecAllowed reports whether a file at target activated by a unit of
