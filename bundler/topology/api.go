@@ -8,7 +8,6 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
-	"text/template"
 	"time"
 
 	"github.com/rigger-bsd/rigger/policy"
@@ -29,7 +28,7 @@ type Repo struct {
 	pos   *positions
 	hosts map[string]*host
 	names []string
-	tmpls map[string]*template.Template
+	tmpls map[string]*repoTemplate
 	// sources caches repo files read verbatim; sourcesMu guards it (hosts
 	// render concurrently).
 	sources   map[string][]byte

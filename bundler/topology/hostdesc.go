@@ -20,6 +20,9 @@ func (r *Repo) hostDesc(h *host, pl *problemList) *hostdesc.Host {
 		Loader:     mergeMap(nil, s.Loader),
 		Management: s.Management,
 	}
+	if n := len(s.NICs) + len(s.Laggs) + len(s.Vlans) + len(s.Bridges) + 2*len(s.Epairs) + len(s.WireGuard); n > 0 {
+		d.Interfaces = make([]hostdesc.Interface, 0, n) // one allocation, not a regrowth per interface
+	}
 	add := func(i hostdesc.Interface, words ...string) {
 		// The same words the rc.conf line carries, read the same way.
 		_ = hostdesc.ParseIfconfig(&i, strings.Join(words, " "))

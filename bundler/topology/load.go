@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/rigger-bsd/rigger/policy"
@@ -106,7 +105,7 @@ func LoadFS(fsys fs.FS) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{fsys: fsys, file: f, pos: pos, hosts: map[string]*host{}, tmpls: map[string]*template.Template{}, sources: map[string][]byte{}, renders: map[string]*HostRender{}}
+	r := &Repo{fsys: fsys, file: f, pos: pos, hosts: map[string]*host{}, tmpls: map[string]*repoTemplate{}, sources: map[string][]byte{}, renders: map[string]*HostRender{}}
 	var pl problemList
 	r.build(&pl)
 	if err := pl.err(); err != nil {

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"net/netip"
@@ -113,12 +114,12 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		}
 		hr.Files = append(hr.Files, f)
 	}
-	sys := func(p, unit string, mode verify.Mode, content string) RenderedFile {
-		return RenderedFile{Path: p, Mode: mode, Owner: defaultOwner, Group: defaultGroup, Unit: unit, Content: []byte(content)}
+	sys := func(p, unit string, mode verify.Mode, content []byte) RenderedFile {
+		return RenderedFile{Path: p, Mode: mode, Owner: defaultOwner, Group: defaultGroup, Unit: unit, Content: content}
 	}
 	hostPos := r.pos.key(r.file.Hosts, h.name)
 
-	add(sys("/etc/rc.conf", string(verify.UnitRebootRequired), 0o644, r.hostRC(h)), hostPos)
+	add(sys("/etc/rc.conf", string(verify.UnitRebootRequired), 0o644, []byte(r.hostRC(h))), hostPos)
 	if len(h.jailsIn) > 0 {
 		var jc strings.Builder
 		jc.WriteString(header)
@@ -126,11 +127,11 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		for _, j := range h.jailsIn {
 			fmt.Fprintf(&jc, ".include \"/etc/jail.conf.d/%s.conf\";\n", j.Name)
 		}
-		add(sys("/etc/jail.conf", string(verify.UnitNone), 0o644, jc.String()), hostPos)
+		add(sys("/etc/jail.conf", string(verify.UnitNone), 0o644, []byte(jc.String())), hostPos)
 		for _, j := range h.jailsIn {
-			add(sys("/etc/jail.conf.d/"+j.Name+".conf", "jail:"+j.Name, 0o644, r.jailConf(h, j)), r.pos.at(j, ""))
+			add(sys("/etc/jail.conf.d/"+j.Name+".conf", "jail:"+j.Name, 0o644, []byte(r.jailConf(h, j))), r.pos.at(j, ""))
 			p := r.jailParams(h, j)
-			add(sys(p.Path+"/etc/rc.conf", "jail:"+j.Name, 0o644, r.jailRC(h, j)), r.pos.at(j, ""))
+			add(sys(p.Path+"/etc/rc.conf", "jail:"+j.Name, 0o644, []byte(r.jailRC(h, j))), r.pos.at(j, ""))
 		}
 	}
 	if len(h.spec.Sysctl) > 0 {
@@ -139,7 +140,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		for _, k := range sortedKeys(h.spec.Sysctl) {
 			fmt.Fprintf(&b, "%s=%s\n", k, h.spec.Sysctl[k])
 		}
-		add(sys("/etc/sysctl.conf", string(verify.UnitSysctl), 0o644, b.String()), r.specPos(h, "sysctl"))
+		add(sys("/etc/sysctl.conf", string(verify.UnitSysctl), 0o644, []byte(b.String())), r.specPos(h, "sysctl"))
 	}
 	if len(h.spec.Loader) > 0 {
 		var b strings.Builder
@@ -147,31 +148,30 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		for _, k := range sortedKeys(h.spec.Loader) {
 			fmt.Fprintf(&b, "%s=%s\n", k, rcQuote(h.spec.Loader[k]))
 		}
-		add(sys(loaderConfPath, string(verify.UnitRebootRequired), 0o644, b.String()), r.specPos(h, "loader"))
+		add(sys(loaderConfPath, string(verify.UnitRebootRequired), 0o644, []byte(b.String())), r.specPos(h, "loader"))
 	}
 	for _, w := range h.spec.WireGuard {
-		add(sys(wireguardDir+"/"+w.Name+".conf", "wireguard:"+w.Name, 0o600, r.wgConf(h, w)), r.pos.at(w, ""))
+		add(sys(wireguardDir+"/"+w.Name+".conf", "wireguard:"+w.Name, 0o600, []byte(r.wgConf(h, w))), r.pos.at(w, ""))
 	}
 	view := r.view(h)
 	if pf := h.spec.PF; pf != nil {
 		for _, name := range sortedKeys(pf.Tables) {
 			t := pf.Tables[name]
-			var b strings.Builder
+			var b []byte
 			if t != nil && t.Source != "" {
 				src, err := r.source(t.Source)
 				if err != nil {
 					pl.add(r.pos.at(t, "source"), h.where+": pf table "+name, "%v", err)
 					continue
 				}
-				b.Write(src)
+				b = src // shared with every host using it: renders are read-only
 			} else if t != nil {
 				for _, e := range t.Entries {
 					s, _ := r.tableEntry(h, e)
-					b.WriteString(s)
-					b.WriteByte('\n')
+					b = append(append(b, s...), '\n')
 				}
 			}
-			add(sys(tablePath(name, t), "pf-table:"+name, 0o644, b.String()), r.pos.key(pf.Tables, name))
+			add(sys(tablePath(name, t), "pf-table:"+name, 0o644, b), r.pos.key(pf.Tables, name))
 		}
 		if pf.Template == "" {
 			pl.add(r.pos.at(pf, ""), h.where+": pf", "no template")
@@ -181,7 +181,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	}
 	for _, fsp := range h.spec.Files {
 		fw := h.where + ": file " + fsp.Target
-		var content string
+		var content []byte
 		switch {
 		case (fsp.Template == "") == (fsp.Source == ""):
 			pl.add(r.pos.at(fsp, ""), fw, "want exactly one of template or source")
@@ -198,7 +198,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 				pl.add(r.pos.at(fsp, "source"), fw, "%v", err)
 				continue
 			}
-			content = string(src)
+			content = src // shared, as pf table sources
 		}
 		mode := verify.Mode(0o644)
 		if fsp.Mode != "" {
@@ -210,7 +210,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		if err := r.checkUnit(h, unit); err != nil {
 			pl.add(r.pos.at(fsp, "unit"), fw, "%v", err)
 		}
-		add(RenderedFile{Path: fsp.Target, Mode: mode, Owner: pick(fsp.Owner, defaultOwner), Group: pick(fsp.Group, defaultGroup), Unit: unit, Content: []byte(content)}, r.pos.at(fsp, "target"))
+		add(RenderedFile{Path: fsp.Target, Mode: mode, Owner: pick(fsp.Owner, defaultOwner), Group: pick(fsp.Group, defaultGroup), Unit: unit, Content: content}, r.pos.at(fsp, "target"))
 	}
 	sort.Slice(hr.Files, func(i, j int) bool { return hr.Files[i].Path < hr.Files[j].Path })
 	hr.Health = r.healthChecks(h, pl)
@@ -274,6 +274,13 @@ func (r *Repo) source(name string) ([]byte, error) {
 	return b, nil
 }
 
+// repoTemplate is a parsed repo template and the size of its last
+// output, so the next host's output is allocated once at about its size.
+type repoTemplate struct {
+	t    *template.Template
+	size atomic.Int64
+}
+
 // parseTemplate parses a repo template once into r.tmpls (nil when it is
 // missing or broken: the problem is reported once, for host h).
 func (r *Repo) parseTemplate(h *host, name string, pos Pos, pl *problemList) {
@@ -289,24 +296,27 @@ func (r *Repo) parseTemplate(h *host, name string, pos Pos, pl *problemList) {
 	t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs).Parse(string(src))
 	if err != nil {
 		pl.addProblem(templateProblem(err, ""))
-		t = nil
+		r.tmpls[name] = nil
+		return
 	}
-	r.tmpls[name] = t
+	r.tmpls[name] = &repoTemplate{t: t}
 }
 
 // execute runs a repo template (parsed by parseTemplates) with the host's
 // view.
-func (r *Repo) execute(h *host, name string, view *View, pl *problemList) (string, bool) {
-	t := r.tmpls[name]
-	if t == nil {
-		return "", false
+func (r *Repo) execute(h *host, name string, view *View, pl *problemList) ([]byte, bool) {
+	rt := r.tmpls[name]
+	if rt == nil {
+		return nil, false
 	}
-	var b strings.Builder
-	if err := t.Execute(&b, view); err != nil {
+	var b bytes.Buffer
+	b.Grow(int(rt.size.Load()) + 256)
+	if err := rt.t.Execute(&b, view); err != nil {
 		pl.addProblem(templateProblem(err, h.where))
-		return "", false
+		return nil, false
 	}
-	return b.String(), true
+	rt.size.Store(int64(b.Len()))
+	return b.Bytes(), true
 }
 
 // rcQuote quotes an rc.conf value for /bin/sh: double quotes with the
