@@ -84,6 +84,11 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	case o.Expires <= 0:
 		return usageError{fmt.Errorf("build: --expires %s: must be positive", o.Expires)}
 	}
+	// The git status and the key's decryption (scrypt) do not depend on
+	// the topology: they run while it loads, on the core its serial part
+	// leaves idle. Errors are still reported in this order.
+	waitSource := async(func() (verify.Source, error) { return sourceOf(o.Repo, o.AllowDirty) })
+	waitSigner := async(func() (*bundle.Signer, error) { return loadSigningKey(o.Key) })
 	repo, err := loadTopology(o.Repo, stderr)
 	if err != nil {
 		return err
@@ -92,7 +97,7 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	if o.All {
 		hosts = repo.Hosts()
 	}
-	source, err := sourceOf(o.Repo, o.AllowDirty)
+	source, err := waitSource()
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	signer, err := loadSigningKey(o.Key)
+	signer, err := waitSigner()
 	if err != nil {
 		return err
 	}
@@ -120,6 +125,21 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// async starts f and returns a function that waits for its result.
+func async[T any](f func() (T, error)) func() (T, error) {
+	var v T
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v, err = f()
+	}()
+	return func() (T, error) {
+		<-done
+		return v, err
+	}
 }
 
 // buildHost renders, packs, signs and writes one host's bundle and returns
