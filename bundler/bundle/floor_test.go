@@ -5,10 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/rigger-bsd/rigger/verify"
@@ -74,34 +72,14 @@ func BenchmarkFloorVerify(b *testing.B) {
 // created with their content in one write each, no temp file, rename or
 // serial check, on as many cores. Reports ms per fleet.
 func BenchmarkFloorCreateFiles(b *testing.B) {
-	s, err := GenerateSigner(ECDSA)
-	if err != nil {
-		b.Fatal(err)
-	}
-	built, err := buildFleet(genFleetFS(b, 1000), s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	run := 0
-	for b.Loop() {
-		out := filepath.Join(dir, strconv.Itoa(run))
-		run++
-		if err := os.Mkdir(out, 0o755); err != nil {
-			b.Fatal(err)
+	benchWriteFleet(b, func(out string, bb *Built) error {
+		d := filepath.Join(out, bb.Manifest.Host)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
 		}
-		if err := errors.Join(ForEach(len(built), func(i int) error {
-			d := filepath.Join(out, built[i].Manifest.Host)
-			if err := os.Mkdir(d, 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(d, verify.ArchiveFile), built[i].Archive, 0o644); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(d, verify.ManifestFile), built[i].Envelope, 0o644)
-		})...); err != nil {
-			b.Fatal(err)
+		if err := os.WriteFile(filepath.Join(d, verify.ArchiveFile), bb.Archive, 0o644); err != nil {
+			return err
 		}
-	}
-	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms")
+		return os.WriteFile(filepath.Join(d, verify.ManifestFile), bb.Envelope, 0o644)
+	})
 }
