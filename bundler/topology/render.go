@@ -92,6 +92,8 @@ func (r *Repo) parseTemplates(h *host, pl *problemList) {
 // It runs concurrently for different hosts: it only reads the repo.
 func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	hr := &HostRender{Host: h.name, Wave: h.wave, Bake: h.bake, ReportKey: h.reportKey, Release: h.rel, Paths: policy.Paths{Roots: append([]string(nil), h.paths.Roots...)}}
+	// Every file but the optional ones: one allocation for the list.
+	hr.Files = make([]RenderedFile, 0, 6+2*len(h.jailsIn)+len(h.spec.WireGuard)+len(h.spec.Files)+pfFiles(h.spec.PF))
 	for _, g := range h.own.Gate {
 		if gh := r.hosts[g]; gh != nil {
 			hr.Gate = append(hr.Gate, g)
@@ -221,6 +223,15 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	hr.FleetTunnelPorts = r.fleetPorts
 	hr.Desc = r.hostDesc(h, pl)
 	return hr
+}
+
+// pfFiles is how many files pf's part of a render has: pf.conf and a
+// file per table.
+func pfFiles(pf *PF) int {
+	if pf == nil {
+		return 0
+	}
+	return 1 + len(pf.Tables)
 }
 
 func tablePath(name string, t *PFTable) string {
@@ -535,7 +546,12 @@ func hostAddrs(i *iface) []string {
 	return i.addrs
 }
 
-func ifVar(name string) string { return strings.NewReplacer(".", "_", "-", "_").Replace(name) }
+// ifVar is name as a shell variable name part (rc.conf's ifconfig_NAME).
+func ifVar(name string) string { return ifVarReplacer.Replace(name) }
+
+// ifVarReplacer is built once: a Replacer per call cost more than the
+// replacing (ifVar runs for every interface of every host).
+var ifVarReplacer = strings.NewReplacer(".", "_", "-", "_")
 
 // jailQuoter escapes a jail.conf string (built once: a Replacer's tables
 // cost more than the quoting).
