@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -344,5 +345,28 @@ func TestWriteFolders(t *testing.T) {
 	}
 	if _, err := b.Write(blocked); err == nil || !strings.Contains(err.Error(), "serverA") {
 		t.Fatalf("write over a file: %v", err)
+	}
+}
+
+// TestMarshalEnvelope: the envelope Sign writes in one buffer has the
+// bytes verify.Envelope.Marshal gives, for odd payload types and key ids,
+// empty and binary payloads, no, one and several signatures.
+func TestMarshalEnvelope(t *testing.T) {
+	payloads := [][]byte{nil, []byte("{}"), []byte("<a&b>\u2028\x00\xff\"\\"), bytes.Repeat([]byte{0xfb, 0xff}, 5000)}
+	types := []string{verify.PayloadType, "", `we"ird<&>\` + "\u2028\x01é"}
+	sigSets := [][]verify.Signature{{}, {{KeyID: "abc", Sig: "c2ln"}}, {{KeyID: "<k1>", Sig: "+/=="}, {KeyID: "", Sig: ""}, {KeyID: "\t\"", Sig: "x"}}}
+	for _, p := range payloads {
+		for _, pt := range types {
+			for _, sigs := range sigSets {
+				want, err := (&verify.Envelope{PayloadType: pt, Payload: base64.StdEncoding.EncodeToString(p), Signatures: sigs}).Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := marshalEnvelope(pt, p, sigs)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("type %q, %d signatures, payload %.20q:\n got %.200s (%v)\nwant %.200s", pt, len(sigs), p, got, err, want)
+				}
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -133,11 +134,13 @@ func (b *Built) Sign(signers ...*Signer) error {
 	var env *verify.Envelope
 	var payload []byte
 	var err error
-	if b.Envelope == nil {
+	fresh := b.Envelope == nil
+	if fresh {
 		if payload, err = b.Payload(); err != nil {
 			return err
 		}
-		env = &verify.Envelope{PayloadType: verify.PayloadType, Payload: base64.StdEncoding.EncodeToString(payload), Signatures: []verify.Signature{}}
+		// The payload is base64-encoded once, into the envelope's bytes.
+		env = &verify.Envelope{PayloadType: verify.PayloadType, Signatures: []verify.Signature{}}
 	} else if env, payload, err = verify.ParseEnvelope(b.Envelope); err != nil {
 		return fmt.Errorf("sign %s: %w", b.Manifest.Host, err)
 	}
@@ -146,12 +149,53 @@ func (b *Built) Sign(signers ...*Signer) error {
 			return fmt.Errorf("sign %s: %w", b.Manifest.Host, err)
 		}
 	}
+	if fresh {
+		b.Envelope, err = marshalEnvelope(env.PayloadType, payload, env.Signatures)
+		return err
+	}
 	out, err := env.Marshal()
 	if err != nil {
 		return err
 	}
 	b.Envelope = out
 	return nil
+}
+
+// marshalEnvelope is verify.Envelope.Marshal of an envelope with this
+// payload, written in one buffer: the payload is base64-encoded straight
+// into it instead of into a string encoding/json would copy again (the
+// payload is most of a bundle's manifest.json). The short strings are
+// quoted by encoding/json itself; TestMarshalEnvelope holds the bytes
+// equal to Envelope.Marshal.
+func marshalEnvelope(payloadType string, payload []byte, sigs []verify.Signature) ([]byte, error) {
+	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(payload))+len(payloadType)+64+len(sigs)*192)
+	quote := func(s string) error {
+		q, err := json.Marshal(s)
+		out = append(out, q...)
+		return err
+	}
+	out = append(out, `{"payloadType":`...)
+	if err := quote(payloadType); err != nil {
+		return nil, err
+	}
+	out = append(out, `,"payload":"`...)
+	out = base64.StdEncoding.AppendEncode(out, payload)
+	out = append(out, `","signatures":[`...)
+	for i, sig := range sigs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"keyid":`...)
+		if err := quote(sig.KeyID); err != nil {
+			return nil, err
+		}
+		out = append(out, `,"sig":`...)
+		if err := quote(sig.Sig); err != nil {
+			return nil, err
+		}
+		out = append(out, '}')
+	}
+	return append(out, "]}\n"...), nil
 }
 
 // ErrAlreadySigned is returned when a key signs an envelope twice: a second
