@@ -31,10 +31,10 @@ const header = "# Rendered by rigger from the infra repo: edit the repo, not thi
 
 // renderAll renders every host, on every core. Hosts are rendered from
 // the resolved (read-only) repo, each into its own render and problem
-// list (eachHost); the lists are joined in host order, and Problems are a
-// sorted set, so the result does not depend on scheduling. Templates are parsed
-// first, once, in host order: the first host using a broken or missing
-// template reports it, as when hosts were rendered one by one.
+// list (eachHost); the lists are joined in host order, and Problems are
+// a sorted set, so the result does not depend on scheduling. Templates
+// are parsed first, once, in host order: the first host using a broken
+// or missing template reports it, as when hosts were rendered one by one.
 func (r *Repo) renderAll(pl *problemList) {
 	for _, name := range r.names {
 		r.parseTemplates(r.hosts[name], pl)
