@@ -58,10 +58,7 @@ func (r *tarReader) next() (tarEntry, error) {
 			}
 			return tarEntry{}, r.end()
 		}
-		if err := checkHeader(h, r.off-tarBlock); err != nil {
-			return tarEntry{}, err
-		}
-		size, err := octal(h[124:136], "size")
+		size, mode, err := checkHeader(h, r.off-tarBlock)
 		if err != nil {
 			return tarEntry{}, err
 		}
@@ -81,12 +78,9 @@ func (r *tarReader) next() (tarEntry, error) {
 				return tarEntry{}, err
 			}
 		case '0':
-			e := tarEntry{name: paxPath, uname: cstring(h[265:297]), gname: cstring(h[297:329])}
+			e := tarEntry{name: paxPath, mode: mode, uname: cstring(h[265:297]), gname: cstring(h[297:329])}
 			if e.name == nil {
 				e.name = r.ustarName(h)
-			}
-			if e.mode, err = octal(h[100:108], "mode"); err != nil {
-				return tarEntry{}, err
 			}
 			if e.body, err = r.body(size); err != nil {
 				return tarEntry{}, err
@@ -159,19 +153,19 @@ func (r *tarReader) ustarName(h []byte) []byte {
 
 var ustarMagic = []byte("ustar\x0000")
 
-// checkHeader checks a header block's form: POSIX ustar magic and version
-// (not GNU's), the checksum, numeric fields archive/tar would parse, and
-// nothing in the unused tail.
-func checkHeader(h []byte, off int) error {
+// checkHeader checks a header block's form (POSIX ustar magic and version,
+// not GNU's; the checksum; every numeric field archive/tar parses; nothing
+// in the unused tail) and returns its size and mode.
+func checkHeader(h []byte, off int) (size, mode int64, err error) {
 	if !bytes.Equal(h[257:265], ustarMagic) {
-		return tarMalformed("header at byte %d: not a POSIX ustar header", off)
+		return 0, 0, tarMalformed("header at byte %d: not a POSIX ustar header", off)
 	}
 	if !allZero(h[500:]) {
-		return tarMalformed("header: unused bytes not zero")
+		return 0, 0, tarMalformed("header at byte %d: unused bytes not zero", off)
 	}
 	sum, err := octal(h[148:156], "checksum")
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	// The checksum is the sum of the header's bytes with its own field
 	// taken as spaces (unsigned, as tar.Writer writes it).
@@ -183,17 +177,21 @@ func checkHeader(h []byte, off int) error {
 		got += int64(c)
 	}
 	if got != sum {
-		return tarMalformed("header checksum %o, computed %o", sum, got)
+		return 0, 0, tarMalformed("header at byte %d: checksum %o, computed %o", off, sum, got)
 	}
 	for _, f := range [...]struct {
 		lo, hi int
 		name   string
 	}{{108, 116, "uid"}, {116, 124, "gid"}, {136, 148, "mtime"}, {329, 337, "devmajor"}, {337, 345, "devminor"}} {
 		if _, err := octal(h[f.lo:f.hi], f.name); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
-	return nil
+	if mode, err = octal(h[100:108], "mode"); err != nil {
+		return 0, 0, err
+	}
+	size, err = octal(h[124:136], "size")
+	return size, mode, err
 }
 
 // octal parses a numeric header field as archive/tar's parseOctal does

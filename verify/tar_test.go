@@ -269,6 +269,12 @@ func TestTarReaderRefuses(t *testing.T) {
 		{"PAX length past the header", paxTar("99 path=etc/pf.conf\n"), ErrMalformed},
 		{"two PAX headers", paxTar(rec("path", "etc/pf.conf"), rec("path", "etc/pf.conf")), ErrMalformed},
 		{"PAX header with no record", paxTar(""), ErrMalformed},
+		{"PAX header with a bad mode", func() []byte {
+			b := paxTar(rec("path", "etc/pf.conf"))
+			b[100] = '9' // archive/tar parses every header's numbers
+			resum(b)
+			return b
+		}(), ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
