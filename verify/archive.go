@@ -230,7 +230,7 @@ func checkDigest(b []byte, want string) error {
 	var got [2 * sha256.Size]byte
 	hex.Encode(got[:], sum[:])
 	if string(got[:]) != want {
-		return fmt.Errorf("sha256 %s, manifest says %s", got[:], want)
+		return fmt.Errorf("sha256 %s, manifest says %s", string(got[:]), want)
 	}
 	return nil
 }

@@ -25,15 +25,9 @@ func checkHostDesc(d *hostdesc.Host) error {
 		return fmt.Errorf("hostname %q", d.Hostname)
 	}
 	seen := map[string]bool{}
-	iface := func(what, n string) error {
-		if !ifaceName.match(n) || strings.HasPrefix(n, "-") {
-			return fmt.Errorf("%s %q: not an interface name", what, n)
-		}
-		return nil
-	}
 	for _, i := range d.Interfaces {
-		if err := iface("interface", i.Name); err != nil {
-			return err
+		if !isIfaceName(i.Name) {
+			return fmt.Errorf("interface %q: not an interface name", i.Name)
 		}
 		if seen[i.Name] {
 			return fmt.Errorf("interface %s listed twice", i.Name)
@@ -49,8 +43,8 @@ func checkHostDesc(d *hostdesc.Host) error {
 				if n == "" {
 					continue
 				}
-				if err := iface("interface "+i.Name+": name", n); err != nil {
-					return err
+				if !isIfaceName(n) {
+					return fmt.Errorf("interface %s: name %q: not an interface name", i.Name, n)
 				}
 			}
 		}
@@ -85,8 +79,8 @@ func checkHostDesc(d *hostdesc.Host) error {
 			return fmt.Errorf("jail %q: not a jail name", j.Name)
 		}
 		for _, n := range j.Interfaces {
-			if err := iface("jail "+j.Name+": interface", n); err != nil {
-				return err
+			if !isIfaceName(n) {
+				return fmt.Errorf("jail %s: interface %q: not an interface name", j.Name, n)
 			}
 		}
 	}
@@ -97,6 +91,9 @@ func checkHostDesc(d *hostdesc.Host) error {
 	}
 	return nil
 }
+
+// isIfaceName: an interface name never starts with "-" (an option).
+func isIfaceName(n string) bool { return ifaceName.match(n) && !strings.HasPrefix(n, "-") }
 
 // isNegatedOption: ifconfig's "-vlanhwtag", "-txcsum" turn a capability off.
 func isNegatedOption(w string) bool {

@@ -169,11 +169,11 @@ func checkHeader(h []byte, off int) (size, mode int64, err error) {
 	}
 	// The checksum is the sum of the header's bytes with its own field
 	// taken as spaces (unsigned, as tar.Writer writes it).
-	var got int64
-	for i, c := range h {
-		if i >= 148 && i < 156 {
-			c = ' '
-		}
+	got := int64(8 * ' ')
+	for _, c := range h[:148] {
+		got += int64(c)
+	}
+	for _, c := range h[156:] {
 		got += int64(c)
 	}
 	if got != sum {
@@ -260,13 +260,17 @@ func cstring(b []byte) []byte {
 	return b
 }
 
+var zeroBlock [tarBlock]byte
+
+// allZero compares a block at a time (bytes.Equal is vectorised).
 func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
+	for len(b) > tarBlock {
+		if !bytes.Equal(b[:tarBlock], zeroBlock[:]) {
 			return false
 		}
+		b = b[tarBlock:]
 	}
-	return true
+	return bytes.Equal(b, zeroBlock[:len(b)])
 }
 
 func tarMalformed(format string, args ...any) error {
