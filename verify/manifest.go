@@ -262,9 +262,20 @@ func (u Unit) Check() error {
 // ParseUnit parses the string form of a unit and rejects unknown kinds,
 // missing or extra arguments, and names outside the grammar (Unit.Check).
 func ParseUnit(s string) (Unit, error) {
-	parts := strings.Split(s, ":")
-	k := UnitKind(parts[0])
-	args := parts[1:]
+	// The kind and up to two arguments, counting all of them (no slice:
+	// this runs for every file of every verification).
+	kind, rest, more := strings.Cut(s, ":")
+	k := UnitKind(kind)
+	var args [2]string
+	n := 0
+	for more {
+		var a string
+		a, rest, more = strings.Cut(rest, ":")
+		if n < len(args) {
+			args[n] = a
+		}
+		n++
+	}
 	want := 0
 	switch k {
 	case UnitNone, UnitPF, UnitSysctl, UnitCron, UnitRebootRequired:
@@ -275,7 +286,7 @@ func ParseUnit(s string) (Unit, error) {
 	default:
 		return Unit{}, fmt.Errorf("unit %q: unknown kind %q", s, k)
 	}
-	if len(args) != want {
+	if n != want {
 		return Unit{}, fmt.Errorf("unit %q: kind %s takes %d argument(s)", s, k, want)
 	}
 	u := Unit{Kind: k}

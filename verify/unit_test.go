@@ -49,3 +49,17 @@ func TestUnitGrammar(t *testing.T) {
 		t.Errorf("health check of jail -a: %v, want ErrMalformed", err)
 	}
 }
+
+// ParseUnit counts arguments as strings.Split did: empty ones too, and
+// every one past the two a unit can take.
+func TestParseUnitArgumentCount(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"pf": true, "pf:": false, ":": false, "": false, "jail:": false, "jail:a": true, "jail:a:": false,
+		"jail-service:a:b": true, "jail-service:a:b:": false, "jail-service:a::b": false, "jail-service:a": false,
+		"service:a:b:c:d": false,
+	} {
+		if _, err := ParseUnit(s); (err == nil) != ok {
+			t.Errorf("ParseUnit(%q): %v, want ok %v", s, err, ok)
+		}
+	}
+}
