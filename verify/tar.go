@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -169,13 +170,7 @@ func checkHeader(h []byte, off int) (size, mode int64, err error) {
 	}
 	// The checksum is the sum of the header's bytes with its own field
 	// taken as spaces (unsigned, as tar.Writer writes it).
-	got := int64(8 * ' ')
-	for _, c := range h[:148] {
-		got += int64(c)
-	}
-	for _, c := range h[156:] {
-		got += int64(c)
-	}
+	got := byteSum(h) - byteSum(h[148:156]) + 8*' '
 	if got != sum {
 		return 0, 0, tarMalformed("header at byte %d: checksum %o, computed %o", off, sum, got)
 	}
@@ -258,6 +253,23 @@ func cstring(b []byte) []byte {
 		return b[:i]
 	}
 	return b
+}
+
+// byteSum adds up the bytes of b (at most a block), eight at a time: each
+// 16-bit lane of the accumulator sums two bytes of every word, at most
+// 2*64*255 for a block, so no lane overflows into the next.
+func byteSum(b []byte) int64 {
+	const lo = 0x00ff00ff00ff00ff
+	var acc uint64
+	for ; len(b) >= 8; b = b[8:] {
+		w := binary.LittleEndian.Uint64(b)
+		acc += w&lo + w>>8&lo
+	}
+	n := int64(acc&0xffff + acc>>16&0xffff + acc>>32&0xffff + acc>>48)
+	for _, c := range b {
+		n += int64(c)
+	}
+	return n
 }
 
 var zeroBlock [tarBlock]byte

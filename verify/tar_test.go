@@ -318,3 +318,20 @@ func FuzzTarAgreesWithArchiveTar(f *testing.F) {
 		}
 	})
 }
+
+// byteSum is the plain sum of the bytes, up to a block of 0xff.
+func TestByteSum(t *testing.T) {
+	b := make([]byte, tarBlock)
+	for i := range b {
+		b[i] = byte(i*7 + 3)
+	}
+	for _, blk := range [][]byte{b, bytes.Repeat([]byte{0xff}, tarBlock), nil, b[:7], b[3:148]} {
+		want := int64(0)
+		for _, c := range blk {
+			want += int64(c)
+		}
+		if got := byteSum(blk); got != want {
+			t.Errorf("byteSum of %d bytes: %d, want %d", len(blk), got, want)
+		}
+	}
+}
