@@ -41,24 +41,74 @@ func PAE(payloadType string, payload []byte) []byte {
 // ParseEnvelope strictly decodes a DSSE envelope and its base64 payload. It
 // checks form only: nothing in the result is trusted.
 func ParseEnvelope(b []byte) (*Envelope, []byte, error) {
-	var env Envelope
-	if err := decodeStrict(b, &env); err != nil {
+	env, payload, err := parseEnvelope(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The text it was decoded from: only canonical base64 is accepted.
+	env.Payload = base64.StdEncoding.EncodeToString(payload)
+	return env, payload, nil
+}
+
+// parseEnvelope is ParseEnvelope leaving Envelope.Payload empty: the
+// payload goes from the JSON text to its bytes without a copy as a string
+// (verification needs only the bytes).
+func parseEnvelope(b []byte) (*Envelope, []byte, error) {
+	var raw struct {
+		PayloadType string        `json:"payloadType"`
+		Payload     payloadBase64 `json:"payload"`
+		Signatures  []Signature   `json:"signatures"`
+	}
+	if err := decodeStrict(b, &raw); err != nil {
 		return nil, nil, reject(ErrMalformed, "envelope: %v", err)
 	}
-	if env.PayloadType == "" {
+	if raw.PayloadType == "" {
 		return nil, nil, reject(ErrMalformed, "envelope: no payloadType")
 	}
-	if len(env.Signatures) > MaxSignatures {
-		return nil, nil, reject(ErrMalformed, "envelope: %d signatures, at most %d allowed", len(env.Signatures), MaxSignatures)
+	if len(raw.Signatures) > MaxSignatures {
+		return nil, nil, reject(ErrMalformed, "envelope: %d signatures, at most %d allowed", len(raw.Signatures), MaxSignatures)
 	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
-	if err != nil {
-		return nil, nil, reject(ErrMalformed, "envelope payload: %v", err)
-	}
-	if len(payload) == 0 {
+	if len(raw.Payload) == 0 {
 		return nil, nil, reject(ErrMalformed, "envelope: empty payload")
 	}
-	return &env, payload, nil
+	return &Envelope{PayloadType: raw.PayloadType, Signatures: raw.Signatures}, raw.Payload, nil
+}
+
+// payloadBase64 is an envelope payload, decoded from canonical standard
+// base64 as it is read: padded, no line breaks, no stray bits in the last
+// character (base64.StdEncoding alone ignores line breaks and those bits,
+// so many texts would carry one payload).
+type payloadBase64 []byte
+
+func (p *payloadBase64) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		*p = nil
+		return nil
+	case '"':
+	default:
+		return fmt.Errorf("want a base64 string, got %s", v.Kind())
+	}
+	text := v[1 : len(v)-1]
+	if bytes.IndexByte(text, '\\') >= 0 { // escaped: base64 needs no escapes
+		if text, err = jsontext.AppendUnquote(nil, v); err != nil {
+			return err
+		}
+	}
+	if bytes.ContainsAny(text, "\r\n") {
+		return errors.New("base64 with a line break")
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Strict().Decode(out, text)
+	if err != nil {
+		return err
+	}
+	*p = out[:n]
+	return nil
 }
 
 // Marshal encodes the envelope as stored in manifest.json.

@@ -143,7 +143,7 @@ func VerifyReport(envelope []byte, host string, key PublicKey) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	env, payload, err := ParseEnvelope(envelope)
+	env, payload, err := parseEnvelope(envelope)
 	if err != nil {
 		return nil, reject(ErrReport, "%v", err)
 	}

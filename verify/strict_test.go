@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"encoding/base64"
 	stdjson "encoding/json"
 	"errors"
 	"io"
@@ -55,6 +56,14 @@ func TestStrictJSON(t *testing.T) {
 			bytes.Replace(envelope(t, PayloadType, payload, k), []byte(`{"payloadType"`), []byte(`{"payloadType":"x","payloadType"`), 1), `"payloadType"`},
 		{"trailing data after the envelope",
 			append(envelope(t, PayloadType, payload, k), `{}`...), `after top-level value`},
+		// One payload, other base64 texts (base64.StdEncoding took them).
+		{"payload base64 with stray bits", restamp(t, envelope(t, PayloadType, padTo(payload, 1), k), func(b64 string) string {
+			i := strings.IndexByte(b64, '=') - 1 // the last character's low 4 bits are padding
+			return b64[:i] + string(stdAlphabet[strings.IndexByte(stdAlphabet, b64[i])+1]) + b64[i+1:]
+		}), `illegal base64`},
+		{"payload base64 with a line break", restamp(t, envelope(t, PayloadType, payload, k), func(b64 string) string {
+			return b64[:64] + `\n` + b64[64:]
+		}), `line break`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +74,40 @@ func TestStrictJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+const stdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+// padTo appends spaces (JSON whitespace) until len(b) % 3 == rem.
+func padTo(b []byte, rem int) []byte {
+	b = bytes.Clone(b)
+	for len(b)%3 != rem {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// restamp rewrites an envelope's payload text (the JSON string's content)
+// and checks that encoding/json with base64.StdEncoding, as verify read
+// envelopes before, still read the same payload from it.
+func restamp(t *testing.T, env []byte, edit func(string) string) []byte {
+	t.Helper()
+	var e Envelope
+	if err := stdjson.Unmarshal(env, &e); err != nil {
+		t.Fatal(err)
+	}
+	old := e.Payload
+	out := bytes.Replace(env, []byte(`"`+old+`"`), []byte(`"`+edit(old)+`"`), 1)
+	var e2 Envelope
+	if err := oldDecode(out, &e2); err != nil {
+		t.Fatal(err)
+	}
+	p1, err1 := base64.StdEncoding.DecodeString(old)
+	p2, err2 := base64.StdEncoding.DecodeString(e2.Payload)
+	if err1 != nil || err2 != nil || !bytes.Equal(p1, p2) || e2.Payload == old {
+		t.Fatalf("the edited text is not another text of the same payload (%v, %v)", err1, err2)
+	}
+	return out
 }
 
 // A status report is read under the same rules.
@@ -114,6 +157,7 @@ func FuzzStrictDecodeNarrowsOld(f *testing.F) {
 		narrowsOld[Manifest](t, b)
 		narrowsOld[Envelope](t, b)
 		narrowsOld[Report](t, b)
+		envelopeNarrowsOld(t, b)
 	})
 }
 
@@ -127,5 +171,24 @@ func narrowsOld[T any](t *testing.T, b []byte) {
 	}
 	if !reflect.DeepEqual(nv, ov) {
 		t.Fatalf("%T read differently:\nnew %+v\nold %+v", nv, nv, ov)
+	}
+}
+
+// envelopeNarrowsOld: ParseEnvelope accepts only what encoding/json and
+// base64.StdEncoding accepted, with the same payload, and gives back the
+// very payload text of the input.
+func envelopeNarrowsOld(t *testing.T, b []byte) {
+	env, payload, err := ParseEnvelope(b)
+	if err != nil {
+		return
+	}
+	var old Envelope
+	if err := oldDecode(b, &old); err != nil {
+		t.Fatalf("envelope accepted now, refused before: %v", err)
+	}
+	p, err := base64.StdEncoding.DecodeString(old.Payload)
+	if err != nil || !bytes.Equal(p, payload) || env.Payload != old.Payload || env.PayloadType != old.PayloadType ||
+		!reflect.DeepEqual(env.Signatures, old.Signatures) {
+		t.Fatalf("envelope read differently: %+v, before %+v (%v)", env, old, err)
 	}
 }

@@ -77,7 +77,7 @@ func Verify(manifest []byte, archive io.Reader, opts Options) (*Bundle, error) {
 	if int64(len(manifest)) > lim.ManifestSize {
 		return nil, reject(ErrTooLarge, "manifest is %d bytes, limit %d", len(manifest), lim.ManifestSize)
 	}
-	env, payload, err := ParseEnvelope(manifest)
+	env, payload, err := parseEnvelope(manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func Inspect(manifest []byte, archive io.Reader, opts Options) (*Bundle, error) 
 	if int64(len(manifest)) > lim.ManifestSize {
 		return nil, reject(ErrTooLarge, "manifest is %d bytes, limit %d", len(manifest), lim.ManifestSize)
 	}
-	env, payload, err := ParseEnvelope(manifest)
+	env, payload, err := parseEnvelope(manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func ReadManifestUnverified(manifest []byte) (*Manifest, error) {
 	if int64(len(manifest)) > DefaultLimits().ManifestSize {
 		return nil, reject(ErrTooLarge, "manifest is %d bytes, limit %d", len(manifest), DefaultLimits().ManifestSize)
 	}
-	env, payload, err := ParseEnvelope(manifest)
+	env, payload, err := parseEnvelope(manifest)
 	if err != nil {
 		return nil, err
 	}
