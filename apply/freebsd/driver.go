@@ -79,8 +79,9 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 	for _, f := range files {
 		staged[path.Clean(f.Path)] = true
 	}
-	// sh -n of the rc files (one process each, one per jail and more)
-	// runs beside the other checks; its problems come last, in file order.
+	// sh -n of the rc files (one process each, but for plain rc.conf
+	// files) runs beside the other checks; its problems come last, in
+	// file order.
 	var rc []string
 	for _, f := range files {
 		if p := path.Clean(f.Path); layout.IsRCFile(p) && !layout.IsJailConf(p) {
@@ -288,8 +289,12 @@ func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[
 	return errs
 }
 
-// checkSh runs sh -n (parse, never execute) on a staged rc file.
+// checkSh runs sh -n (parse, never execute) on a staged rc file, unless
+// the file is plain assignments that sh can only accept (plainAssignments).
 func (d *Driver) checkSh(ctx context.Context, stage, p string) []error {
+	if src, err := os.ReadFile(filepath.Join(stage, p)); err == nil && plainAssignments(src) {
+		return nil
+	}
 	argv := []string{"sh", "-n", filepath.Join(stage, p)}
 	r, err := d.run.Run(ctx, argv...)
 	if err != nil {

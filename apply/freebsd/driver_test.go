@@ -155,8 +155,6 @@ func TestPrecheckUsesStagedTableFiles(t *testing.T) {
 	run := &anyOrder{t: t, rest: map[string]Result{
 		"kldload -n pf": {},
 		"jail -f " + filepath.Join(stage, "etc/jail.conf") + " -e ,": {},
-		"sh -n " + filepath.Join(stage, "etc/rc.conf"):               {},
-		"sh -n " + filepath.Join(stage, "jails/pg_j/etc/rc.conf"):    {},
 	}, firstStep: step{argv: []string{"pfctl", "-n", "-f", "*"}, reply: func(t *testing.T, argv []string) Result {
 		b, err := os.ReadFile(argv[3])
 		if err != nil {
@@ -228,6 +226,9 @@ func (a *anyOrder) Run(_ context.Context, argv ...string) (Result, error) {
 func TestPrecheckErrorsNameHostPaths(t *testing.T) {
 	stage, files := stageTree(t)
 	write(t, stage, "/etc/ips_martians", "10.0.0.300\n")
+	// Not plain assignments, so sh -n runs (and answers as recorded).
+	write(t, stage, "/etc/rc.conf", "pf_enable=\"YES\"\n\nx=\"${y}\"\n")
+	write(t, stage, "/jails/pg_j/etc/rc.conf", "spiped_enable=\"YES\"\n\nx=\"${y}\"\n")
 	replies := map[string]func(*testing.T, []string) Result{
 		"kldload": out("", "", 0),
 		"pfctl":   out("", "pfctl_nf_errors.stderr", 1),
@@ -314,6 +315,8 @@ func TestPrecheckShChecksTogether(t *testing.T) {
 	var want int
 	for _, f := range files {
 		if layout.IsRCFile(f.Path) && !layout.IsJailConf(f.Path) {
+			// Not plain assignments: sh -n runs.
+			write(t, stage, f.Path, "x=\"$y\"\n")
 			want++
 		}
 	}
