@@ -208,11 +208,19 @@ func assertFiles(t testing.TB, root string, b *verify.Bundle) {
 // assertClean checks that no transaction is left in the state dir.
 func assertClean(t testing.TB, state string) {
 	t.Helper()
-	for _, n := range []string{"journal.json", "backup.tar", "staging"} {
+	for _, n := range []string{"journal.json", "backup.tar"} {
 		if _, err := os.Stat(filepath.Join(state, n)); err == nil {
 			t.Errorf("state dir still has %s", n)
 		}
 	}
+	// The staging tree keeps its directories for the next transaction,
+	// never a file.
+	filepath.WalkDir(filepath.Join(state, "staging"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("staged file left: %s", p)
+		}
+		return nil
+	})
 	if tmps, _ := filepath.Glob(filepath.Join(state, ".*.tmp-*")); len(tmps) > 0 {
 		t.Errorf("temp files left in the state dir: %v", tmps)
 	}

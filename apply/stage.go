@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/rigger-bsd/rigger/verify"
@@ -16,28 +20,92 @@ var ErrSecretMissing = errors.New("secret missing on the host (the host must pro
 
 // stage writes the whole new tree (changed and unchanged files) under
 // StateDir/staging laid out like the root, so a check of the staged
-// pf.conf sees the staged table files beside it.
-func (e *Engine) stage(tgt *generation) (string, error) {
-	dir := filepath.Join(e.cfg.StateDir, stagingDir)
-	if err := os.RemoveAll(dir); err != nil {
-		return "", fmt.Errorf("staging: %w", err)
+// pf.conf sees the staged table files beside it. The returned drop
+// removes the files (and only them) once the pre-check is done.
+//
+// The directories stay between transactions (Engine.stageDirs): a mkdir
+// and an rmdir cost more than a file's create and unlink, and a host's
+// manifests keep their layout from one serial to the next. Only the
+// directories this manifest lacks are made and those it no longer has are
+// removed. Nothing else writes under staging, so once drop has removed
+// every file the tree is empty directories; when that is not known (a
+// fresh Engine, a failed write or removal) the tree is removed whole
+// first.
+func (e *Engine) stage(tgt *generation) (dir string, drop func(), err error) {
+	dir = filepath.Join(e.cfg.StateDir, stagingDir)
+	need := map[string]bool{".": true}
+	for _, f := range tgt.meta.Manifest.Files {
+		for d := path.Dir(f.Path[1:]); d != "." && !need[d]; d = path.Dir(d) {
+			need[d] = true
+		}
 	}
-	made := map[string]bool{}
+	have := e.stageDirs
+	e.stageDirs = nil // until drop has removed every file
+	if have == nil {
+		if err := os.RemoveAll(dir); err != nil {
+			return "", nil, fmt.Errorf("staging: %w", err)
+		}
+		have = map[string]bool{}
+	}
+	fail := func(target string, err error) (string, func(), error) {
+		os.RemoveAll(dir)
+		return "", nil, stageError(target, err)
+	}
+	// Deepest first: a directory goes after what it holds.
+	for _, d := range sortedDirs(have, true) {
+		if !need[d] {
+			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(d))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fail(d, err)
+			}
+		}
+	}
+	for _, d := range sortedDirs(need, false) {
+		if !have[d] {
+			if err := os.Mkdir(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fail("/"+d, err)
+			}
+		}
+	}
+	written := make([]string, 0, len(tgt.meta.Manifest.Files))
 	for _, f := range tgt.meta.Manifest.Files {
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if d := filepath.Dir(p); !made[d] {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				os.RemoveAll(dir)
-				return "", stageError(f.Path, err)
-			}
-			made[d] = true
-		}
 		if err := os.WriteFile(p, tgt.files[f.Path], 0o600); err != nil {
-			os.RemoveAll(dir)
-			return "", stageError(f.Path, err)
+			return fail(f.Path, err)
 		}
+		written = append(written, p)
 	}
-	return dir, nil
+	drop = func() {
+		for _, p := range written {
+			if err := os.Remove(p); err != nil {
+				os.RemoveAll(dir)
+				return
+			}
+		}
+		e.stageDirs = need
+	}
+	return dir, drop, nil
+}
+
+// sortedDirs lists the directories of set (relative, "." the top)
+// parents first, or deepest first.
+func sortedDirs(set map[string]bool, deepest bool) []string {
+	depth := func(d string) int {
+		if d == "." {
+			return 0
+		}
+		return strings.Count(d, "/") + 1
+	}
+	out := make([]string, 0, len(set))
+	for d := range set {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if di, dj := depth(out[i]), depth(out[j]); di != dj {
+			return di < dj != deepest
+		}
+		return out[i] < out[j]
+	})
+	return out
 }
 
 // stageError: the staged tree is fresh, so a failure there is the bundle's

@@ -2,9 +2,16 @@ package apply_test
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/verify"
 )
 
 // TestStagingFailureIsPrecheck (issue 14, item 7): a bundle that cannot
@@ -28,4 +35,82 @@ func TestStagingFailureIsPrecheck(t *testing.T) {
 		t.Errorf("driver calls %v", calls)
 	}
 	assertClean(t, e.state)
+}
+
+// TestStagingFollowsTheManifest: the pre-check sees exactly the
+// manifest's files and the directories they need, also when the
+// directories are kept from an earlier transaction whose manifest had
+// other ones, after a failed pre-check, and after a restart.
+func TestStagingFollowsTheManifest(t *testing.T) {
+	e := newEnv(t)
+	var seen []string
+	var cur *verify.Bundle // the bundle being applied
+	e.drv.OnPrecheck = func(stage string, files []verify.File) error {
+		want := map[string]bool{".": true}
+		for _, f := range files {
+			for p := f.Path[1:]; p != "." && !want[p]; p = path.Dir(p) {
+				want[p] = true
+			}
+		}
+		got := map[string]bool{}
+		err := filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(stage, p)
+			got[filepath.ToSlash(rel)] = true
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		for p := range got {
+			if !want[p] {
+				t.Errorf("serial %d staged with %s, not in its manifest", cur.Manifest.Serial, p)
+			}
+		}
+		for p := range want {
+			if !got[p] {
+				t.Errorf("serial %d: staged tree lacks %s", cur.Manifest.Serial, p)
+			}
+		}
+		for _, f := range files {
+			if b, err := os.ReadFile(filepath.Join(stage, f.Path)); err != nil || string(b) != string(cur.Files[f.Path]) {
+				t.Errorf("serial %d: staged %s differs from its bundle (%v)", cur.Manifest.Serial, f.Path, err)
+			}
+		}
+		seen = append(seen, fmt.Sprint(cur.Manifest.Serial))
+		return nil
+	}
+	v1 := uirig("v1")
+	// v2 drops nginx.conf (and its directories) and adds a file deeper
+	// under a new directory.
+	var v2 []tf
+	for _, f := range uirig("v2") {
+		if !strings.Contains(f.path, "nginx.conf") {
+			v2 = append(v2, f)
+		}
+	}
+	v2 = append(v2, tf{"/usr/local/etc/new/sub/x.conf", "none", "x=1\n", 0})
+	for i, files := range [][]tf{v1, v2, v1, v2} {
+		if i == 3 {
+			e.reopen(t) // a new Engine knows nothing of the kept tree
+			e.eng.Recover(ctx)
+		}
+		cur = mkBundle(uint64(i+1), files)
+		if _, err := e.eng.Apply(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		assertClean(t, e.state)
+	}
+	// A pre-check that fails leaves no staged file either.
+	e.drv.OnPrecheck = func(string, []verify.File) error { return errors.New("refused") }
+	cur = mkBundle(5, uirig("v5"))
+	if _, err := e.eng.Apply(ctx, cur); err == nil {
+		t.Fatal("pre-check failure not reported")
+	}
+	assertClean(t, e.state)
+	if len(seen) != 4 {
+		t.Errorf("pre-checks %v", seen)
+	}
 }

@@ -57,13 +57,14 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	}
 	defer rs.close()
 
-	stage, err := e.stage(tgt)
+	stage, unstage, err := e.stage(tgt)
 	if err != nil {
 		return nil, err
 	}
-	// The staged tree is only for the pre-check; it goes in the background.
+	// The staged files are only for the pre-check; they go in the
+	// background.
 	var stageGone sync.WaitGroup
-	dropStage := sync.OnceFunc(func() { stageGone.Go(func() { os.RemoveAll(stage) }) })
+	dropStage := sync.OnceFunc(func() { stageGone.Go(unstage) })
 	defer func() { dropStage(); stageGone.Wait() }()
 	if err := e.at(hookStaged, 0); err != nil {
 		return nil, err

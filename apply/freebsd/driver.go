@@ -151,19 +151,21 @@ func unstage(stage string, names map[string]string) func(string) string {
 // checkPF runs pfctl -nf on the staged pf.conf. pfctl reads table files
 // and includes at parse time, by the absolute paths written in pf.conf,
 // which name the live host files. So the staged pf.conf (and each staged
-// include, recursively) is copied to a temp dir beside the stage with
+// include, recursively) is copied to a temp file beside the stage with
 // every `file "P"` / `include "P"` that the bundle carries rewritten to
 // stage/P; paths the bundle does not carry keep naming the host's file.
 // The rewrite never adds or removes a line, so pfctl's FILE:LINE errors
 // map back to the host path exactly. (A path held in a macro is not
 // rewritten: pf.conf in the wild writes table paths literally.)
 func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bool) []error {
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(stage)), ".pfcheck-")
-	if err != nil {
-		return []error{fmt.Errorf("pf pre-check: %w", err)}
-	}
-	defer os.RemoveAll(tmp)
+	// Temp files, not a temp dir: a mkdir and its rmdir cost more than
+	// the file itself.
 	names := map[string]string{} // temp copy -> host path
+	defer func() {
+		for tmp := range names {
+			os.Remove(tmp)
+		}
+	}()
 	var rewrite func(hostPath string, depth int) (string, error)
 	rewrite = func(hostPath string, depth int) (string, error) {
 		src, err := os.ReadFile(filepath.Join(stage, hostPath))
@@ -188,12 +190,16 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 			}
 			return "", false
 		})
-		name := filepath.Join(tmp, fmt.Sprintf("%d-%s", len(names), path.Base(hostPath)))
-		if err := os.WriteFile(name, out, 0o600); err != nil {
+		f, err := os.CreateTemp(filepath.Dir(filepath.Clean(stage)), ".pfcheck-*-"+path.Base(hostPath))
+		if err != nil {
 			return "", err
 		}
-		names[name] = hostPath
-		return name, nil
+		names[f.Name()] = hostPath
+		_, err = f.Write(out)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return f.Name(), err
 	}
 	conf, err := rewrite(layout.PFConf, 0)
 	if err != nil {
