@@ -11,7 +11,7 @@
 //	journal.json            the transaction in flight (see journal.go)
 //	backup.tar              the host's bytes before the transaction
 //	staging/                the new tree laid out like the root, for Precheck
-//	                        (its files removed after it, its directories kept)
+//	                        (kept, and brought in line at the next stage)
 package apply
 
 import (
@@ -63,9 +63,9 @@ type Engine struct {
 	hook func(step string, i int) error
 	// lx runs the live host steps of the transaction in flight.
 	lx *live.Exec
-	// stageDirs are the directories StateDir/staging holds, with no file
-	// in them, between transactions; nil: unknown (see stage).
-	stageDirs map[string]bool
+	// staged is what StateDir/staging holds between transactions; nil:
+	// unknown (see stage).
+	staged *stagedTree
 }
 
 // ErrUnfinished is returned by Apply, Rollback and Reinstall while a

@@ -128,7 +128,7 @@ func (e *Engine) SetAsideJournal() (string, error) {
 
 // finish removes what a finished transaction leaves in the state dir.
 // The journal goes first: without it the rest is only litter. The
-// staged files are the pre-check's to remove (Engine.stage).
+// staging tree stays for the next transaction (Engine.stage).
 func (e *Engine) finish() {
 	os.Remove(e.journalPath())
 	os.Remove(filepath.Join(e.cfg.StateDir, "live.json")) // apply/live.JournalName

@@ -22,7 +22,7 @@ import (
 // and the previous generation's health is re-checked. A failure there is a *DegradedError.
 func (e *Engine) Recover(ctx context.Context) (*Recovery, error) {
 	os.RemoveAll(filepath.Join(e.cfg.StateDir, stagingDir))
-	e.stageDirs = nil
+	e.staged = nil
 	e.removeStateTemps()
 	if n, err := e.RebootPending(); err == nil && n != 0 {
 		// Installed and waiting for a boot: Resume finishes it.

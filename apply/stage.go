@@ -18,72 +18,93 @@ import (
 // ErrSecretMissing: a file the manifest names in Secrets is not on the host.
 var ErrSecretMissing = errors.New("secret missing on the host (the host must provide it; bundles never carry it)")
 
+// stagedTree is what StateDir/staging holds between transactions: the
+// files (and their directories) the last stage wrote, relative paths.
+type stagedTree struct {
+	files, dirs map[string]bool
+}
+
 // stage writes the whole new tree (changed and unchanged files) under
 // StateDir/staging laid out like the root, so a check of the staged
-// pf.conf sees the staged table files beside it. The returned drop
-// removes the files (and only them) once the pre-check is done.
+// pf.conf sees the staged table files beside it.
 //
-// The directories stay between transactions (Engine.stageDirs): a mkdir
-// and an rmdir cost more than a file's create and unlink, and a host's
-// manifests keep their layout from one serial to the next. Only the
-// directories this manifest lacks are made and those it no longer has are
-// removed. Nothing else writes under staging, so once drop has removed
-// every file the tree is empty directories; when that is not known (a
-// fresh Engine, a failed write or removal) the tree is removed whole
-// first.
-func (e *Engine) stage(tgt *generation) (dir string, drop func(), err error) {
-	dir = filepath.Join(e.cfg.StateDir, stagingDir)
-	need := map[string]bool{".": true}
+// The tree stays between transactions (Engine.staged) and is brought in
+// line with the manifest: files rewritten in place, only what the last
+// manifest lacked created, only what this one lacks removed. A create and
+// an unlink cost far more than a rewrite (an inode allocated and freed,
+// and on ext4 without a journal every create scans past the inodes freed
+// in the last minute: ialloc.c, recently_deleted), and a host's manifests
+// keep their layout from one serial to the next. Nothing else writes
+// under staging; when its content is not known (a fresh Engine, a failed
+// stage) it is removed whole first.
+func (e *Engine) stage(tgt *generation) (string, error) {
+	dir := filepath.Join(e.cfg.StateDir, stagingDir)
+	now := stagedTree{files: map[string]bool{}, dirs: map[string]bool{".": true}}
 	for _, f := range tgt.meta.Manifest.Files {
-		for d := path.Dir(f.Path[1:]); d != "." && !need[d]; d = path.Dir(d) {
-			need[d] = true
+		now.files[f.Path[1:]] = true
+		for d := path.Dir(f.Path[1:]); d != "." && !now.dirs[d]; d = path.Dir(d) {
+			now.dirs[d] = true
 		}
 	}
-	have := e.stageDirs
-	e.stageDirs = nil // until drop has removed every file
-	if have == nil {
+	was := e.staged
+	e.staged = nil // until this stage is complete
+	if was == nil {
 		if err := os.RemoveAll(dir); err != nil {
-			return "", nil, fmt.Errorf("staging: %w", err)
+			return "", fmt.Errorf("staging: %w", err)
 		}
-		have = map[string]bool{}
+		was = &stagedTree{}
 	}
-	fail := func(target string, err error) (string, func(), error) {
+	fail := func(target string, err error) (string, error) {
 		os.RemoveAll(dir)
-		return "", nil, stageError(target, err)
+		return "", stageError(target, err)
 	}
-	// Deepest first: a directory goes after what it holds.
-	for _, d := range sortedDirs(have, true) {
-		if !need[d] {
-			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(d))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fail(d, err)
+	local := func(rel string) string { return filepath.Join(dir, filepath.FromSlash(rel)) }
+	for f := range was.files {
+		if !now.files[f] {
+			if err := os.Remove(local(f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fail("/"+f, err)
 			}
 		}
 	}
-	for _, d := range sortedDirs(need, false) {
-		if !have[d] {
-			if err := os.Mkdir(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	for _, d := range sortedDirs(was.dirs, true) { // deepest first
+		if !now.dirs[d] {
+			if err := os.Remove(local(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fail("/"+d, err)
 			}
 		}
 	}
-	written := make([]string, 0, len(tgt.meta.Manifest.Files))
-	for _, f := range tgt.meta.Manifest.Files {
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if err := os.WriteFile(p, tgt.files[f.Path], 0o600); err != nil {
-			return fail(f.Path, err)
-		}
-		written = append(written, p)
-	}
-	drop = func() {
-		for _, p := range written {
-			if err := os.Remove(p); err != nil {
-				os.RemoveAll(dir)
-				return
+	for _, d := range sortedDirs(now.dirs, false) {
+		if !was.dirs[d] {
+			if err := os.Mkdir(local(d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fail("/"+d, err)
 			}
 		}
-		e.stageDirs = need
 	}
-	return dir, drop, nil
+	for _, f := range tgt.meta.Manifest.Files {
+		if err := rewrite(local(f.Path[1:]), tgt.files[f.Path]); err != nil {
+			return fail(f.Path, err)
+		}
+	}
+	e.staged = &now
+	return dir, nil
+}
+
+// rewrite replaces the contents of the file at name (created if absent)
+// with data, in place. No O_TRUNC: ext4 flushes a file truncated to zero
+// at its close (auto_da_alloc), and the staged copy needs no disk.
+func rewrite(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // sortedDirs lists the directories of set (relative, "." the top)

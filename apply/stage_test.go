@@ -38,9 +38,9 @@ func TestStagingFailureIsPrecheck(t *testing.T) {
 }
 
 // TestStagingFollowsTheManifest: the pre-check sees exactly the
-// manifest's files and the directories they need, also when the
-// directories are kept from an earlier transaction whose manifest had
-// other ones, after a failed pre-check, and after a restart.
+// manifest's files, with their contents, and the directories they need,
+// also when the tree is kept from an earlier transaction whose manifest
+// had other files and directories, and after a restart.
 func TestStagingFollowsTheManifest(t *testing.T) {
 	e := newEnv(t)
 	var seen []string
@@ -83,15 +83,15 @@ func TestStagingFollowsTheManifest(t *testing.T) {
 		return nil
 	}
 	v1 := uirig("v1")
-	// v2 drops nginx.conf (and its directories) and adds a file deeper
-	// under a new directory.
+	// v2 drops nginx.conf (and its directories), has a shorter rc.conf
+	// and adds a file deeper under a new directory.
 	var v2 []tf
 	for _, f := range uirig("v2") {
 		if !strings.Contains(f.path, "nginx.conf") {
 			v2 = append(v2, f)
 		}
 	}
-	v2 = append(v2, tf{"/usr/local/etc/new/sub/x.conf", "none", "x=1\n", 0})
+	v2 = append(with(v2, "/etc/rc.conf", "shorter=1\n"), tf{"/usr/local/etc/new/sub/x.conf", "none", "x=1\n", 0})
 	for i, files := range [][]tf{v1, v2, v1, v2} {
 		if i == 3 {
 			e.reopen(t) // a new Engine knows nothing of the kept tree
@@ -103,7 +103,7 @@ func TestStagingFollowsTheManifest(t *testing.T) {
 		}
 		assertClean(t, e.state)
 	}
-	// A pre-check that fails leaves no staged file either.
+	// A failed pre-check changes nothing on the host.
 	e.drv.OnPrecheck = func(string, []verify.File) error { return errors.New("refused") }
 	cur = mkBundle(5, uirig("v5"))
 	if _, err := e.eng.Apply(ctx, cur); err == nil {

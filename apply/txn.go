@@ -57,15 +57,10 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	}
 	defer rs.close()
 
-	stage, unstage, err := e.stage(tgt)
+	stage, err := e.stage(tgt)
 	if err != nil {
 		return nil, err
 	}
-	// The staged files are only for the pre-check; they go in the
-	// background.
-	var stageGone sync.WaitGroup
-	dropStage := sync.OnceFunc(func() { stageGone.Go(unstage) })
-	defer func() { dropStage(); stageGone.Wait() }()
 	if err := e.at(hookStaged, 0); err != nil {
 		return nil, err
 	}
@@ -115,7 +110,6 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		prep <- r
 	}()
 	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
-	dropStage()
 	pr := <-prep
 	if err == nil {
 		err = e.at(hookPrechecked, 0)
