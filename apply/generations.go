@@ -47,6 +47,16 @@ func (m genMeta) public() Generation {
 	return Generation(m)
 }
 
+// file returns the bytes g keeps for path; false when g is nil or has no
+// such file.
+func (g *generation) file(path string) ([]byte, bool) {
+	if g == nil {
+		return nil, false
+	}
+	b, ok := g.files[path]
+	return b, ok
+}
+
 func bundleGen(b *verify.Bundle) *generation {
 	return &generation{
 		meta:     genMeta{Serial: b.Manifest.Serial, Manifest: b.Manifest, Signers: b.Signers},

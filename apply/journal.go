@@ -60,6 +60,9 @@ type journalFile struct {
 	UID     int         `json:"uid"`
 	GID     int         `json:"gid"`
 	SHA256  string      `json:"sha256,omitempty"` // of the backed-up bytes
+	// InGeneration: the bytes before are the previous generation's own
+	// (journal.Previous), so backup.tar does not carry them (readBackup).
+	InGeneration bool `json:"in_generation,omitempty"`
 }
 
 func (e *Engine) journalPath() string { return filepath.Join(e.cfg.StateDir, journalName) }
@@ -124,6 +127,36 @@ func (e *Engine) SetAsideJournal() (string, error) {
 		return aside, fmt.Errorf("set the backup aside: %w", err)
 	}
 	return aside, atomicfile.SyncDir(e.cfg.StateDir)
+}
+
+// readBackup returns the bytes every journalled file had before the
+// transaction: backup.tar's, and the previous generation's for those it
+// did not carry (InGeneration). That generation is durable (synced before
+// its own commit) and stays as it is until this transaction commits:
+// prune runs after the commit point and never removes the current one.
+func (e *Engine) readBackup(j *journal) (map[string][]byte, error) {
+	backup, err := readTar(e.backupPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		backup, err = map[string][]byte{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var prev *generation
+	for _, f := range j.Files {
+		if !f.InGeneration {
+			continue
+		}
+		if prev == nil {
+			if prev, err = e.loadGeneration(j.Previous); err != nil {
+				return nil, err
+			}
+		}
+		if b, ok := prev.files[f.Path]; ok {
+			backup[f.Path] = b
+		}
+	}
+	return backup, nil
 }
 
 // finish removes what a finished transaction leaves in the state dir.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -113,8 +112,8 @@ func (e *Engine) Resume(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer rs.close()
-	backup, err := readTar(e.backupPath())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	backup, err := e.readBackup(j)
+	if err != nil {
 		return nil, fmt.Errorf("resume after boot: backup: %w", err)
 	}
 	e.log.Info("host rebooted: health-checking the installed generation", "serial", j.Serial)

@@ -2,9 +2,7 @@ package apply
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -55,8 +53,8 @@ func (e *Engine) Recover(ctx context.Context) (*Recovery, error) {
 
 	reason := fmt.Errorf("interrupted during %s", j.Step)
 	e.log.Warn("recovering: rolling back an interrupted apply", "serial", j.Serial, "step", j.Step)
-	backup, err := readTar(e.backupPath())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	backup, err := e.readBackup(j)
+	if err != nil {
 		return nil, &DegradedError{Serial: j.Serial, Reason: reason, Err: fmt.Errorf("backup: %w", err)}
 	}
 	var prev *generation

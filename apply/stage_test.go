@@ -1,12 +1,14 @@
 package apply_test
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -113,4 +115,54 @@ func TestStagingFollowsTheManifest(t *testing.T) {
 	if len(seen) != 4 {
 		t.Errorf("pre-checks %v", seen)
 	}
+}
+
+// TestBackupCarriesWhatTheGenerationLacks: backup.tar holds only the
+// bytes the current generation does not (drift, unmanaged files); a
+// rollback restores both kinds (a recovery after a kill too:
+// TestKill9EveryStep).
+func TestBackupCarriesWhatTheGenerationLacks(t *testing.T) {
+	e := newEnv(t)
+	apply1(t, e)
+	drifted := filepath.Join(e.root, "etc/sysctl.conf")
+	if err := os.WriteFile(drifted, []byte("edited on the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, e.root)
+	var tarred []string
+	apply.SetHook(e.eng, func(step string, i int) error {
+		if step == apply.HookInstalled {
+			return errors.New("injected failure after the install")
+		}
+		if step != apply.HookJournaled {
+			return nil
+		}
+		f, err := os.Open(filepath.Join(e.state, "backup.tar"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		tr := tar.NewReader(f)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			tarred = append(tarred, h.Name)
+		}
+		return nil
+	})
+	// Every file changes, then the transaction fails: rolled back.
+	_, err := e.eng.Apply(ctx, mkBundle(2, uirig("v2")))
+	var rb *apply.RolledBackError
+	if !errors.As(err, &rb) {
+		t.Fatalf("err %v, want a rollback", err)
+	}
+	if !slices.Equal(tarred, []string{"etc/sysctl.conf"}) {
+		t.Errorf("backup.tar holds %q, want only the drifted etc/sysctl.conf", tarred)
+	}
+	if d := diffSnap(before, snapshot(t, e.root)); d != "" {
+		t.Errorf("not restored:\n%s", d)
+	}
+	assertClean(t, e.state)
 }

@@ -1,10 +1,12 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -106,7 +108,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	prep := make(chan prepared, 1)
 	go func() {
 		var r prepared
-		r.backup, r.journal, r.err = e.prepareJournal(rs, chs, j)
+		r.backup, r.journal, r.err = e.prepareJournal(rs, cur, chs, j)
 		prep <- r
 	}()
 	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
@@ -264,7 +266,13 @@ func (e *Engine) install(rs *roots, chs []change, ids [][2]int, beside, after fu
 // entries and in backup.tar, and writes both durably: backup.tar in place,
 // the journal as a synced temp file for commitJournal. It returns the saved
 // bytes by path. Nothing on the host changes.
-func (e *Engine) prepareJournal(rs *roots, chs []change, j *journal) (map[string][]byte, *atomicfile.Pending, error) {
+//
+// A target whose bytes are those of the current generation cur (a host
+// without drift: all of them) is backed up by that generation, already on
+// disk (readBackup); backup.tar carries the others, and is not written
+// when there are none: a file created, written, synced and removed less
+// per transaction.
+func (e *Engine) prepareJournal(rs *roots, cur *generation, chs []change, j *journal) (map[string][]byte, *atomicfile.Pending, error) {
 	saved := map[string][]byte{}
 	var paths []string
 	for _, c := range chs {
@@ -276,7 +284,11 @@ func (e *Engine) prepareJournal(rs *roots, chs []change, j *journal) (map[string
 		if st.exists {
 			jf.Mode, jf.UID, jf.GID, jf.SHA256 = st.mode, st.uid, st.gid, sha256hex(data)
 			saved[c.Path] = data
-			paths = append(paths, c.Path)
+			if kept, ok := cur.file(c.Path); ok && bytes.Equal(kept, data) {
+				jf.InGeneration = true
+			} else {
+				paths = append(paths, c.Path)
+			}
 		}
 		j.Files = append(j.Files, jf)
 		if c.Op != OpRemove {
@@ -295,6 +307,14 @@ func (e *Engine) prepareJournal(rs *roots, chs []change, j *journal) (map[string
 	var jtmp *atomicfile.Pending
 	err = parallel([]func() error{
 		func() error {
+			if len(paths) == 0 {
+				// A stale one (a crash before any journal) holds nothing
+				// of this transaction's.
+				if err := os.Remove(e.backupPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+				return nil
+			}
 			return writeTar(e.backupPath(), paths, saved, func(i int) error { return e.at(hookBackup, i+1) })
 		},
 		func() (err error) {
