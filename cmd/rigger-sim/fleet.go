@@ -63,6 +63,7 @@ type HostResult struct {
 	Healthy  bool     `json:"healthy"`
 	Booted   bool     `json:"booted"` // the revision needed a reboot, which rigger-sim did
 	Units    []string `json:"units,omitempty"`
+	Live     []string `json:"live,omitempty"` // the live host steps the agent ran
 	Health   []string `json:"health,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
 }
@@ -226,6 +227,7 @@ func settle(ctx context.Context, f *simfleet.Fleet, serial uint64, timeout time.
 			continue
 		}
 		rs[i].Outcome, rs[i].Healthy = "applied", simfleet.Healthy(serial)(st)
+		rs[i].Live = st.Current.Live
 		for _, c := range st.Health {
 			rs[i].Health = append(rs[i].Health, healthWord(c))
 		}
@@ -261,6 +263,8 @@ func printResult(w io.Writer, r HostResult, asJSON bool) {
 	case r.Outcome == "refused": // nothing was installed
 	case r.Booted:
 		line += " (reboot-required: booted by rigger-sim)"
+	case len(r.Live) > 0:
+		line += " (live: " + strings.Join(r.Live, "; ") + ")"
 	default:
 		line += " (live)"
 	}

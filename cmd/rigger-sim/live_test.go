@@ -254,6 +254,14 @@ func TestLiveUirig(t *testing.T) {
 		"ifconfig web2_a up",
 		"ifconfig epair7b name web2_b",
 		"ifconfig xbridge addm web2_a")
+	// rigger-sim's line for the host says which steps ran.
+	for _, r := range settle(lf.ctx, lf.f, serial, time.Minute) {
+		var line strings.Builder
+		printResult(&line, r, false)
+		if r.Host == A && !strings.Contains(line.String(), "(live: ifconfig epair create; ifconfig epair7a name web2_a; ifconfig web2_a up; ifconfig epair7b name web2_b; ifconfig xbridge addm web2_a)") {
+			t.Errorf("rigger-sim line %q, want the live steps", line.String())
+		}
+	}
 	healthOK := map[string]bool{}
 	for _, c := range st.Health {
 		healthOK[c.Name] = c.OK
@@ -388,7 +396,7 @@ func TestLiveUirig(t *testing.T) {
 		}
 		var line strings.Builder
 		printResult(&line, r, false)
-		if !strings.Contains(line.String(), "refused") || strings.Contains(line.String(), "(live)") {
+		if !strings.Contains(line.String(), "refused") || strings.Contains(line.String(), "(live") {
 			t.Errorf("%s: line %q, want refused without a live or reboot word", r.Host, line.String())
 		}
 		if st, err := lf.f.Status(lf.ctx, r.Host); err != nil {
