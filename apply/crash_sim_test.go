@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/applytest/kill9"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
@@ -130,9 +130,7 @@ func TestKill9Sim(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts jails with real spiped processes; skipped with -short")
 	}
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatalf("spiped not on PATH (test.sh installs it): %v", err)
-	}
+	applytest.NeedSpiped(t)
 	bundles := t.TempDir()
 	simCrashBundles(t, bundles)
 	ref := simCrashPrepare(t, bundles)

@@ -6,13 +6,13 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/applytest/kill9"
 	"github.com/rigger-bsd/rigger/apply/live"
 	"github.com/rigger-bsd/rigger/apply/sim"
@@ -119,9 +119,7 @@ func TestKill9SimLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts jails with real spiped processes; skipped with -short")
 	}
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatalf("spiped not on PATH (test.sh installs it): %v", err)
-	}
+	applytest.NeedSpiped(t)
 	bundles := t.TempDir()
 	plan := simLiveBundles(t, bundles)
 	if len(plan.Steps) < 6 {

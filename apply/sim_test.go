@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/bundler/topology/topotest"
@@ -161,9 +161,7 @@ func TestSimUIRig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts jails with real spiped processes; skipped with -short")
 	}
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatalf("spiped not on PATH (test.sh installs it): %v", err)
-	}
+	applytest.NeedSpiped(t)
 	hrs := renderUIRig(t)
 	hosts := map[string]*simHost{}
 	bundles := map[string]*verify.Bundle{}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rigger-bsd/rigger/agent"
 	"github.com/rigger-bsd/rigger/agent/gittest"
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/applytest/kill9"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
@@ -297,9 +298,7 @@ func TestAgentKill9EveryLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts jails with real spiped processes; skipped with -short")
 	}
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatalf("spiped not on PATH (test.sh installs it): %v", err)
-	}
+	applytest.NeedSpiped(t)
 	for _, c := range []struct {
 		name    string
 		healthy bool

@@ -10,7 +10,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,21 +22,6 @@ import (
 func TestMain(m *testing.M) {
 	ServiceMain() // the stand-in services re-execute this binary
 	os.Exit(m.Run())
-}
-
-func needSpiped(t testing.TB) {
-	t.Helper()
-	if _, err := lookSpiped(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func lookSpiped() (string, error) {
-	p, err := exec.LookPath("spiped")
-	if err != nil {
-		return "", fmt.Errorf("spiped is not on PATH: the sim runs real spiped processes; install it (apt-get install spiped): %w", err)
-	}
-	return p, nil
 }
 
 func mkdirWrite(t testing.TB, full string, b []byte) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/freebsd"
 	"github.com/rigger-bsd/rigger/verify"
 )
@@ -17,7 +18,7 @@ import (
 // twoHosts boots two hosts whose pg_j PGC pipes point at each other.
 func twoHosts(t *testing.T, keyA, keyB []byte) (a, b *simHost) {
 	t.Helper()
-	needSpiped(t)
+	applytest.NeedSpiped(t)
 	ipA, ipB := pair()
 	a, b = newHost(t, ipA, ipB, keyA), newHost(t, ipB, ipA, keyB)
 	for _, h := range []*simHost{a, b} {
@@ -131,7 +132,7 @@ func TestWrongKeyBreaksTunnel(t *testing.T) {
 // with jail(8)'s message, because nothing created them; after a boot it
 // runs.
 func TestNewJailNeedsBoot(t *testing.T) {
-	needSpiped(t)
+	applytest.NeedSpiped(t)
 	ipA, ipB := pair()
 	h := newHost(t, ipA, ipB, newKey(t))
 	full := readFile(t, h.root, "/etc/rc.conf")

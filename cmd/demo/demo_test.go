@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rigger-bsd/rigger/agent"
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/cmd/internal/simfleet"
@@ -24,9 +25,7 @@ import (
 // a real git server on loopback, two agents on the sim driver with real
 // spiped tunnels between their database jails.
 func TestEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatal("spiped not on PATH: ./test.sh installs it (apt-get install spiped)")
-	}
+	applytest.NeedSpiped(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rigger-bsd/rigger/agent"
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 	"github.com/rigger-bsd/rigger/cmd/internal/simfleet"
@@ -30,9 +30,7 @@ type liveFleet struct {
 
 func startLiveFleet(t *testing.T, ctx context.Context, bin, example string) *liveFleet {
 	t.Helper()
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatal("spiped not on PATH: ./test.sh installs it (apt-get install spiped)")
-	}
+	applytest.NeedSpiped(t)
 	orig := filepath.Join("..", "..", "testdata", "infra", example)
 	lf := &liveFleet{t: t, ctx: ctx, orig: orig, base: filepath.Join(t.TempDir(), example)}
 	lf.reset()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/apply/sim"
 	"github.com/rigger-bsd/rigger/bundler/topology"
 )
@@ -36,9 +37,7 @@ func buildSim(t *testing.T) string {
 // every host applies its first bundle (a reboot, done by rigger-sim) and
 // passes its health checks, tunnels and WireGuard links included.
 func TestUpExamples(t *testing.T) {
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatal("spiped not on PATH: ./test.sh installs it (apt-get install spiped)")
-	}
+	applytest.NeedSpiped(t)
 	bin := buildSim(t)
 	for _, name := range []string{"uirig", "routed", "lagg"} {
 		t.Run(name, func(t *testing.T) {
@@ -97,9 +96,7 @@ func TestUsage(t *testing.T) {
 // WireGuard link cannot come up, the wireguard check fails, and the
 // change is rolled back; up exits 4.
 func TestWireGuardKeyMismatchRolledBack(t *testing.T) {
-	if _, err := exec.LookPath("spiped"); err != nil {
-		t.Fatal("spiped not on PATH: ./test.sh installs it (apt-get install spiped)")
-	}
+	applytest.NeedSpiped(t)
 	bin := buildSim(t)
 	repo := filepath.Join("..", "..", "testdata", "infra", "routed")
 	bad := filepath.Join(t.TempDir(), "routed-badkey")
