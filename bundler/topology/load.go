@@ -324,8 +324,8 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 	m.Vlans = joinItems(r, pl, h, "vlan", role.Vlans, own.Vlans)
 	m.Bridges = joinItems(r, pl, h, "bridge", role.Bridges, own.Bridges)
 	m.Epairs = joinItems(r, pl, h, "epair", role.Epairs, own.Epairs)
-	m.Jails = r.mergeJails(joinItems(r, pl, h, "jail", role.Jails), joinItems(r, pl, h, "jail", own.Jails))
-	m.WireGuard = r.mergeWGs(joinItems(r, pl, h, "wireguard interface", role.WireGuard), joinItems(r, pl, h, "wireguard interface", own.WireGuard))
+	m.Jails = mergeByName(joinItems(r, pl, h, "jail", role.Jails), joinItems(r, pl, h, "jail", own.Jails), jailName, r.mergeJail)
+	m.WireGuard = mergeByName(joinItems(r, pl, h, "wireguard interface", role.WireGuard), joinItems(r, pl, h, "wireguard interface", own.WireGuard), wgName, r.mergeWG)
 	m.Files = joinItems(r, pl, h, "file", role.Files, own.Files)
 	m.Checks = joinItems(r, pl, h, "check", role.Checks, own.Checks)
 	for _, j := range m.Jails {
@@ -396,18 +396,20 @@ func mergeNames(base, over []string) []string {
 	return out
 }
 
-// mergeJails is the role's jails with the host's merged in: a host jail
-// named like a role jail extends it in place (boot order kept), other host
-// jails follow.
-func (r *Repo) mergeJails(role, own []*Jail) []*Jail {
-	out := append([]*Jail{}, role...)
-	for _, j := range own {
-		i := slices.IndexFunc(out[:len(role)], func(x *Jail) bool { return x.Name == j.Name })
-		if i < 0 || slices.ContainsFunc(own[:slices.Index(own, j)], func(x *Jail) bool { return x.Name == j.Name }) {
-			out = append(out, j)
+// mergeByName merges a host's items into its role's: a host item named
+// like a role item extends it in place (role order kept, merge must not
+// modify the role's item, which its hosts share), other host items follow;
+// a second host item of one name is appended as is, so the duplicate is
+// reported where names are checked.
+func mergeByName[T any](role, own []*T, name func(*T) string, merge func(base, over *T) *T) []*T {
+	out := append([]*T{}, role...)
+	for k, o := range own {
+		i := slices.IndexFunc(out[:len(role)], func(x *T) bool { return name(x) == name(o) })
+		if i < 0 || slices.ContainsFunc(own[:k], func(x *T) bool { return name(x) == name(o) }) {
+			out = append(out, o)
 			continue
 		}
-		out[i] = r.mergeJail(out[i], j)
+		out[i] = merge(out[i], o)
 	}
 	return out
 }
@@ -1060,3 +1062,6 @@ func (r *Repo) jailParams(h *host, j *Jail) *JailParams {
 	p.Path = strings.ReplaceAll(p.Path, "$name", j.Name)
 	return p
 }
+
+func jailName(j *Jail) string { return j.Name }
+func wgName(w *WG) string     { return w.Name }

@@ -2,22 +2,6 @@ package topology
 
 import "slices"
 
-// mergeWGs is the role's WireGuard interfaces with the host's merged in,
-// as jails merge: a host interface named like a role interface extends it
-// in place, other host interfaces follow.
-func (r *Repo) mergeWGs(role, own []*WG) []*WG {
-	out := append([]*WG{}, role...)
-	for k, w := range own {
-		i := slices.IndexFunc(out[:len(role)], func(x *WG) bool { return x.Name == w.Name })
-		if i < 0 || slices.ContainsFunc(own[:k], func(x *WG) bool { return x.Name == w.Name }) {
-			out = append(out, w) // a second host entry of one name is reported as a duplicate
-			continue
-		}
-		out[i] = r.mergeWG(out[i], w)
-	}
-	return out
-}
-
 // mergeWG returns base with over merged in: scalars replaced when over
 // sets them, fib_routes and hooks appended, peers merged by mergeWGPeers.
 // base is the role's and shared by its hosts: never modified.
