@@ -20,8 +20,19 @@ func Decode(name string, data []byte) (*File, error) {
 	return f, err
 }
 
-// decodeFile is Decode plus the positions of every decoded item.
+// decodeFile is Decode plus the positions of every decoded item. A
+// large fleet's hosts are decoded in parallel (decodeSplit); the result is
+// the same as decodeWhole's, which runs whenever the split does not apply
+// or finds anything wrong, so every error comes from decodeWhole.
 func decodeFile(name string, data []byte) (*File, *positions, error) {
+	if f, pos, ok := decodeSplit(name, data, splitHosts); ok {
+		return f, pos, nil
+	}
+	return decodeWhole(name, data)
+}
+
+// decodeWhole decodes the whole file at once.
+func decodeWhole(name string, data []byte) (*File, *positions, error) {
 	// Two parses of the same bytes: the node tree (positions) and the
 	// strict decode (yaml.v3 checks unknown keys only when decoding from
 	// bytes). They are independent, so they run on two cores.
@@ -49,13 +60,18 @@ func decodeFile(name string, data []byte) (*File, *positions, error) {
 		}
 		return nil, nil, err
 	}
-	pos := &positions{file: name, nodes: map[any]*yaml.Node{}, keys: map[mapKey]int{}}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		doc = doc.Content[0]
 	}
-	pos.annotate(reflect.ValueOf(&f), doc)
-	return &f, pos, nil
+	return &f, annotated(name, &f, doc), nil
+}
+
+// annotated is the positions of f's items, decoded from doc.
+func annotated(name string, f *File, doc *yaml.Node) *positions {
+	pos := &positions{file: name, nodes: map[any]*yaml.Node{}, keys: map[mapKey]int{}}
+	pos.annotate(reflect.ValueOf(f), doc)
+	return pos
 }
 
 // keyAtLine finds the mapping key whose value starts on line (to name the
