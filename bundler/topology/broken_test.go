@@ -223,3 +223,20 @@ func TestBrokenRepos(t *testing.T) {
 		})
 	}
 }
+
+// TestRoleEmptyPipeEveryHost: an empty pipe in a role's jail is reported
+// for every host using the role, the same way load after load (hosts
+// merge on every core; the role's jail, which they share, is never
+// filtered in place, which named one host picked by map order).
+func TestRoleEmptyPipeEveryHost(t *testing.T) {
+	fsys := baseFS()
+	top := strings.Replace(baseTopology, "probe: pg-ssl}\n", "probe: pg-ssl}\n          - null\n", 1)
+	fsys["topology.yaml"] = &fstest.MapFile{Data: []byte(top)}
+	const want = "topology.yaml:19: hosts a, b: jail db_j: empty pipe"
+	for range 20 {
+		_, err := LoadFS(fsys)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("got %v, want a problem %q", err, want)
+		}
+	}
+}

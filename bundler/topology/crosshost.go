@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -70,29 +71,35 @@ func (r *Repo) checkSharedAddrs(pl *problemList) {
 		ifn string
 		p   netip.Prefix
 	}
-	by := map[netip.Addr][]holder{}
-	var order []netip.Addr
-	for _, name := range r.names {
-		h := r.hosts[name]
+	// Each host's shared addresses, on every core; then who holds each.
+	held := make([][]holder, len(r.names))
+	parallel(len(r.names), func(i int) {
+		h := r.hosts[r.names[i]]
 		shared := sharedIfaces(h)
 		for _, ifn := range sortedKeys(h.ifaces) {
 			if !shared[ifn] {
 				continue
 			}
 			for _, p := range h.ifaces[ifn].prefix {
-				a := p.Addr()
-				if a.IsLinkLocalUnicast() {
-					continue
+				if !p.Addr().IsLinkLocalUnicast() {
+					held[i] = append(held[i], holder{h, ifn, p})
 				}
-				hs := by[a]
-				if len(hs) > 0 && hs[len(hs)-1].h == h {
-					continue // twice on one host: reported by resolveIfaces
-				}
-				if hs == nil {
-					order = append(order, a)
-				}
-				by[a] = append(hs, holder{h, ifn, p})
 			}
+		}
+	})
+	by := map[netip.Addr][]holder{}
+	var order []netip.Addr
+	for _, hl := range held {
+		for _, x := range hl {
+			a := x.p.Addr()
+			hs := by[a]
+			if len(hs) > 0 && hs[len(hs)-1].h == x.h {
+				continue // twice on one host: reported by resolveIfaces
+			}
+			if hs == nil {
+				order = append(order, a)
+			}
+			by[a] = append(hs, x)
 		}
 	}
 	for _, a := range order {
@@ -114,8 +121,7 @@ func (r *Repo) checkSharedAddrs(pl *problemList) {
 // checkPipeClients: every decrypt pipe has a client, and the clients of one
 // listener are on one host unless the pipe says clients: many.
 func (r *Repo) checkPipeClients(pl *problemList) {
-	for _, name := range r.names {
-		h := r.hosts[name]
+	r.eachHost(pl, func(h *host, pl *problemList) {
 		for _, rp := range h.pipes {
 			if rp.p.Mode != "decrypt" {
 				continue
@@ -140,18 +146,20 @@ func (r *Repo) checkPipeClients(pl *problemList) {
 				continue
 			}
 			hosts := map[string]bool{}
-			var who []string
 			for _, c := range cl {
 				hosts[c.host.name] = true
-				who = append(who, fmt.Sprintf("%s (jail %s pipe %s)", c.host.name, c.rp.jail.Name, c.rp.p.Name))
 			}
 			if len(hosts) > 1 && rp.p.Clients != "many" {
+				var who []string
+				for _, c := range cl {
+					who = append(who, fmt.Sprintf("%s (jail %s pipe %s)", c.host.name, c.rp.jail.Name, c.rp.p.Name))
+				}
 				sort.Strings(who)
 				pl.add(r.pos.at(rp.p, "source"), pw,
 					"clients on %d hosts share this listener: %s (give each its own decrypt pipe, or clients: many)", len(hosts), strings.Join(who, ", "))
 			}
 		}
-	}
+	})
 }
 
 // checkWirePeers: a peering is declared on both sides, keys are WireGuard
@@ -229,6 +237,8 @@ func validWGKey(k string) bool {
 type knownAddrs struct {
 	addrs map[netip.Addr]bool
 	nets  map[netip.Prefix]bool
+	// bits are the prefix lengths in nets: holds looks up those only.
+	bits []int
 }
 
 func (r *Repo) known() knownAddrs {
@@ -238,6 +248,9 @@ func (r *Repo) known() knownAddrs {
 			for _, p := range i.prefix {
 				k.addrs[p.Addr()] = true
 				k.nets[p.Masked()] = true
+				if !slices.Contains(k.bits, p.Bits()) {
+					k.bits = append(k.bits, p.Bits())
+				}
 			}
 		}
 	}
@@ -248,7 +261,7 @@ func (k knownAddrs) holds(a netip.Addr) bool {
 	if k.addrs[a] {
 		return true
 	}
-	for bits := 0; bits <= a.BitLen(); bits++ {
+	for _, bits := range k.bits {
 		if p, err := a.Prefix(bits); err == nil && k.nets[p] {
 			return true
 		}
@@ -261,15 +274,15 @@ func (k knownAddrs) holds(a netip.Addr) bool {
 // or a network the repo does not describe.
 func (r *Repo) checkGateways(pl *problemList) {
 	k := r.known()
-	warn := func(pos Pos, where, gw string) {
+	warn := func(pl *problemList, pos Pos, where, gw string) {
 		a, err := netip.ParseAddr(gw)
 		if err != nil || k.holds(a) {
 			return
 		}
 		pl.warn(pos, where, "gateway %s is not an address or in a network of any host in the topology", a)
 	}
-	for _, name := range r.names {
-		h := r.hosts[name]
+	r.eachHost(pl, func(h *host, pl *problemList) {
+		warn := func(pos Pos, where, gw string) { warn(pl, pos, where, gw) }
 		if h.spec.Gateway != "" {
 			warn(r.specPos(h, "gateway"), h.where+": gateway", h.spec.Gateway)
 		}
@@ -283,7 +296,7 @@ func (r *Repo) checkGateways(pl *problemList) {
 				warn(r.pos.at(j, "gateway"), h.where+": jail "+j.Name+": gateway", j.Gateway)
 			}
 		}
-	}
+	})
 }
 
 // routeGateway is the gateway of a route(8) argument list ("-net

@@ -43,8 +43,14 @@ type host struct {
 	incoming map[int]bool
 	// clients are the encrypt pipes targeting each listener, by "addr:port".
 	clients map[string][]pipeEnd
+	// tunnelPorts are Repo.tunnelPorts(h), once every host is resolved:
+	// shared by the render and its view, which only read it.
+	tunnelPorts []int
 	// render is the host's render (Repo.renders once all are made).
 	render *HostRender
+	// posOf links items made by merging to the decoded items whose
+	// positions they take, until build moves the links into Repo.pos.
+	posOf map[any]any
 }
 
 // pipeEnd is a pipe on a host.
@@ -144,36 +150,24 @@ func (r *Repo) build(pl *problemList) {
 		if own == nil {
 			own = &Spec{}
 		}
-		h := &host{name: name, where: "host " + name, own: own}
-		if !hostRE.MatchString(name) {
-			pl.add(r.pos.key(f.Hosts, name), h.where, "bad host name (letters, digits, '-', '_')")
-		}
-		if own.Role != "" {
-			h.role = f.Roles[own.Role]
-			if h.role == nil {
-				pl.add(r.pos.at(own, "role"), h.where, "unknown role %q", own.Role)
-			}
-		}
-		if own.Wave != "" {
-			d, err := time.ParseDuration(own.Wave)
-			if err != nil || d < 0 {
-				pl.add(r.pos.at(own, "wave"), h.where, "wave %q: want a duration like 15m", own.Wave)
-			}
-			h.wave = d
-		}
-		h.spec = r.merge(h, pl)
-		h.paths = r.hostPaths(h, pl)
-		h.rel = r.release(fleetRel, pl, h.where, own, h.role)
-		r.hosts[name] = h
+		r.hosts[name] = &host{name: name, where: "host " + name, own: own}
 		r.names = append(r.names, name)
 	}
 	sort.Strings(r.names)
+	// Each host's merge only reads the repo and its role: every core. The
+	// merged items' positions are linked into r.pos after.
+	r.eachHost(pl, func(h *host, pl *problemList) { r.mergeHost(h, fleetRel, pl) })
 	for _, name := range r.names {
-		r.loadStatusKey(r.hosts[name], pl)
+		h := r.hosts[name]
+		for item, from := range h.posOf {
+			r.pos.nodes[item] = r.pos.nodes[from]
+		}
+		h.posOf = nil
 	}
-	for _, name := range r.names {
-		r.loadGate(r.hosts[name], pl)
-	}
+	r.eachHost(pl, func(h *host, pl *problemList) {
+		r.loadStatusKey(h, pl)
+		r.loadGate(h, pl)
+	})
 	// Each host's interfaces, then each host's own checks, only read
 	// other hosts: both run on every core.
 	r.eachHost(pl, r.resolveIfaces)
@@ -181,10 +175,15 @@ func (r *Repo) build(pl *problemList) {
 	for _, name := range r.names {
 		r.crossCheck(r.hosts[name], pl)
 	}
+	// A host's tunnel ports need every host's pipes crossChecked.
+	parallel(len(r.names), func(i int) {
+		h := r.hosts[r.names[i]]
+		h.tunnelPorts = r.tunnelPorts(h)
+	})
 	r.crossHosts(pl)
 	fleet := map[int]bool{}
 	for _, name := range r.names {
-		for _, p := range r.tunnelPorts(r.hosts[name]) {
+		for _, p := range r.hosts[name].tunnelPorts {
 			fleet[p] = true
 		}
 	}
@@ -193,6 +192,51 @@ func (r *Repo) build(pl *problemList) {
 	}
 	sort.Ints(r.fleetPorts)
 	r.renderAll(pl)
+}
+
+// mergeHost checks h's name, role and wave, and merges its role.
+func (r *Repo) mergeHost(h *host, fleetRel policy.Release, pl *problemList) {
+	f, own := r.file, h.own
+	if !hostRE.MatchString(h.name) {
+		pl.add(r.pos.key(f.Hosts, h.name), h.where, "bad host name (letters, digits, '-', '_')")
+	}
+	if own.Role != "" {
+		h.role = f.Roles[own.Role]
+		if h.role == nil {
+			pl.add(r.pos.at(own, "role"), h.where, "unknown role %q", own.Role)
+		}
+	}
+	if own.Wave != "" {
+		d, err := time.ParseDuration(own.Wave)
+		if err != nil || d < 0 {
+			pl.add(r.pos.at(own, "wave"), h.where, "wave %q: want a duration like 15m", own.Wave)
+		}
+		h.wave = d
+	}
+	h.spec = r.merge(h, pl)
+	h.paths = r.hostPaths(h, pl)
+	h.rel = r.release(fleetRel, pl, h.where, own, h.role)
+}
+
+// samePos gives item, made by merging h's spec, the position of from
+// (a decoded item, or one merged before). Hosts merge concurrently:
+// build links these into r.pos once all are merged.
+func (h *host) samePos(item, from any) {
+	if h.posOf == nil {
+		h.posOf = map[any]any{}
+	}
+	if f, ok := h.posOf[from]; ok {
+		from = f
+	}
+	h.posOf[item] = from
+}
+
+// at is r.pos.at for h's items while h merges.
+func (r *Repo) at(h *host, item any, field string) Pos {
+	if f, ok := h.posOf[item]; ok {
+		item = f
+	}
+	return r.pos.at(item, field)
 }
 
 // hostPaths is the path policy of h's agent: the defaults plus the roots
@@ -317,38 +361,50 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 			n.MTU = v.MTU
 		}
 		n.Options = append(append([]string{}, base.Options...), v.Options...)
-		r.pos.nodes[&n] = r.pos.nodes[v]
+		h.samePos(&n, v)
 		m.NICs[k] = &n
 	}
 	m.Laggs = joinItems(r, pl, h, "lagg", role.Laggs, own.Laggs)
 	m.Vlans = joinItems(r, pl, h, "vlan", role.Vlans, own.Vlans)
 	m.Bridges = joinItems(r, pl, h, "bridge", role.Bridges, own.Bridges)
 	m.Epairs = joinItems(r, pl, h, "epair", role.Epairs, own.Epairs)
-	m.Jails = mergeByName(joinItems(r, pl, h, "jail", role.Jails), joinItems(r, pl, h, "jail", own.Jails), jailName, r.mergeJail)
-	m.WireGuard = mergeByName(joinItems(r, pl, h, "wireguard interface", role.WireGuard), joinItems(r, pl, h, "wireguard interface", own.WireGuard), wgName, r.mergeWG)
+	m.Jails = mergeByName(joinItems(r, pl, h, "jail", role.Jails), joinItems(r, pl, h, "jail", own.Jails), jailName,
+		func(base, over *Jail) *Jail { return r.mergeJail(h, base, over) })
+	m.WireGuard = mergeByName(joinItems(r, pl, h, "wireguard interface", role.WireGuard), joinItems(r, pl, h, "wireguard interface", own.WireGuard), wgName,
+		func(base, over *WG) *WG { return r.mergeWG(h, base, over) })
 	m.Files = joinItems(r, pl, h, "file", role.Files, own.Files)
 	m.Checks = joinItems(r, pl, h, "check", role.Checks, own.Checks)
-	for _, j := range m.Jails {
-		var ps []*Pipe
-		for _, p := range j.Pipes {
-			if p != nil {
-				ps = append(ps, p)
-			} else {
-				pl.add(r.pos.at(j, "pipes"), h.where+": jail "+j.Name, "empty pipe")
+	// Empty pipes and peers are dropped from a copy: a role's items are
+	// shared by its hosts.
+	for i, j := range m.Jails {
+		if slices.Contains(j.Pipes, nil) {
+			c := *j
+			c.Pipes = nil
+			for _, p := range j.Pipes {
+				if p != nil {
+					c.Pipes = append(c.Pipes, p)
+				} else {
+					pl.add(r.at(h, j, "pipes"), h.where+": jail "+j.Name, "empty pipe")
+				}
 			}
+			h.samePos(&c, j)
+			m.Jails[i] = &c
 		}
-		j.Pipes = ps
 	}
-	for _, w := range m.WireGuard {
-		var ps []*WGPeer
-		for _, p := range w.Peers {
-			if p != nil {
-				ps = append(ps, p)
-			} else {
-				pl.add(r.pos.at(w, "peers"), h.where+": wireguard "+w.Name, "empty peer")
+	for i, w := range m.WireGuard {
+		if slices.Contains(w.Peers, nil) {
+			c := *w
+			c.Peers = nil
+			for _, p := range w.Peers {
+				if p != nil {
+					c.Peers = append(c.Peers, p)
+				} else {
+					pl.add(r.at(h, w, "peers"), h.where+": wireguard "+w.Name, "empty peer")
+				}
 			}
+			h.samePos(&c, w)
+			m.WireGuard[i] = &c
 		}
-		w.Peers = ps
 	}
 	m.JailsDef = mergeJailParams(role.JailsDef, own.JailsDef)
 	switch {
@@ -369,12 +425,12 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 				t.Entries = append(append([]string{}, base.Entries...), v.Add...)
 				t.Add = nil
 				t.Path = pick(v.Path, base.Path)
-				r.pos.nodes[&t] = r.pos.nodes[v]
+				h.samePos(&t, v)
 				v = &t
 			}
 			pf.Tables[k] = v
 		}
-		r.pos.nodes[pf] = r.pos.nodes[own.PF]
+		h.samePos(pf, own.PF)
 		m.PF = pf
 	}
 	return m
@@ -418,7 +474,7 @@ func mergeByName[T any](role, own []*T, name func(*T) string, merge func(base, o
 // sets them, lists appended (interfaces, exec hooks), services by
 // mergeNames, maps merged key by key (rc, params, netif), pipes replaced by
 // name or appended.
-func (r *Repo) mergeJail(base, over *Jail) *Jail {
+func (r *Repo) mergeJail(h *host, base, over *Jail) *Jail {
 	m := &Jail{
 		Name:       base.Name,
 		Hostname:   pick(over.Hostname, base.Hostname),
@@ -448,7 +504,7 @@ func (r *Repo) mergeJail(base, over *Jail) *Jail {
 		}
 	}
 	// Problems about the merged jail point at the host's entry.
-	r.pos.nodes[m] = r.pos.nodes[over]
+	h.samePos(m, over)
 	return m
 }
 

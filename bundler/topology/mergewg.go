@@ -5,7 +5,7 @@ import "slices"
 // mergeWG returns base with over merged in: scalars replaced when over
 // sets them, fib_routes and hooks appended, peers merged by mergeWGPeers.
 // base is the role's and shared by its hosts: never modified.
-func (r *Repo) mergeWG(base, over *WG) *WG {
+func (r *Repo) mergeWG(h *host, base, over *WG) *WG {
 	m := &WG{
 		Name:       base.Name,
 		ListenPort: pickInt(over.ListenPort, base.ListenPort),
@@ -18,10 +18,10 @@ func (r *Repo) mergeWG(base, over *WG) *WG {
 		FIBRoutes:  appendNew(base.FIBRoutes, over.FIBRoutes),
 		PostUp:     append(append([]string{}, base.PostUp...), over.PostUp...),
 		PostDown:   append(append([]string{}, base.PostDown...), over.PostDown...),
-		Peers:      r.mergeWGPeers(base.Peers, over.Peers),
+		Peers:      r.mergeWGPeers(h, base.Peers, over.Peers),
 	}
 	// Problems about the merged interface point at the host's entry.
-	r.pos.nodes[m] = r.pos.nodes[over]
+	h.samePos(m, over)
 	return m
 }
 
@@ -29,7 +29,7 @@ func (r *Repo) mergeWG(base, over *WG) *WG {
 // the same host and interface as a role peer, or the same public key,
 // overrides that peer field by field (routes appended, allowed_ips
 // replaced when given); other host peers are appended.
-func (r *Repo) mergeWGPeers(base, over []*WGPeer) []*WGPeer {
+func (r *Repo) mergeWGPeers(h *host, base, over []*WGPeer) []*WGPeer {
 	out := append([]*WGPeer{}, base...)
 	for _, p := range over {
 		if p == nil {
@@ -54,7 +54,7 @@ func (r *Repo) mergeWGPeers(base, over []*WGPeer) []*WGPeer {
 		if len(p.AllowedIPs) > 0 {
 			m.AllowedIPs = p.AllowedIPs
 		}
-		r.pos.nodes[m] = r.pos.nodes[p]
+		h.samePos(m, p)
 		out[i] = m
 	}
 	return out

@@ -219,7 +219,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	hr.Secrets = r.secrets(h)
 	hr.NetifRestart = append([]string(nil), h.spec.NetifRestart...)
 	sort.Strings(hr.NetifRestart)
-	hr.TunnelPorts = r.tunnelPorts(h)
+	hr.TunnelPorts = h.tunnelPorts
 	hr.FleetTunnelPorts = r.fleetPorts
 	hr.Desc = r.hostDesc(h, pl)
 	return hr

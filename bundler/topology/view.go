@@ -123,7 +123,7 @@ func (r *Repo) view(h *host) *View {
 			v.Tables = append(v.Tables, TableView{Name: name, Path: tablePath(name, pf.Tables[name])})
 		}
 	}
-	v.TunnelPorts = r.tunnelPorts(h)
+	v.TunnelPorts = h.tunnelPorts
 	v.Pipes = r.pipeViews(h)
 	v.WireGuard = r.wgViews(h)
 	return v
