@@ -233,70 +233,77 @@ func validWGKey(k string) bool {
 	return err == nil && len(b) == 32
 }
 
-// knownAddrs are every host's addresses and networks in the topology.
-type knownAddrs struct {
-	addrs map[netip.Addr]bool
-	nets  map[netip.Prefix]bool
-	// bits are the prefix lengths in nets: holds looks up those only.
-	bits []int
-}
-
-func (r *Repo) known() knownAddrs {
-	k := knownAddrs{addrs: map[netip.Addr]bool{}, nets: map[netip.Prefix]bool{}}
-	for _, h := range r.hosts {
-		for _, i := range h.ifaces {
-			for _, p := range i.prefix {
-				k.addrs[p.Addr()] = true
-				k.nets[p.Masked()] = true
-				if !slices.Contains(k.bits, p.Bits()) {
-					k.bits = append(k.bits, p.Bits())
-				}
-			}
-		}
-	}
-	return k
-}
-
-func (k knownAddrs) holds(a netip.Addr) bool {
-	if k.addrs[a] {
-		return true
-	}
-	for _, bits := range k.bits {
-		if p, err := a.Prefix(bits); err == nil && k.nets[p] {
-			return true
-		}
-	}
-	return false
-}
-
 // checkGateways warns about a default router, a jail's router or a static
 // route's gateway that no host or network of the topology holds: a typo,
 // or a network the repo does not describe.
 func (r *Repo) checkGateways(pl *problemList) {
-	k := r.known()
-	warn := func(pl *problemList, pos Pos, where, gw string) {
-		a, err := netip.ParseAddr(gw)
-		if err != nil || k.holds(a) {
-			return
-		}
-		pl.warn(pos, where, "gateway %s is not an address or in a network of any host in the topology", a)
+	type gateway struct {
+		pos   Pos
+		where string
+		addr  netip.Addr
 	}
-	r.eachHost(pl, func(h *host, pl *problemList) {
-		warn := func(pos Pos, where, gw string) { warn(pl, pos, where, gw) }
+	// The gateways that are addresses, host by host on every core.
+	gws := make([][]gateway, len(r.names))
+	parallel(len(r.names), func(i int) {
+		h := r.hosts[r.names[i]]
+		add := func(pos Pos, where, gw string) {
+			if a, err := netip.ParseAddr(gw); err == nil {
+				gws[i] = append(gws[i], gateway{pos, where, a})
+			}
+		}
 		if h.spec.Gateway != "" {
-			warn(r.specPos(h, "gateway"), h.where+": gateway", h.spec.Gateway)
+			add(r.specPos(h, "gateway"), h.where+": gateway", h.spec.Gateway)
 		}
 		for _, rt := range sortedKeys(h.spec.Routes) {
 			if gw := routeGateway(h.spec.Routes[rt]); gw != "" {
-				warn(r.mapPos(h, func(s *Spec) map[string]string { return s.Routes }, rt), h.where+": routes: "+rt, gw)
+				add(r.mapPos(h, func(s *Spec) map[string]string { return s.Routes }, rt), h.where+": routes: "+rt, gw)
 			}
 		}
 		for _, j := range h.jailsIn {
 			if j.Gateway != "" {
-				warn(r.pos.at(j, "gateway"), h.where+": jail "+j.Name+": gateway", j.Gateway)
+				add(r.pos.at(j, "gateway"), h.where+": jail "+j.Name+": gateway", j.Gateway)
 			}
 		}
 	})
+	// A gateway is held when an interface's network contains it: the
+	// networks that would (each gateway's prefix at every length) are
+	// looked up with each interface's, host by host on every core. A
+	// fleet has few distinct gateways, and many more addresses.
+	nets := map[netip.Prefix][]netip.Addr{}
+	for _, hg := range gws {
+		for _, g := range hg {
+			if p, _ := g.addr.Prefix(g.addr.BitLen()); !slices.Contains(nets[p], g.addr) {
+				for bits := 0; bits <= g.addr.BitLen(); bits++ {
+					p, _ := g.addr.Prefix(bits)
+					nets[p] = append(nets[p], g.addr)
+				}
+			}
+		}
+	}
+	if len(nets) == 0 {
+		return
+	}
+	heldBy := make([][]netip.Addr, len(r.names))
+	parallel(len(r.names), func(i int) {
+		for _, ifc := range r.hosts[r.names[i]].ifaces {
+			for _, p := range ifc.prefix {
+				heldBy[i] = append(heldBy[i], nets[p.Masked()]...)
+			}
+		}
+	})
+	held := map[netip.Addr]bool{}
+	for _, as := range heldBy {
+		for _, a := range as {
+			held[a] = true
+		}
+	}
+	for _, hg := range gws {
+		for _, g := range hg {
+			if !held[g.addr] {
+				pl.warn(g.pos, g.where, "gateway %s is not an address or in a network of any host in the topology", g.addr)
+			}
+		}
+	}
 }
 
 // routeGateway is the gateway of a route(8) argument list ("-net

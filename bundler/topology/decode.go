@@ -6,6 +6,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -138,19 +139,13 @@ func (p *positions) annotate(v reflect.Value, n *yaml.Node) {
 		if n.Kind != yaml.MappingNode {
 			return
 		}
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			tag := t.Field(i).Tag.Get("yaml")
-			name, opts, _ := strings.Cut(tag, ",")
-			if name == "-" {
+		for _, f := range yamlFields(v.Type()) {
+			if f.inline {
+				p.annotate(v.Field(f.index), n)
 				continue
 			}
-			if opts == "inline" {
-				p.annotate(v.Field(i), n)
-				continue
-			}
-			if vn := mapValue(n, name); vn != nil {
-				p.annotate(v.Field(i), vn)
+			if vn := mapValue(n, f.name); vn != nil {
+				p.annotate(v.Field(f.index), vn)
 			}
 		}
 	case reflect.Slice:
@@ -172,6 +167,33 @@ func (p *positions) annotate(v reflect.Value, n *yaml.Node) {
 			}
 		}
 	}
+}
+
+// yamlField is a struct field as topology.yaml names it.
+type yamlField struct {
+	index  int
+	name   string
+	inline bool
+}
+
+// fieldsOf caches yamlFields by struct type: annotate walks every
+// decoded struct.
+var fieldsOf sync.Map // reflect.Type → []yamlField
+
+// yamlFields are t's fields with their yaml names, "-" fields left out.
+func yamlFields(t reflect.Type) []yamlField {
+	if fs, ok := fieldsOf.Load(t); ok {
+		return fs.([]yamlField)
+	}
+	var fs []yamlField
+	for i := 0; i < t.NumField(); i++ {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "-" {
+			fs = append(fs, yamlField{index: i, name: name, inline: opts == "inline"})
+		}
+	}
+	fieldsOf.Store(t, fs)
+	return fs
 }
 
 func mapValue(n *yaml.Node, key string) *yaml.Node {
