@@ -8,6 +8,7 @@ package freebsd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,15 @@ type Driver struct {
 	root string
 	run  Runner
 	log  *slog.Logger
+	// shOK holds the digests of the rc file contents sh -n accepted
+	// (checkSh): the same bytes are not checked by a process again.
+	shMu sync.Mutex
+	shOK map[[sha256.Size]byte]bool
 }
+
+// shOKMax bounds shOK: a host has a few dozen rc files, each with a
+// couple of versions in flight; past the bound the set starts over.
+const shOKMax = 1024
 
 var _ apply.Driver = (*Driver)(nil)
 
@@ -296,17 +305,41 @@ func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[
 }
 
 // checkSh runs sh -n (parse, never execute) on a staged rc file, unless
-// the file is plain assignments that sh can only accept (plainAssignments).
+// the file is plain assignments that sh can only accept (plainAssignments),
+// or its bytes passed sh -n before in this driver's life: a parse depends
+// on the bytes alone (sh -n runs nothing, so reads no other file:
+// bin/sh/main.c cmdloop calls evaltree only when nflag is clear).
+// A failure is not remembered; it is checked again, and reported, at
+// every apply.
 func (d *Driver) checkSh(ctx context.Context, stage, p string) []error {
-	if src, err := os.ReadFile(filepath.Join(stage, p)); err == nil && plainAssignments(src) {
+	src, err := os.ReadFile(filepath.Join(stage, p))
+	if err == nil && plainAssignments(src) {
 		return nil
 	}
+	var sum [sha256.Size]byte
+	if err == nil {
+		sum = sha256.Sum256(src)
+		d.shMu.Lock()
+		ok := d.shOK[sum]
+		d.shMu.Unlock()
+		if ok {
+			return nil
+		}
+	}
 	argv := []string{"sh", "-n", filepath.Join(stage, p)}
-	r, err := d.run.Run(ctx, argv...)
-	if err != nil {
-		return []error{fmt.Errorf("sh -n %s: %w", p, err)}
+	r, rerr := d.run.Run(ctx, argv...)
+	if rerr != nil {
+		return []error{fmt.Errorf("sh -n %s: %w", p, rerr)}
 	}
 	if r.ExitCode == 0 {
+		if err == nil {
+			d.shMu.Lock()
+			if d.shOK == nil || len(d.shOK) >= shOKMax {
+				d.shOK = map[[sha256.Size]byte]bool{}
+			}
+			d.shOK[sum] = true
+			d.shMu.Unlock()
+		}
 		return nil
 	}
 	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage, nil))

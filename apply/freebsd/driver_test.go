@@ -983,3 +983,50 @@ func recordedF(f *testing.F, name string) []byte {
 	}
 	return b
 }
+
+// TestPrecheckShOncePerContent: an rc file whose bytes sh -n accepted is
+// not checked by a process again; new bytes are, and a rejected file is
+// checked (and rejected) at every pre-check.
+func TestPrecheckShOncePerContent(t *testing.T) {
+	stage, files := stageTree(t)
+	var mu sync.Mutex
+	var ran []string
+	d := New(apply.DriverOptions{Root: "/"}, runFunc(func(argv []string) Result {
+		if argv[0] != "sh" {
+			return Result{}
+		}
+		src, err := os.ReadFile(argv[2])
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		ran = append(ran, strings.TrimPrefix(argv[2], stage))
+		mu.Unlock()
+		if strings.Contains(string(src), "bad") {
+			return Result{ExitCode: 2, Stderr: []byte(argv[2] + ": 2: Syntax error: Unterminated quoted string\n")}
+		}
+		return Result{}
+	}))
+	precheck := func(rc string) ([]string, error) {
+		t.Helper()
+		write(t, stage, "/etc/rc.conf", rc) // not plain assignments: sh -n runs
+		ran = nil
+		err := d.Precheck(context.Background(), stage, files)
+		return ran, err
+	}
+	if ran, err := precheck("x=\"$y\"\n"); err != nil || len(ran) != 1 || ran[0] != "/etc/rc.conf" {
+		t.Fatalf("first check: ran %q, err %v; want sh -n of /etc/rc.conf, nil", ran, err)
+	}
+	if ran, err := precheck("x=\"$y\"\n"); err != nil || len(ran) != 0 {
+		t.Errorf("same bytes again: ran %q, err %v; want no sh -n, nil", ran, err)
+	}
+	if ran, err := precheck("x=\"$z\"\n"); err != nil || len(ran) != 1 {
+		t.Errorf("new bytes: ran %q, err %v; want one sh -n, nil", ran, err)
+	}
+	for i := range 2 {
+		ran, err := precheck("x=\"$y\"\nbad=\"\n")
+		if err == nil || !strings.Contains(err.Error(), "/etc/rc.conf:2: Syntax error") || len(ran) != 1 {
+			t.Errorf("rejected bytes, check %d: ran %q, err %v; want one sh -n and its error", i+1, ran, err)
+		}
+	}
+}
