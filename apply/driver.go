@@ -21,6 +21,9 @@ type Driver interface {
 	// staged.conf -e, sh -n on rc files, secrets present. stage is a
 	// directory laid out like the host root (stage/etc/pf.conf, …); files
 	// are the whole new manifest. A non-nil error names the file and line.
+	// The stage is scratch: the driver may rewrite its files in place
+	// (paths in pf.conf pointed at the staged table files), never add or
+	// remove one; the engine writes every staged file anew at each stage.
 	Precheck(ctx context.Context, stage string, files []verify.File) error
 	// Activate brings one unit in line with the installed files
 	// (pfctl -f, service jail restart NAME then jls -j NAME, …). The engine

@@ -147,50 +147,43 @@ func precheckError(errs []error) error {
 }
 
 // unstage maps a path a tool printed back to the host path.
-func unstage(stage string, names map[string]string) func(string) string {
+func unstage(stage string) func(string) string {
 	stage = filepath.Clean(stage)
-	return func(s string) string {
-		for tmp, host := range names {
-			s = strings.ReplaceAll(s, tmp, host)
-		}
-		return strings.ReplaceAll(s, stage+"/", "/")
-	}
+	return func(s string) string { return strings.ReplaceAll(s, stage+"/", "/") }
 }
 
 // checkPF runs pfctl -nf on the staged pf.conf. pfctl reads table files
 // and includes at parse time, by the absolute paths written in pf.conf,
-// which name the live host files. So the staged pf.conf (and each staged
-// include, recursively) is copied to a temp file beside the stage with
-// every `file "P"` / `include "P"` that the bundle carries rewritten to
-// stage/P; paths the bundle does not carry keep naming the host's file.
-// The rewrite never adds or removes a line, so pfctl's FILE:LINE errors
-// map back to the host path exactly. (A path held in a macro is not
+// which name the live host files. So in the staged pf.conf (and each
+// staged include, recursively) every `file "P"` / `include "P"` that the
+// bundle carries is rewritten to stage/P; paths the bundle does not carry
+// keep naming the host's file. The staged copies are rewritten in place
+// (the stage is the driver's scratch copy, see apply.Driver), not copied
+// to temp files: a file created and removed per check costs more than
+// the check on a filesystem that scans its freed inodes at each create
+// (ext4 without a journal: fs/ext4/ialloc.c, recently_deleted). The
+// rewrite never adds or removes a line, so pfctl's FILE:LINE errors map
+// back to the host path exactly. (A path held in a macro is not
 // rewritten: pf.conf in the wild writes table paths literally.)
 func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bool) []error {
-	// Temp files, not a temp dir: a mkdir and its rmdir cost more than
-	// the file itself.
-	names := map[string]string{} // temp copy -> host path
-	defer func() {
-		for tmp := range names {
-			os.Remove(tmp)
-		}
-	}()
-	var rewrite func(hostPath string, depth int) (string, error)
-	rewrite = func(hostPath string, depth int) (string, error) {
-		src, err := os.ReadFile(filepath.Join(stage, hostPath))
+	done := map[string]bool{} // staged files rewritten (or being rewritten)
+	var rewrite func(hostPath string) error
+	rewrite = func(hostPath string) error {
+		done[hostPath] = true
+		name := filepath.Join(stage, hostPath)
+		src, err := os.ReadFile(name)
 		if err != nil {
-			return "", err
+			return err
 		}
 		out := layout.RewritePaths(src, func(kind, p string) (string, bool) {
-			if !path.IsAbs(p) {
-				return "", false
+			if !path.IsAbs(p) || d.mapped(stage, p) {
+				return "", false // relative, or rewritten already
 			}
 			p = path.Clean(p)
 			if staged[p] {
-				if kind == "include" && depth < 8 {
-					if np, err := rewrite(p, depth+1); err == nil {
-						return np, true
-					}
+				if kind == "include" && !done[p] {
+					// Unreadable: pfctl, given the staged path, says so.
+					_ = rewrite(p)
 				}
 				return filepath.Join(stage, p), true
 			}
@@ -199,21 +192,12 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 			}
 			return "", false
 		})
-		f, err := os.CreateTemp(filepath.Dir(filepath.Clean(stage)), ".pfcheck-*-"+path.Base(hostPath))
-		if err != nil {
-			return "", err
-		}
-		names[f.Name()] = hostPath
-		_, err = f.Write(out)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return f.Name(), err
+		return rewriteInPlace(name, src, out)
 	}
-	conf, err := rewrite(layout.PFConf, 0)
-	if err != nil {
+	if err := rewrite(layout.PFConf); err != nil {
 		return []error{&layout.FileError{File: layout.PFConf, Msg: err.Error()}}
 	}
+	conf := filepath.Join(stage, layout.PFConf)
 	// pf_flags can define macros (-D) the rules need: check with them, as
 	// rc.d/pf's pf_check does, read from the rc.conf being installed.
 	pf, err := readPFSettings(func(p string) ([]byte, error) {
@@ -236,7 +220,7 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 	if r.ExitCode == 0 {
 		return nil
 	}
-	errs := layout.ParseToolErrors(r.Stderr, layout.PFConf, unstage(stage, names))
+	errs := layout.ParseToolErrors(r.Stderr, layout.PFConf, unstage(stage))
 	if len(errs) == 0 {
 		errs = append(errs, &layout.FileError{File: layout.PFConf, Msg: commandError(argv, r).Error()})
 	}
@@ -251,16 +235,16 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 // load_config, add_param; jail.c main: show_jails then exit(0)). So any
 // stderr output fails the check. Stdout is one line per jail,
 // `name=NAME,path=...` (jail.c print_jail, print_param).
-// `.include` paths the bundle carries are pointed at the stage, as for pf.
+// `.include` paths the bundle carries are pointed at the stage, in place,
+// as for pf.
 func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[string]bool) []error {
-	src, err := os.ReadFile(filepath.Join(stage, p))
+	conf := filepath.Join(stage, p)
+	src, err := os.ReadFile(conf)
 	if err != nil {
 		return []error{&layout.FileError{File: p, Msg: err.Error()}}
 	}
-	names := map[string]string{}
-	conf := filepath.Join(stage, p)
 	rewritten := layout.RewritePaths(src, func(kind, inc string) (string, bool) {
-		if kind != "include" || !path.IsAbs(inc) {
+		if kind != "include" || !path.IsAbs(inc) || d.mapped(stage, inc) {
 			return "", false
 		}
 		for s := range staged {
@@ -273,21 +257,8 @@ func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[
 		}
 		return "", false
 	})
-	if string(rewritten) != string(src) {
-		f, err := os.CreateTemp(filepath.Dir(filepath.Clean(stage)), ".jailcheck-*.conf")
-		if err != nil {
-			return []error{fmt.Errorf("jail pre-check: %w", err)}
-		}
-		defer os.Remove(f.Name())
-		_, werr := f.Write(rewritten)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return []error{fmt.Errorf("jail pre-check: %w", werr)}
-		}
-		conf = f.Name()
-		names[conf] = p
+	if err := rewriteInPlace(conf, src, rewritten); err != nil {
+		return []error{fmt.Errorf("jail pre-check: %w", err)}
 	}
 	argv := []string{"jail", "-f", conf, "-e", ","}
 	r, err := d.run.Run(ctx, argv...)
@@ -297,11 +268,39 @@ func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[
 	if r.ExitCode == 0 && len(bytes.TrimSpace(r.Stderr)) == 0 {
 		return nil
 	}
-	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage, names))
+	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage))
 	if len(errs) == 0 {
 		errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
 	}
 	return errs
+}
+
+// mapped reports whether p, read in a staged file, is a path a check of
+// the same stage rewrote already: into the stage, or under a root that is
+// not "/".
+func (d *Driver) mapped(stage, p string) bool {
+	return strings.HasPrefix(p, filepath.Clean(stage)+"/") || d.root != "/" && strings.HasPrefix(p, d.root+"/")
+}
+
+// rewriteInPlace replaces the staged file name's contents src with out,
+// in place (no O_TRUNC: ext4 flushes a file truncated to zero at its
+// close, auto_da_alloc), when they differ.
+func rewriteInPlace(name string, src, out []byte) error {
+	if bytes.Equal(src, out) {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(out)
+	if err == nil {
+		err = f.Truncate(int64(len(out)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // checkSh runs sh -n (parse, never execute) on a staged rc file, unless
@@ -342,7 +341,7 @@ func (d *Driver) checkSh(ctx context.Context, stage, p string) []error {
 		}
 		return nil
 	}
-	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage, nil))
+	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage))
 	if len(errs) == 0 {
 		errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
 	}

@@ -188,8 +188,56 @@ func TestPrecheckUsesStagedTableFiles(t *testing.T) {
 	if len(run.rest) > 0 {
 		t.Errorf("checks not run: %v", run.rest)
 	}
-	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(stage), ".pfcheck-*")); len(left) > 0 {
-		t.Errorf("temp files left: %v", left)
+	if left, _ := os.ReadDir(filepath.Dir(stage)); len(left) != 1 {
+		t.Errorf("files beside the stage: %v", left)
+	}
+}
+
+// TestPrecheckRewritesStageOnce: the staged pf.conf, its include and
+// jail.conf are rewritten in place, and a second pre-check of the same
+// stage gives the tools the same files (a path rewritten to the stage is
+// not mapped under the root again).
+func TestPrecheckRewritesStageOnce(t *testing.T) {
+	stage, files := stageTree(t)
+	write(t, stage, "/etc/jail.conf", ".include \"/etc/jail.conf.d/*.conf\";\n")
+	write(t, stage, "/etc/jail.conf.d/pg_j.conf", "pg_j { vnet; }\n")
+	files = append(files, verify.File{Path: "/etc/jail.conf.d/pg_j.conf", Unit: "jail:pg_j"})
+	root := t.TempDir()
+	var seen []string
+	d := New(apply.DriverOptions{Root: root}, runFunc(func(argv []string) Result {
+		if argv[0] == "pfctl" || argv[0] == "jail" {
+			b, err := os.ReadFile(argv[2+map[string]int{"pfctl": 1, "jail": 0}[argv[0]]])
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen = append(seen, string(b))
+		}
+		return Result{}
+	}))
+	for range 2 {
+		if err := d.Precheck(context.Background(), stage, files); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc, err := os.ReadFile(filepath.Join(stage, "etc/pf.d/tunnels.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`file "` + filepath.Join(stage, "etc/ips_martians") + `"`,
+		`file "` + filepath.Join(root, "etc/ips_blocklist") + `"`, // not in the bundle: the host's
+		`include "` + filepath.Join(stage, "etc/pf.d/tunnels.conf") + `"`,
+		`.include "` + filepath.Join(stage, "etc/jail.conf.d") + `/*.conf"`,
+	} {
+		if !strings.Contains(strings.Join(seen, ""), want) {
+			t.Errorf("files given to the tools lack %s:\n%s", want, strings.Join(seen, "\n"))
+		}
+	}
+	if want := `file "` + filepath.Join(stage, "etc/ips_peers") + `"`; !strings.Contains(string(inc), want) {
+		t.Errorf("staged include lacks %s:\n%s", want, inc)
+	}
+	if len(seen) != 6 || seen[0] != seen[3] || seen[1]+seen[2] != seen[4]+seen[5] {
+		t.Errorf("second pre-check saw other files:\n%s", strings.Join(seen, "\n----\n"))
 	}
 }
 
