@@ -1,13 +1,17 @@
 package apply_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rigger-bsd/rigger/apply"
 	"github.com/rigger-bsd/rigger/apply/applytest"
@@ -579,5 +583,71 @@ func TestRebootReasons(t *testing.T) {
 	}
 	if p.Reboot || len(p.RebootReasons) != 0 {
 		t.Errorf("allowed netif restart: reboot %v %q", p.Reboot, p.RebootReasons)
+	}
+}
+
+// TestRollbackLogsWhatItRestores: a rollback says, file by file, what it
+// put back and from where (the previous generation, backup.tar for a file
+// that had drifted, removal for a file the apply created), then the
+// result.
+func TestRollbackLogsWhatItRestores(t *testing.T) {
+	e := newEnv(t)
+	apply1(t, e)
+	var buf bytes.Buffer
+	eng, err := apply.New(apply.Config{Root: e.root, StateDir: e.state, Driver: e.drv, HealthTimeout: 2 * time.Second,
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drift: the host's sysctl.conf is no longer the generation's.
+	if err := os.WriteFile(filepath.Join(e.root, "etc/sysctl.conf"), []byte("drifted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := with(uirig("v1"), "/etc/pf.conf", "pass all\n")
+	files = with(files, "/etc/sysctl.conf", "kern.x=1\n")
+	files = append(files, tf{"/etc/new.conf", "none", "new\n", 0})
+	e.drv.OnActivate = func(u verify.Unit) error {
+		if conf, _ := os.ReadFile(filepath.Join(e.root, "etc/pf.conf")); u.String() == "pf" && string(conf) == "pass all\n" {
+			return errors.New("pfctl: syntax error")
+		}
+		return nil
+	}
+	if _, err := eng.Apply(ctx, mkBundle(2, files)); !errors.As(err, new(*apply.RolledBackError)) {
+		t.Fatalf("err %v, want *RolledBackError", err)
+	}
+	type line struct {
+		Msg, Path, How string
+		Serial         uint64
+		Previous       *uint64
+		Files          int
+	}
+	how := map[string]string{}
+	var restored *line
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var ln line
+		if err := json.Unmarshal([]byte(l), &ln); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		switch ln.Msg {
+		case "file restored":
+			if ln.Serial != 2 || ln.Previous == nil || *ln.Previous != 1 {
+				t.Errorf("file line without serial 2 and previous 1: %s", l)
+			}
+			how[ln.Path] = ln.How
+		case "restored":
+			restored = &ln
+		}
+	}
+	for path, want := range map[string]string{
+		"/etc/pf.conf":     "rewritten from generation 1",
+		"/etc/sysctl.conf": "rewritten from backup.tar",
+		"/etc/new.conf":    "removed: the apply created it",
+	} {
+		if how[path] != want {
+			t.Errorf("log for %s: %q, want %q\nlog:\n%s", path, how[path], want, buf.String())
+		}
+	}
+	if restored == nil || restored.Serial != 2 || restored.Previous == nil || *restored.Previous != 1 || restored.Files != 3 {
+		t.Errorf("no final restored line for serial 2, previous 1, 3 files:\n%s", buf.String())
 	}
 }

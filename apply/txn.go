@@ -454,6 +454,8 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 		e.log.Info("undone: its files did not exist before", "unit", u.String())
 	}
 	units = previousUnits(cur, files, again)
+	log := e.log.With("serial", j.Serial, "previous", j.Previous)
+	log.Info("restoring the host as it was before the apply", "files", len(files), "units", unitNames(units))
 	if err := e.liveUndoEarly(ctx); err != nil {
 		e.log.Error("undo of live steps", "err", err)
 	}
@@ -465,9 +467,13 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 			return nil, err
 		}
 		rs.removeTemps(f.Path)
-		if err := e.restoreFile(rs, f, backup, &dirs); err != nil {
+		did, err := e.restoreFile(rs, f, j.Previous, backup, &dirs)
+		if err != nil {
+			log.Error("file not restored", "path", f.Path, "err", err)
 			errs = append(errs, err)
+			continue
 		}
+		log.Info("file restored", "path", f.Path, "how", did)
 	}
 	// Directories the install created go too, deepest first, if empty.
 	for i := len(j.Dirs) - 1; i >= 0; i-- {
@@ -477,7 +483,9 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("restore files: %w", errors.Join(errs...))
+		err := fmt.Errorf("restore files: %w", errors.Join(errs...))
+		log.Error("restore incomplete: the journal stays for the next start", "err", err)
+		return nil, err
 	}
 	if j.NewGeneration {
 		os.RemoveAll(e.genPath(j.Serial) + tmpSuffix)
@@ -502,6 +510,7 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 	}
 	e.finish()
 	if actErr != nil {
+		log.Error("files restored, re-activation failed", "err", actErr)
 		return nil, actErr
 	}
 	var checks []verify.Check
@@ -510,9 +519,19 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 	}
 	health, err := e.checkHealth(ctx, checks)
 	if err != nil {
+		log.Error("files restored and re-activated, re-check failed", "err", err)
 		return health, fmt.Errorf("re-check: %w", err)
 	}
+	log.Info("restored", "files", len(files), "reactivated", unitNames(units), "checks", len(health))
 	return health, nil
+}
+
+func unitNames(us []verify.Unit) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	return out
 }
 
 // previousUnits maps the units to re-activate after the files went back
@@ -570,25 +589,30 @@ func onlyNewFiles(files []journalFile, u verify.Unit) bool {
 	return n > 0
 }
 
-func (e *Engine) restoreFile(rs *roots, f journalFile, backup map[string][]byte, dirs *atomicfile.Dirs) error {
+// restoreFile puts one journalled file back and says how (for the log).
+func (e *Engine) restoreFile(rs *roots, f journalFile, prev uint64, backup map[string][]byte, dirs *atomicfile.Dirs) (string, error) {
 	disk, st, err := rs.read(f.Path)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !f.Existed {
 		if !st.exists {
-			return nil
+			return "absent, as before", nil
 		}
-		return rs.remove(f.Path, dirs)
+		return "removed: the apply created it", rs.remove(f.Path, dirs)
 	}
 	data, ok := backup[f.Path]
 	if !ok || sha256hex(data) != f.SHA256 {
-		return fmt.Errorf("%s: backup missing or corrupt", f.Path)
+		return "", fmt.Errorf("%s: backup missing or corrupt", f.Path)
+	}
+	from := "backup.tar"
+	if f.InGeneration {
+		from = "generation " + strconv.FormatUint(prev, 10)
 	}
 	if st.exists && st.mode == f.Mode && st.uid == f.UID && st.gid == f.GID && string(disk) == string(data) {
-		return nil
+		return "unchanged: already the bytes of " + from, nil
 	}
-	return rs.write(f.Path, data, f.Mode, f.UID, f.GID, dirs)
+	return "rewritten from " + from, rs.write(f.Path, data, f.Mode, f.UID, f.GID, dirs)
 }
 
 // missingDirs lists the ancestors of target that do not exist yet, so a
