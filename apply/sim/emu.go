@@ -262,10 +262,13 @@ func (h *Host) Run(ctx context.Context, argv ...string) (freebsd.Result, error) 
 		return freebsd.Result{}, errors.New("run: empty command")
 	}
 	var res freebsd.Result
-	if filepath.Base(argv[0]) == "sh" && len(argv) > 1 && argv[1] == "-n" {
-		// A syntax check touches no kernel state: no lock.
+	if syntaxCheck(argv) {
+		// A syntax check touches no kernel state: no lock, no kernel.json
+		// read and compared. On FreeBSD pfctl -n does without /dev/pf
+		// (FREEBSD.md errata 8) and jail -e only parses and prints
+		// (usr.sbin/jail/jail.c main: show_jails, then exit).
 		c := &cmd{h: h, k: newKernel(), ctx: ctx, inRoot: true}
-		code := c.sh(argv[1:])
+		code := c.run(argv)
 		return freebsd.Result{Stdout: []byte(c.stdout.String()), Stderr: []byte(c.stderr.String()), ExitCode: code}, nil
 	}
 	err := h.withKernel(func(k *Kernel) error {
@@ -276,6 +279,29 @@ func (h *Host) Run(ctx context.Context, argv ...string) (freebsd.Result, error) 
 	})
 	h.log.Debug("sim run", "argv", argv, "exit", res.ExitCode)
 	return res, err
+}
+
+// syntaxCheck reports whether argv is one of the driver's pre-checks,
+// which read files only: sh -n FILE, pfctl -n -f FILE [-D macro=value]...
+// and jail -f FILE -e SEP. Any other form goes through the kernel lock.
+func syntaxCheck(argv []string) bool {
+	switch filepath.Base(argv[0]) {
+	case "sh":
+		return len(argv) == 3 && argv[1] == "-n"
+	case "pfctl":
+		if len(argv) < 4 || argv[1] != "-n" || argv[2] != "-f" {
+			return false
+		}
+		for i := 4; i < len(argv); i += 2 {
+			if argv[i] != "-D" || i+1 >= len(argv) {
+				return false
+			}
+		}
+		return true
+	case "jail":
+		return len(argv) == 5 && argv[1] == "-f" && argv[3] == "-e"
+	}
+	return false
 }
 
 // run dispatches argv to the emulated command and returns its exit code.

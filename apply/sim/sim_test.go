@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -452,5 +453,50 @@ func TestPrecheckThroughEmulator(t *testing.T) {
 	err := h.drv.Precheck(ctx, stage, files)
 	if err == nil || !strings.Contains(err.Error(), "/etc/pf.conf:") || !strings.Contains(err.Error(), "nosuch") {
 		t.Errorf("pre-check with a bad pf.conf: %v", err)
+	}
+}
+
+// TestSyntaxChecksTakeNoLock: the pre-check's commands (pfctl -n -f,
+// jail -f -e, sh -n) read files only, so they answer while another
+// process holds the sandbox's kernel lock, with what they answer under it.
+func TestSyntaxChecksTakeNoLock(t *testing.T) {
+	h := newHost(t, "127.0.0.1", "127.0.0.2", newKey(t))
+	write(t, h.root, "/etc/bad.conf", "pass in on\n")
+	write(t, h.root, "/etc/rc.d/x", "echo \"\n")
+	checks := []struct {
+		argv []string
+		code int
+		out  string // in stdout or stderr
+	}{
+		{[]string{"pfctl", "-n", "-f", filepath.Join(h.root, "etc/pf.conf")}, 0, ""},
+		{[]string{"pfctl", "-n", "-f", filepath.Join(h.root, "etc/bad.conf"), "-D", "x=1"}, 1, "bad.conf:1:"},
+		{[]string{"jail", "-f", filepath.Join(h.root, "etc/jail.conf"), "-e", ","}, 0, "name=pg_j,"},
+		{[]string{"sh", "-n", filepath.Join(h.root, "etc/rc.d/x")}, 2, "x: 2: Syntax error"},
+	}
+	unlock, err := lockState(h.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, c := range checks {
+		done := make(chan struct{})
+		var stdout, stderr string
+		var code int
+		go func() {
+			defer close(done)
+			r, err := h.drv.Host().Run(context.Background(), c.argv...)
+			if err != nil {
+				t.Errorf("%q: %v", c.argv, err)
+			}
+			stdout, stderr, code = string(r.Stdout), string(r.Stderr), r.ExitCode
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("%q waits for the kernel lock", c.argv)
+		}
+		if code != c.code || !strings.Contains(stdout+stderr, c.out) {
+			t.Errorf("%q: exit %d, output %q; want exit %d with %q", c.argv, code, stdout+stderr, c.code, c.out)
+		}
 	}
 }
