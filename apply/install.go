@@ -143,41 +143,115 @@ func statOf(target string, fi fs.FileInfo) (fileState, error) {
 // read returns the target's contents and state without following a
 // symlink at the target itself.
 func (rs *roots) read(target string) ([]byte, fileState, error) {
+	data, st, f, err := rs.open(target)
+	if f != nil {
+		f.Close()
+	}
+	return data, st, err
+}
+
+// open is read leaving the target open (nil when absent), for the
+// caller to close.
+func (rs *roots) open(target string) ([]byte, fileState, *os.File, error) {
 	r, rel, err := rs.resolve(target, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fileState{}, nil
+		return nil, fileState{}, nil, nil
 	}
 	if err != nil {
-		return nil, fileState{}, err
+		return nil, fileState{}, nil, err
 	}
-	data, fi, err := readRegular(r, rel)
+	data, fi, f, err := openRegular(r, rel)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fileState{}, nil
+		return nil, fileState{}, nil, nil
 	}
 	if err != nil {
-		return nil, fileState{}, fmt.Errorf("%s: %w", target, err)
+		return nil, fileState{}, nil, fmt.Errorf("%s: %w", target, err)
 	}
 	st, err := statOf(target, fi)
-	return data, st, err
+	if err != nil && f != nil {
+		f.Close()
+		f = nil
+	}
+	return data, st, f, err
+}
+
+// held keeps open the files an install replaces or removes, read for
+// the backup, until after the renames; then release closes them all at
+// once. Freeing a file's blocks can be slow and synchronous: ext4 without
+// a journal, mounted with discard (this CI machine's root), discards them
+// right where the last reference goes (fs/ext4/mballoc.c,
+// ext4_free_blocks, with no journal handle to defer them to), which
+// would put one discard per file between consecutive renames. Held, each
+// file is freed at its close, and the closes overlap, beside the
+// directory fsyncs. On FreeBSD (UFS soft updates, ZFS) freeing is
+// deferred anyway; holding costs a descriptor per file, bounded.
+type held struct {
+	mu    sync.Mutex
+	files []*os.File
+}
+
+// maxHeld bounds the descriptors held: past it, files are closed at once.
+const maxHeld = 256
+
+// keep holds f, or closes it when enough are held.
+func (h *held) keep(f *os.File) {
+	if f == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.files) >= maxHeld {
+		f.Close()
+		return
+	}
+	h.files = append(h.files, f)
+}
+
+// release closes every held file, a few at a time. Safe to call again.
+func (h *held) release() error {
+	h.mu.Lock()
+	files := h.files
+	h.files = nil
+	h.mu.Unlock()
+	closes := make([]func() error, len(files))
+	for i, f := range files {
+		closes[i] = func() error { f.Close(); return nil }
+	}
+	return parallel(closes)
 }
 
 // readRegular opens rel without following a final symlink and without
 // blocking on a planted FIFO, and reads it only if it is a regular file.
 func readRegular(r *os.Root, rel string) ([]byte, fs.FileInfo, error) {
+	data, fi, f, err := openRegular(r, rel)
+	if f != nil {
+		f.Close()
+	}
+	return data, fi, err
+}
+
+// openRegular is readRegular leaving the file open (nil unless it is a
+// regular file read whole), for the caller to close.
+func openRegular(r *os.Root, rel string) ([]byte, fs.FileInfo, *os.File, error) {
 	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, err
+		f.Close()
+		return nil, nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fi, nil
+		f.Close()
+		return nil, fi, nil, nil
 	}
 	data, err := io.ReadAll(f)
-	return data, fi, err
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return data, fi, f, nil
 }
 
 // parallel runs fns concurrently, a few at a time: fsyncs of different

@@ -106,9 +106,11 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		err     error
 	}
 	prep := make(chan prepared, 1)
+	var replaced held // the files the install replaces, held open (held)
+	defer replaced.release()
 	go func() {
 		var r prepared
-		r.backup, r.journal, r.err = e.prepareJournal(rs, cur, chs, j)
+		r.backup, r.journal, r.err = e.prepareJournal(rs, cur, chs, j, &replaced)
 		prep <- r
 	}()
 	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
@@ -154,7 +156,9 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		curTmp, err = e.stageCurrent(j)
 		return err
 	}
-	installed, err := e.install(rs, chs, ids, stageCurrent, waitGen)
+	installed, err := e.install(rs, chs, ids, stageCurrent, func() error {
+		return parallel([]func() error{waitGen, replaced.release})
+	})
 	if err != nil {
 		return nil, abort(j.Files[:installed], 0, err, nil)
 	}
@@ -213,7 +217,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 // install places every change: directories and temp files first (the
 // temp files written and fsynced concurrently, with beside), then the
 // renames and removals in order, then one fsync per directory (with
-// after, concurrently). It returns how many targets were changed; a
+// after, concurrently: the files replaced are freed there, see held). It returns how many targets were changed; a
 // failure leaves the failed target untouched (its path may now escape,
 // so it is not restored) and no temp file behind.
 func (e *Engine) install(rs *roots, chs []change, ids [][2]int, beside, after func() error) (int, error) {
@@ -265,21 +269,23 @@ func (e *Engine) install(rs *roots, chs []change, ids [][2]int, beside, after fu
 // prepareJournal records what each target was before, in the journal
 // entries and in backup.tar, and writes both durably: backup.tar in place,
 // the journal as a synced temp file for commitJournal. It returns the saved
-// bytes by path. Nothing on the host changes.
+// bytes by path, and holds each target it read open in replaced (see
+// held). Nothing on the host changes.
 //
 // A target whose bytes are those of the current generation cur (a host
 // without drift: all of them) is backed up by that generation, already on
 // disk (readBackup); backup.tar carries the others, and is not written
 // when there are none: a file created, written, synced and removed less
 // per transaction.
-func (e *Engine) prepareJournal(rs *roots, cur *generation, chs []change, j *journal) (map[string][]byte, *atomicfile.Pending, error) {
+func (e *Engine) prepareJournal(rs *roots, cur *generation, chs []change, j *journal, replaced *held) (map[string][]byte, *atomicfile.Pending, error) {
 	saved := map[string][]byte{}
 	var paths []string
 	for _, c := range chs {
-		data, st, err := rs.read(c.Path)
+		data, st, f, err := rs.open(c.Path)
 		if err != nil {
 			return nil, nil, fmt.Errorf("backup: %w", err)
 		}
+		replaced.keep(f)
 		jf := journalFile{Path: c.Path, Op: c.Op, Existed: st.exists, Unit: c.file.Unit}
 		if st.exists {
 			jf.Mode, jf.UID, jf.GID, jf.SHA256 = st.mode, st.uid, st.gid, sha256hex(data)
