@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -93,6 +92,9 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", r.Host, err)
 	}
+	// Every digest of the manifest in one string: one allocation, not one
+	// per file. sums[0] is the archive's, sums[1+i] file i's.
+	sums := hexSums(archive, files)
 	man := verify.Manifest{
 		Schema:       verify.Schema,
 		Host:         r.Host,
@@ -101,7 +103,7 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 		Created:      created,
 		Expires:      expires.UTC().Truncate(time.Second),
 		NotBefore:    notBefore.UTC().Truncate(time.Second),
-		Archive:      verify.Archive{SHA256: hexSum(archive), Size: int64(len(archive))},
+		Archive:      verify.Archive{SHA256: sums[0], Size: int64(len(archive))},
 		Health:       slices.Clone(r.Health),
 		Secrets:      slices.Clone(r.Secrets),
 		NetifRestart: slices.Clone(r.NetifRestart),
@@ -119,10 +121,10 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 		}
 	}
 	man.Files = make([]verify.File, 0, len(files))
-	for _, f := range files {
+	for i, f := range files {
 		man.Files = append(man.Files, verify.File{
 			Path: f.Path, Mode: f.Mode, Owner: f.Owner, Group: f.Group,
-			SHA256: hexSum(f.Content), Size: int64(len(f.Content)), Unit: f.Unit,
+			SHA256: sums[1+i], Size: int64(len(f.Content)), Unit: f.Unit,
 		})
 	}
 	paths := m.Paths
@@ -271,6 +273,16 @@ var ustarTemplate = func() (b [tarBlock]byte) {
 	return b
 }()
 
+var ustarTemplateSum = func() (sum uint64) {
+	for i, c := range ustarTemplate {
+		if i >= ustarChecksum && i < ustarChecksum+8 {
+			c = ' '
+		}
+		sum += uint64(c)
+	}
+	return sum
+}()
+
 // ustarFits reports whether archive/tar writes f's header as plain USTAR
 // with no name split: name at most 100 bytes, names in ASCII without NUL,
 // mode and size within their octal fields.
@@ -298,10 +310,12 @@ func appendUSTARHeader(dst []byte, f topology.RenderedFile) []byte {
 	putOctal(h[ustarSize:ustarSize+11], uint64(len(f.Content)))
 	copy(h[ustarUname:ustarUname+32], f.Owner)
 	copy(h[ustarGname:ustarGname+32], f.Group)
-	// The checksum counts its own field as spaces.
-	sum := 8 * uint64(' ')
-	for i, c := range h {
-		if i < ustarChecksum || i >= ustarChecksum+8 {
+	// The checksum is the sum of the block's bytes, its own field
+	// counted as spaces: the template's sum plus the fields set here
+	// (zero in the template).
+	sum := ustarTemplateSum
+	for _, field := range [...][]byte{h[ustarName : ustarName+100], h[ustarMode : ustarMode+7], h[ustarSize : ustarSize+11], h[ustarUname : ustarUname+64]} {
+		for _, c := range field {
 			sum += uint64(c)
 		}
 	}
@@ -382,13 +396,27 @@ func ForEach(n int, fn func(i int) error) []error {
 	return errs
 }
 
-func hexSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
+// hexSums is the SHA-256 of archive, then of each file's content, in
+// lower-case hex: substrings of one string.
+func hexSums(archive []byte, files []topology.RenderedFile) []string {
+	const n = 2 * sha256.Size
+	buf := make([]byte, 0, n*(1+len(files)))
+	sum := sha256.Sum256(archive)
+	buf = hex.AppendEncode(buf, sum[:])
+	for _, f := range files {
+		sum = sha256.Sum256(f.Content)
+		buf = hex.AppendEncode(buf, sum[:])
+	}
+	all := string(buf)
+	out := make([]string, 0, 1+len(files))
+	for i := 0; i < len(all); i += n {
+		out = append(out, all[i:i+n])
+	}
+	return out
 }
 
 // Payload is the manifest JSON that signatures cover.
-func (b *Built) Payload() ([]byte, error) { return json.Marshal(b.Manifest) }
+func (b *Built) Payload() ([]byte, error) { return appendPayload(nil, &b.Manifest) }
 
 // Write stores the bundle as outDir/<host>/files.tar.zst and
 // outDir/<host>/manifest.json (archive first, each replaced atomically) and

@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -13,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -136,9 +136,18 @@ func (b *Built) Sign(signers ...*Signer) error {
 	var err error
 	fresh := b.Envelope == nil
 	if fresh {
-		if payload, err = b.Payload(); err != nil {
+		// The payload lives until the envelope is written: a reused
+		// buffer, not one the size of the manifest per bundle.
+		sc := payloadPool.Get().(*[]byte)
+		defer func() {
+			if cap(*sc) <= 1<<20 {
+				payloadPool.Put(sc)
+			}
+		}()
+		if payload, err = appendPayload((*sc)[:0], &b.Manifest); err != nil {
 			return err
 		}
+		*sc = payload
 		// The payload is base64-encoded once, into the envelope's bytes.
 		env = &verify.Envelope{PayloadType: verify.PayloadType, Signatures: []verify.Signature{}}
 	} else if env, payload, err = verify.ParseEnvelope(b.Envelope); err != nil {
@@ -198,6 +207,8 @@ func marshalEnvelope(payloadType string, payload []byte, sigs []verify.Signature
 	return append(out, "]}\n"...), nil
 }
 
+var payloadPool = sync.Pool{New: func() any { return new([]byte) }}
+
 // ErrAlreadySigned is returned when a key signs an envelope twice: a second
 // signature by the same key adds no trust.
 var ErrAlreadySigned = errors.New("already signed by this key")
@@ -238,7 +249,7 @@ func appendSignature(env *verify.Envelope, payload []byte, s *Signer) error {
 	if len(env.Signatures) >= verify.MaxSignatures {
 		return fmt.Errorf("already %d signatures, the most an envelope may carry", len(env.Signatures))
 	}
-	sig, err := s.dsse.SignMessage(bytes.NewReader(verify.PAE(env.PayloadType, payload)))
+	sig, err := s.dsse.SignMessage(paeReader(env.PayloadType, payload))
 	if err != nil {
 		return err
 	}
