@@ -87,7 +87,17 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 	if notBefore.IsZero() {
 		notBefore = created.Add(r.Wave)
 	}
-	files := normalize(r.Files)
+	// The sorted copy of the files lives only during Build: a reused
+	// slice, cleared after use (it points at the render's contents).
+	nf := filesPool.Get().(*[]topology.RenderedFile)
+	defer func() {
+		clear(*nf)
+		if cap(*nf) <= 1<<12 {
+			filesPool.Put(nf)
+		}
+	}()
+	files := normalize((*nf)[:0], r.Files)
+	*nf = files
 	archive, err := Archive(files)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", r.Host, err)
@@ -137,10 +147,12 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 	return &Built{Manifest: man, Archive: archive}, nil
 }
 
-// normalize sorts the files by path and fills the defaults the topology may
-// leave empty: root:wheel, mode 0644, unit none.
-func normalize(in []topology.RenderedFile) []topology.RenderedFile {
-	files := slices.Clone(in)
+var filesPool = sync.Pool{New: func() any { return new([]topology.RenderedFile) }}
+
+// normalize appends to dst the files sorted by path, with the defaults the
+// topology may leave empty filled: root:wheel, mode 0644, unit none.
+func normalize(dst, in []topology.RenderedFile) []topology.RenderedFile {
+	files := append(dst, in...)
 	for i := range files {
 		f := &files[i]
 		if f.Owner == "" {
@@ -400,14 +412,19 @@ func ForEach(n int, fn func(i int) error) []error {
 // lower-case hex: substrings of one string.
 func hexSums(archive []byte, files []topology.RenderedFile) []string {
 	const n = 2 * sha256.Size
-	buf := make([]byte, 0, n*(1+len(files)))
-	sum := sha256.Sum256(archive)
-	buf = hex.AppendEncode(buf, sum[:])
-	for _, f := range files {
-		sum = sha256.Sum256(f.Content)
-		buf = hex.AppendEncode(buf, sum[:])
+	var b strings.Builder
+	b.Grow(n * (1 + len(files)))
+	var h [n]byte
+	add := func(content []byte) {
+		sum := sha256.Sum256(content)
+		hex.Encode(h[:], sum[:])
+		b.Write(h[:])
 	}
-	all := string(buf)
+	add(archive)
+	for _, f := range files {
+		add(f.Content)
+	}
+	all := b.String()
 	out := make([]string, 0, 1+len(files))
 	for i := 0; i < len(all); i += n {
 		out = append(out, all[i:i+n])

@@ -23,7 +23,7 @@ func BenchmarkFloorBuildSign(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	files := normalize(genRender(1).Files)
+	files := normalize(nil, genRender(1).Files)
 	tarred, err := Archive(files) // warms the encoder; the tar itself is cheap
 	if err != nil || len(tarred) == 0 {
 		b.Fatal(err)

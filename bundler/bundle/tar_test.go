@@ -27,7 +27,7 @@ func TestTarSameBytesAsArchiveTar(t *testing.T) {
 		files []topology.RenderedFile
 		hand  bool // written by hand, not by archive/tar
 	}{
-		{"generated fleet host", normalize(host.Files), true},
+		{"generated fleet host", normalize(nil, host.Files), true},
 		{"no files", nil, true},
 		{"sizes around a block", []topology.RenderedFile{
 			file("/a/0", 0o644, "root", 0), file("/a/1", 0o644, "root", 1), file("/a/511", 0o644, "root", 511),
