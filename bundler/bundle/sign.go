@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -159,8 +158,8 @@ func (b *Built) Sign(signers ...*Signer) error {
 		}
 	}
 	if fresh {
-		b.Envelope, err = marshalEnvelope(env.PayloadType, payload, env.Signatures)
-		return err
+		b.Envelope = marshalEnvelope(env.PayloadType, payload, env.Signatures)
+		return nil
 	}
 	out, err := env.Marshal()
 	if err != nil {
@@ -174,19 +173,12 @@ func (b *Built) Sign(signers ...*Signer) error {
 // payload, written in one buffer: the payload is base64-encoded straight
 // into it instead of into a string encoding/json would copy again (the
 // payload is most of a bundle's manifest.json). The short strings are
-// quoted by encoding/json itself; TestMarshalEnvelope holds the bytes
-// equal to Envelope.Marshal.
-func marshalEnvelope(payloadType string, payload []byte, sigs []verify.Signature) ([]byte, error) {
+// quoted as encoding/json quotes them (appendJSONString);
+// TestMarshalEnvelope holds the bytes equal to Envelope.Marshal.
+func marshalEnvelope(payloadType string, payload []byte, sigs []verify.Signature) []byte {
 	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(payload))+len(payloadType)+64+len(sigs)*192)
-	quote := func(s string) error {
-		q, err := json.Marshal(s)
-		out = append(out, q...)
-		return err
-	}
 	out = append(out, `{"payloadType":`...)
-	if err := quote(payloadType); err != nil {
-		return nil, err
-	}
+	out = appendJSONString(out, payloadType)
 	out = append(out, `,"payload":"`...)
 	out = base64.StdEncoding.AppendEncode(out, payload)
 	out = append(out, `","signatures":[`...)
@@ -195,16 +187,12 @@ func marshalEnvelope(payloadType string, payload []byte, sigs []verify.Signature
 			out = append(out, ',')
 		}
 		out = append(out, `{"keyid":`...)
-		if err := quote(sig.KeyID); err != nil {
-			return nil, err
-		}
+		out = appendJSONString(out, sig.KeyID)
 		out = append(out, `,"sig":`...)
-		if err := quote(sig.Sig); err != nil {
-			return nil, err
-		}
+		out = appendJSONString(out, sig.Sig)
 		out = append(out, '}')
 	}
-	return append(out, "]}\n"...), nil
+	return append(out, "]}\n"...)
 }
 
 var payloadPool = sync.Pool{New: func() any { return new([]byte) }}
