@@ -40,6 +40,8 @@ type Repo struct {
 	dangling atomic.Bool
 	// fleetPorts are every host's tunnel ports (HostRender.FleetTunnelPorts).
 	fleetPorts []int
+	// sizes are the sizes of the files each render wrote last.
+	sizes struct{ hostRC, jailConf, jailRC, wgConf, jailList, sysctl, loader sizeHint }
 }
 
 // Warnings are the problems found that do not stop the repo from loading

@@ -124,6 +124,9 @@ func (r *Repo) hostDesc(h *host, pl *problemList) *hostdesc.Host {
 	for _, j := range h.jailsIn {
 		d.Jails = append(d.Jails, hostdesc.Jail{Name: j.Name, Interfaces: append([]string(nil), j.Interfaces...)})
 	}
+	// In name order already, Normalize's sort of the interfaces (large
+	// structs, moved by reflection) only compares them.
+	d.Interfaces = sortedBy(d.Interfaces, func(i *hostdesc.Interface) string { return i.Name })
 	d.Normalize()
 	return d
 }

@@ -43,6 +43,8 @@ type host struct {
 	incoming map[int]bool
 	// clients are the encrypt pipes targeting each listener, by "addr:port".
 	clients map[string][]pipeEnd
+	// params are the jails' effective parameters (Repo.jailParams).
+	params map[*Jail]*JailParams
 	// tunnelPorts are Repo.tunnelPorts(h), once every host is resolved:
 	// shared by the render and its view, which only read it.
 	tunnelPorts []int
@@ -886,6 +888,10 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 			}
 		}
 		p := r.jailParams(h, j)
+		if h.params == nil {
+			h.params = make(map[*Jail]*JailParams, len(h.jailsIn))
+		}
+		h.params[j] = p
 		if !path.IsAbs(p.Path) || path.Clean(p.Path) != p.Path {
 			pl.add(r.pos.at(j, "path"), jw, "path %q: want a clean absolute path", p.Path)
 		}
@@ -1110,7 +1116,12 @@ func (r *Repo) tableEntry(h *host, e string) (string, error) {
 }
 
 // jailParams returns the effective jail.conf parameters of j.
+// resolveHost makes them once for each jail of the host; the result is
+// shared, read-only.
 func (r *Repo) jailParams(h *host, j *Jail) *JailParams {
+	if p := h.params[j]; p != nil {
+		return p
+	}
 	p := mergeJailParams(h.spec.JailsDef, &j.JailParams)
 	if p.Path == "" {
 		p.Path = "/jails/" + j.Name

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"text/template"
+	"unicode/utf8"
 
 	"github.com/rigger-bsd/rigger/policy"
 	"github.com/rigger-bsd/rigger/verify"
@@ -121,39 +122,41 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	}
 	hostPos := r.pos.key(r.file.Hosts, h.name)
 
-	add(sys("/etc/rc.conf", string(verify.UnitRebootRequired), 0o644, []byte(r.hostRC(h))), hostPos)
+	add(sys("/etc/rc.conf", string(verify.UnitRebootRequired), 0o644, r.hostRC(h)), hostPos)
 	if len(h.jailsIn) > 0 {
-		var jc strings.Builder
+		jc := r.sizes.jailList.buffer()
 		jc.WriteString(header)
 		jc.WriteString("# Jails in boot order; each jail's block is in /etc/jail.conf.d/NAME.conf,\n# which `service jail restart NAME` reads on its own.\n")
 		for _, j := range h.jailsIn {
-			fmt.Fprintf(&jc, ".include \"/etc/jail.conf.d/%s.conf\";\n", j.Name)
+			jc.WriteString(".include \"/etc/jail.conf.d/")
+			jc.WriteString(j.Name)
+			jc.WriteString(".conf\";\n")
 		}
-		add(sys("/etc/jail.conf", string(verify.UnitNone), 0o644, []byte(jc.String())), hostPos)
+		add(sys("/etc/jail.conf", string(verify.UnitNone), 0o644, r.sizes.jailList.bytes(jc)), hostPos)
 		for _, j := range h.jailsIn {
-			add(sys("/etc/jail.conf.d/"+j.Name+".conf", "jail:"+j.Name, 0o644, []byte(r.jailConf(h, j))), r.pos.at(j, ""))
+			add(sys("/etc/jail.conf.d/"+j.Name+".conf", "jail:"+j.Name, 0o644, r.jailConf(h, j)), r.pos.at(j, ""))
 			p := r.jailParams(h, j)
-			add(sys(p.Path+"/etc/rc.conf", "jail:"+j.Name, 0o644, []byte(r.jailRC(h, j))), r.pos.at(j, ""))
+			add(sys(p.Path+"/etc/rc.conf", "jail:"+j.Name, 0o644, r.jailRC(h, j)), r.pos.at(j, ""))
 		}
 	}
 	if len(h.spec.Sysctl) > 0 {
-		var b strings.Builder
+		b := r.sizes.sysctl.buffer()
 		b.WriteString(header)
 		for _, k := range sortedKeys(h.spec.Sysctl) {
-			fmt.Fprintf(&b, "%s=%s\n", k, h.spec.Sysctl[k])
+			fmt.Fprintf(b, "%s=%s\n", k, h.spec.Sysctl[k])
 		}
-		add(sys("/etc/sysctl.conf", string(verify.UnitSysctl), 0o644, []byte(b.String())), r.specPos(h, "sysctl"))
+		add(sys("/etc/sysctl.conf", string(verify.UnitSysctl), 0o644, r.sizes.sysctl.bytes(b)), r.specPos(h, "sysctl"))
 	}
 	if len(h.spec.Loader) > 0 {
-		var b strings.Builder
+		b := r.sizes.loader.buffer()
 		b.WriteString(header)
 		for _, k := range sortedKeys(h.spec.Loader) {
-			fmt.Fprintf(&b, "%s=%s\n", k, rcQuote(h.spec.Loader[k]))
+			fmt.Fprintf(b, "%s=%s\n", k, rcQuote(h.spec.Loader[k]))
 		}
-		add(sys(loaderConfPath, string(verify.UnitRebootRequired), 0o644, []byte(b.String())), r.specPos(h, "loader"))
+		add(sys(loaderConfPath, string(verify.UnitRebootRequired), 0o644, r.sizes.loader.bytes(b)), r.specPos(h, "loader"))
 	}
 	for _, w := range h.spec.WireGuard {
-		add(sys(wireguardDir+"/"+w.Name+".conf", "wireguard:"+w.Name, 0o600, []byte(r.wgConf(h, w))), r.pos.at(w, ""))
+		add(sys(wireguardDir+"/"+w.Name+".conf", "wireguard:"+w.Name, 0o600, r.wgConf(h, w)), r.pos.at(w, ""))
 	}
 	view := r.view(h)
 	if pf := h.spec.PF; pf != nil {
@@ -214,7 +217,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		}
 		add(RenderedFile{Path: fsp.Target, Mode: mode, Owner: pick(fsp.Owner, defaultOwner), Group: pick(fsp.Group, defaultGroup), Unit: unit, Content: content}, r.pos.at(fsp, "target"))
 	}
-	sort.Slice(hr.Files, func(i, j int) bool { return hr.Files[i].Path < hr.Files[j].Path })
+	hr.Files = sortedBy(hr.Files, func(f *RenderedFile) string { return f.Path })
 	hr.Health = r.healthChecks(h, pl)
 	hr.Secrets = r.secrets(h)
 	hr.NetifRestart = append([]string(nil), h.spec.NetifRestart...)
@@ -223,6 +226,22 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	hr.FleetTunnelPorts = r.fleetPorts
 	hr.Desc = r.hostDesc(h, pl)
 	return hr
+}
+
+// sortedBy is xs sorted by key, stably: the order is sorted as indexes,
+// and each item copied once (sorting large items themselves moves them
+// many times over).
+func sortedBy[T any](xs []T, key func(*T) string) []T {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(key(&xs[a]), key(&xs[b])) })
+	out := make([]T, len(xs))
+	for i, x := range idx {
+		out[i] = xs[x]
+	}
+	return out
 }
 
 // pfFiles is how many files pf's part of a render has: pf.conf and a
@@ -286,10 +305,26 @@ func (r *Repo) source(name string) ([]byte, error) {
 }
 
 // repoTemplate is a parsed repo template and the size of its last
-// output, so the next host's output is allocated once at about its size.
+// output.
 type repoTemplate struct {
 	t    *template.Template
-	size atomic.Int64
+	size sizeHint
+}
+
+// sizeHint is the size of the last file of one kind a render wrote
+// (hosts render concurrently), so that the next host's is allocated once
+// at about its size rather than grown step by step.
+type sizeHint struct{ n atomic.Int64 }
+
+// buffer is an empty buffer with room for the last size and some more.
+func (s *sizeHint) buffer() *bytes.Buffer {
+	return bytes.NewBuffer(make([]byte, 0, s.n.Load()+256))
+}
+
+// bytes is b's contents, its size remembered.
+func (s *sizeHint) bytes(b *bytes.Buffer) []byte {
+	s.n.Store(int64(b.Len()))
+	return b.Bytes()
 }
 
 // parseTemplate parses a repo template once into r.tmpls (nil when it is
@@ -320,14 +355,12 @@ func (r *Repo) execute(h *host, name string, view *View, pl *problemList) ([]byt
 	if rt == nil {
 		return nil, false
 	}
-	var b bytes.Buffer
-	b.Grow(int(rt.size.Load()) + 256)
-	if err := rt.t.Execute(&b, view); err != nil {
+	b := rt.size.buffer()
+	if err := rt.t.Execute(b, view); err != nil {
 		pl.addProblem(templateProblem(err, h.where))
 		return nil, false
 	}
-	rt.size.Store(int64(b.Len()))
-	return b.Bytes(), true
+	return rt.size.bytes(b), true
 }
 
 // rcQuote quotes an rc.conf value for /bin/sh: double quotes with the
@@ -347,18 +380,41 @@ func rcQuote(s string) string {
 	return b.String()
 }
 
-func rcVar(b *strings.Builder, name, value string) {
+func rcVar(b *bytes.Buffer, name, value string) {
 	b.WriteString(name)
 	b.WriteByte('=')
-	b.WriteString(rcQuote(value))
+	writeRCQuoted(b, value)
 	b.WriteByte('\n')
+}
+
+// writeRCQuoted writes rcQuote(s) to b, without the string in between
+// when s is valid UTF-8 (rcQuote writes anything else rune by rune,
+// replacing invalid bytes).
+func writeRCQuoted(b *bytes.Buffer, s string) {
+	if !utf8.ValidString(s) {
+		b.WriteString(rcQuote(s))
+		return
+	}
+	b.WriteByte('"')
+	for {
+		i := strings.IndexAny(s, "\"\\$`")
+		if i < 0 {
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteByte('\\')
+		b.WriteByte(s[i])
+		s = s[i+1:]
+	}
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 // ifconfigLines renders an interface's ifconfig_X line: pre words, the
 // first IPv4 address (or DHCP), post words; more IPv4 addresses become
 // aliases, IPv6 goes to ifconfig_X_ipv6. An interface with nothing else
 // to say is "up".
-func ifconfigLines(b *strings.Builder, name string, pre, post, addrs []string) {
+func ifconfigLines(b *bytes.Buffer, name string, pre, post, addrs []string) {
 	var v4, v6 []string
 	for _, a := range addrs {
 		switch {
@@ -395,18 +451,18 @@ func ifconfigLines(b *strings.Builder, name string, pre, post, addrs []string) {
 
 // hostRC renders /etc/rc.conf: interfaces (renames, clones, addresses,
 // bridges), routing, and the enabled services.
-func (r *Repo) hostRC(h *host) string {
+func (r *Repo) hostRC(h *host) []byte {
 	s := h.spec
-	var b strings.Builder
+	b := r.sizes.hostRC.buffer()
 	b.WriteString(header)
 	if s.Hostname != "" {
-		rcVar(&b, "hostname", s.Hostname)
+		rcVar(b, "hostname", s.Hostname)
 	}
 	b.WriteString("\n# Interfaces: NICs renamed from their drivers, cloned interfaces renamed.\n")
 	nics := sortedKeys(s.NICs)
 	for _, n := range nics {
 		if nic := s.NICs[n]; nic != nil && nic.Driver != "" && nic.Driver != n {
-			rcVar(&b, "ifconfig_"+ifVar(nic.Driver)+"_name", n)
+			rcVar(b, "ifconfig_"+ifVar(nic.Driver)+"_name", n)
 		}
 	}
 	var cloned []string
@@ -433,11 +489,11 @@ func (r *Repo) hostRC(h *host) string {
 		renames = append(renames, rename{c + "a", (*e)[0]}, rename{c + "b", (*e)[1]})
 	}
 	if len(cloned) > 0 {
-		rcVar(&b, "cloned_interfaces", strings.Join(cloned, " "))
+		rcVar(b, "cloned_interfaces", strings.Join(cloned, " "))
 	}
 	for _, rn := range renames {
 		if rn.from != rn.to {
-			rcVar(&b, "ifconfig_"+rn.from+"_name", rn.to)
+			rcVar(b, "ifconfig_"+rn.from+"_name", rn.to)
 		}
 	}
 	b.WriteString("\n# Addresses and members; interfaces handed to jails are configured there.\n")
@@ -453,22 +509,22 @@ func (r *Repo) hostRC(h *host) string {
 			}
 			pre = append(pre, nic.Options...)
 		}
-		ifconfigLines(&b, n, nil, pre, hostAddrs(h.ifaces[n]))
+		ifconfigLines(b, n, nil, pre, hostAddrs(h.ifaces[n]))
 	}
 	for _, l := range s.Laggs {
 		pre := []string{"laggproto", l.Proto}
 		for _, p := range l.Ports {
 			pre = append(pre, "laggport", p)
 		}
-		ifconfigLines(&b, l.Name, pre, nil, hostAddrs(h.ifaces[l.Name]))
+		ifconfigLines(b, l.Name, pre, nil, hostAddrs(h.ifaces[l.Name]))
 	}
 	for _, v := range s.Vlans {
-		ifconfigLines(&b, v.Name, []string{"vlan", strconv.Itoa(v.Tag), "vlandev", v.Parent}, nil, hostAddrs(h.ifaces[v.Name]))
+		ifconfigLines(b, v.Name, []string{"vlan", strconv.Itoa(v.Tag), "vlandev", v.Parent}, nil, hostAddrs(h.ifaces[v.Name]))
 	}
 	for _, e := range s.Epairs {
 		for _, end := range *e {
 			if i := h.ifaces[end]; i.jail == "" {
-				ifconfigLines(&b, end, nil, nil, i.addrs)
+				ifconfigLines(b, end, nil, nil, i.addrs)
 			}
 		}
 	}
@@ -477,44 +533,44 @@ func (r *Repo) hostRC(h *host) string {
 		for _, m := range br.Members {
 			post = append(post, "addm", m)
 		}
-		ifconfigLines(&b, br.Name, nil, append(post, "up"), h.ifaces[br.Name].addrs)
+		ifconfigLines(b, br.Name, nil, append(post, "up"), h.ifaces[br.Name].addrs)
 	}
 	if s.Gateway != "" || len(s.Routes) > 0 || (s.GatewayEnable != nil && *s.GatewayEnable) {
 		b.WriteString("\n# Routing\n")
 	}
 	if s.Gateway != "" {
 		gw, _ := r.ref(h, s.Gateway)
-		rcVar(&b, "defaultrouter", gw.addr.String())
+		rcVar(b, "defaultrouter", gw.addr.String())
 	}
 	if len(s.Routes) > 0 {
 		names := sortedKeys(s.Routes)
-		rcVar(&b, "static_routes", strings.Join(names, " "))
+		rcVar(b, "static_routes", strings.Join(names, " "))
 		for _, n := range names {
-			rcVar(&b, "route_"+n, s.Routes[n])
+			rcVar(b, "route_"+n, s.Routes[n])
 		}
 	}
 	if s.GatewayEnable != nil && *s.GatewayEnable {
-		rcVar(&b, "gateway_enable", "YES")
+		rcVar(b, "gateway_enable", "YES")
 	}
 	b.WriteString("\n# Services\n")
 	enabled := enabledServices(h)
 	for _, svc := range sortedKeys(enabled) {
-		rcVar(&b, svc+"_enable", "YES")
+		rcVar(b, svc+"_enable", "YES")
 	}
 	if enabled["jail"] {
-		rcVar(&b, "jail_reverse_stop", "YES")
+		rcVar(b, "jail_reverse_stop", "YES")
 	}
 	if len(s.WireGuard) > 0 {
 		var names []string
 		for _, w := range s.WireGuard {
 			names = append(names, w.Name)
 		}
-		rcVar(&b, "wireguard_interfaces", strings.Join(names, " "))
+		rcVar(b, "wireguard_interfaces", strings.Join(names, " "))
 	}
 	for _, k := range sortedKeys(s.RC) {
-		rcVar(&b, k, s.RC[k])
+		rcVar(b, k, s.RC[k])
 	}
-	return b.String()
+	return r.sizes.hostRC.bytes(b)
 }
 
 // enabledServices are the host services rc.conf enables: the topology's
@@ -557,7 +613,12 @@ var ifVarReplacer = strings.NewReplacer(".", "_", "-", "_")
 // cost more than the quoting).
 var jailQuoter = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
-func jailQuote(s string) string { return `"` + jailQuoter.Replace(s) + `"` }
+// writeJailQuoted writes s to b as a quoted jail.conf string.
+func writeJailQuoted(b *bytes.Buffer, s string) {
+	b.WriteByte('"')
+	jailQuoter.WriteString(b, s)
+	b.WriteByte('"')
+}
 
 func (r *Repo) jailHostname(h *host, j *Jail) string {
 	if j.Hostname != "" {
@@ -570,22 +631,35 @@ func (r *Repo) jailHostname(h *host, j *Jail) string {
 }
 
 // jailConf renders one jail's self-contained jail.conf block.
-func (r *Repo) jailConf(h *host, j *Jail) string {
+func (r *Repo) jailConf(h *host, j *Jail) []byte {
 	p := r.jailParams(h, j)
-	var b strings.Builder
+	b := r.sizes.jailConf.buffer()
 	b.WriteString(header)
-	fmt.Fprintf(&b, "%s {\n", j.Name)
-	param := func(k, v string) { fmt.Fprintf(&b, "\t%s = %s;\n", k, v) }
-	param("path", jailQuote(p.Path))
-	param("host.hostname", jailQuote(r.jailHostname(h, j)))
+	b.WriteString(j.Name)
+	b.WriteString(" {\n")
+	line := func(k, op, v string, quote bool) { // "\tk op v;"
+		b.WriteByte('\t')
+		b.WriteString(k)
+		b.WriteByte(' ')
+		b.WriteString(op)
+		b.WriteByte(' ')
+		if quote {
+			writeJailQuoted(b, v)
+		} else {
+			b.WriteString(v)
+		}
+		b.WriteString(";\n")
+	}
+	line("path", "=", p.Path, true)
+	line("host.hostname", "=", r.jailHostname(h, j), true)
 	if jailVnet(j) {
 		b.WriteString("\tvnet;\n")
 	}
 	if len(j.Interfaces) > 0 {
-		param("vnet.interface", strings.Join(j.Interfaces, ", "))
+		line("vnet.interface", "=", strings.Join(j.Interfaces, ", "), false)
 	}
 	if p.DevfsRuleset != nil {
-		param("devfs_ruleset", strconv.Itoa(*p.DevfsRuleset))
+		line("devfs_ruleset", "=", strconv.Itoa(*p.DevfsRuleset), false)
 	}
 	if p.MountDevfs == nil || *p.MountDevfs {
 		b.WriteString("\tmount.devfs;\n")
@@ -593,38 +667,40 @@ func (r *Repo) jailConf(h *host, j *Jail) string {
 	if p.ExecClean == nil || *p.ExecClean {
 		b.WriteString("\texec.clean;\n")
 	}
-	multi := func(k string, vs []string) {
-		for i, v := range vs {
-			op := "+="
-			if i == 0 {
-				op = "="
+	multi := func(k string, vs ...[]string) {
+		op := "="
+		for _, l := range vs {
+			for _, v := range l {
+				line(k, op, v, true)
+				op = "+="
 			}
-			fmt.Fprintf(&b, "\t%s %s %s;\n", k, op, jailQuote(v))
 		}
 	}
 	pre, post, poststop := r.netifHooks(h, j)
-	multi("exec.prestart", append(pre, p.ExecPrestart...))
+	multi("exec.prestart", pre, p.ExecPrestart)
 	multi("exec.created", p.ExecCreated)
-	param("exec.start", jailQuote(pick(p.ExecStart, "/bin/sh /etc/rc")))
-	multi("exec.poststart", append(post, p.ExecPoststart...))
+	line("exec.start", "=", pick(p.ExecStart, "/bin/sh /etc/rc"), true)
+	multi("exec.poststart", post, p.ExecPoststart)
 	multi("exec.prestop", p.ExecPrestop)
-	param("exec.stop", jailQuote(pick(p.ExecStop, "/bin/sh /etc/rc.shutdown")))
-	multi("exec.poststop", append(p.ExecPoststop, poststop...))
+	line("exec.stop", "=", pick(p.ExecStop, "/bin/sh /etc/rc.shutdown"), true)
+	multi("exec.poststop", p.ExecPoststop, poststop)
 	for _, kv := range [][2]string{{"sysvshm", p.Sysvshm}, {"sysvsem", p.Sysvsem}, {"sysvmsg", p.Sysvmsg}} {
 		if kv[1] != "" {
-			param(kv[0], jailQuote(kv[1]))
+			line(kv[0], "=", kv[1], true)
 		}
 	}
 	for _, k := range sortedKeys(p.Params) {
 		switch v := p.Params[k]; v {
 		case "true":
-			fmt.Fprintf(&b, "\t%s;\n", k)
+			b.WriteByte('\t')
+			b.WriteString(k)
+			b.WriteString(";\n")
 		default:
-			param(k, jailQuote(v))
+			line(k, "=", v, true)
 		}
 	}
 	b.WriteString("}\n")
-	return b.String()
+	return r.sizes.jailConf.bytes(b)
 }
 
 func jailVnet(j *Jail) bool { return len(j.Interfaces) > 0 || (j.Vnet != nil && *j.Vnet) }
@@ -706,7 +782,7 @@ func routeArgs(rt, ifn string) (string, bool) {
 // jailRoutes writes the routes through the jail's own interfaces as its
 // rc.conf static routes (rc.d/routing runs "route add ARGS" for inet and
 // "route add -inet6 ARGS" for inet6 inside the jail).
-func jailRoutes(b *strings.Builder, j *Jail) {
+func jailRoutes(b *bytes.Buffer, j *Jail) {
 	var v4, v6 []string
 	vals := map[string]string{}
 	for _, n := range sortedKeys(j.Netif) {
@@ -742,25 +818,25 @@ func jailRoutes(b *strings.Builder, j *Jail) {
 
 // jailRC renders the jail's own rc.conf: its interfaces, router, services
 // and spiped pipes (the port's spiped_pipe_* variables).
-func (r *Repo) jailRC(h *host, j *Jail) string {
-	var b strings.Builder
+func (r *Repo) jailRC(h *host, j *Jail) []byte {
+	b := r.sizes.jailRC.buffer()
 	b.WriteString(header)
-	rcVar(&b, "hostname", r.jailHostname(h, j))
+	rcVar(b, "hostname", r.jailHostname(h, j))
 	for _, n := range j.Interfaces {
 		if i := h.ifaces[n]; i != nil {
-			ifconfigLines(&b, ifVar(n), nil, nil, i.addrs)
+			ifconfigLines(b, ifVar(n), nil, nil, i.addrs)
 		}
 	}
 	if j.Gateway != "" {
 		gw, _ := r.ref(h, j.Gateway)
-		rcVar(&b, "defaultrouter", gw.addr.String())
+		rcVar(b, "defaultrouter", gw.addr.String())
 	}
-	jailRoutes(&b, j)
+	jailRoutes(b, j)
 	for _, svc := range j.Services {
-		rcVar(&b, svc+"_enable", "YES")
+		rcVar(b, svc+"_enable", "YES")
 	}
 	for _, k := range sortedKeys(j.RC) {
-		rcVar(&b, k, j.RC[k])
+		rcVar(b, k, j.RC[k])
 	}
 	var pipes []*rpipe
 	for _, rp := range h.pipes {
@@ -770,21 +846,21 @@ func (r *Repo) jailRC(h *host, j *Jail) string {
 	}
 	if len(pipes) > 0 {
 		b.WriteString("\n# spiped tunnels\n")
-		rcVar(&b, "spiped_enable", "YES")
+		rcVar(b, "spiped_enable", "YES")
 		names := make([]string, len(pipes))
 		for i, rp := range pipes {
 			names[i] = rp.p.Name
 		}
-		rcVar(&b, "spiped_pipes", strings.Join(names, " "))
+		rcVar(b, "spiped_pipes", strings.Join(names, " "))
 		for _, rp := range pipes {
 			pre := "spiped_pipe_" + rp.p.Name + "_"
-			rcVar(&b, pre+"mode", rp.p.Mode)
-			rcVar(&b, pre+"source", spipedAddr(rp.src))
-			rcVar(&b, pre+"target", spipedAddr(rp.dst))
-			rcVar(&b, pre+"key", pick(rp.p.Key, defaultSpiped))
+			rcVar(b, pre+"mode", rp.p.Mode)
+			rcVar(b, pre+"source", spipedAddr(rp.src))
+			rcVar(b, pre+"target", spipedAddr(rp.dst))
+			rcVar(b, pre+"key", pick(rp.p.Key, defaultSpiped))
 		}
 	}
-	return b.String()
+	return r.sizes.jailRC.bytes(b)
 }
 
 func spipedAddr(e endpoint) string {
@@ -793,28 +869,28 @@ func spipedAddr(e endpoint) string {
 
 // wgConf renders a wg-quick config. Keys stay on the host: PostUp loads
 // the private and preshared keys from their files.
-func (r *Repo) wgConf(h *host, w *WG) string {
-	var b strings.Builder
+func (r *Repo) wgConf(h *host, w *WG) []byte {
+	b := r.sizes.wgConf.buffer()
 	b.WriteString(header)
 	b.WriteString("[Interface]\n")
 	i := h.ifaces[w.Name]
 	if len(i.addrs) > 0 {
-		fmt.Fprintf(&b, "Address = %s\n", strings.Join(i.addrs, ", "))
+		fmt.Fprintf(b, "Address = %s\n", strings.Join(i.addrs, ", "))
 	}
 	if w.ListenPort != 0 {
-		fmt.Fprintf(&b, "ListenPort = %d\n", w.ListenPort)
+		fmt.Fprintf(b, "ListenPort = %d\n", w.ListenPort)
 	}
 	if w.MTU != 0 {
-		fmt.Fprintf(&b, "MTU = %d\n", w.MTU)
+		fmt.Fprintf(b, "MTU = %d\n", w.MTU)
 	}
 	if w.Table != "" {
-		fmt.Fprintf(&b, "Table = %s\n", w.Table)
+		fmt.Fprintf(b, "Table = %s\n", w.Table)
 	}
-	fmt.Fprintf(&b, "PostUp = wg set %%i private-key %s\n", wgKey(w))
+	fmt.Fprintf(b, "PostUp = wg set %%i private-key %s\n", wgKey(w))
 	for _, p := range w.Peers {
 		if p.PresharedKey != "" {
 			if pw := r.peerWG(p, w); pw != nil {
-				fmt.Fprintf(&b, "PostUp = wg set %%i peer %s preshared-key %s\n", pw.PublicKey, p.PresharedKey)
+				fmt.Fprintf(b, "PostUp = wg set %%i peer %s preshared-key %s\n", pw.PublicKey, p.PresharedKey)
 			}
 		}
 	}
@@ -823,13 +899,13 @@ func (r *Repo) wgConf(h *host, w *WG) string {
 		if strings.Contains(rt, ":") {
 			fam = "-inet6"
 		}
-		fmt.Fprintf(&b, "PostUp = route -q -n add %s %s -interface %s -fib %d\n", fam, rt, w.Name, w.FIB)
+		fmt.Fprintf(b, "PostUp = route -q -n add %s %s -interface %s -fib %d\n", fam, rt, w.Name, w.FIB)
 	}
 	for _, c := range w.PostUp {
-		fmt.Fprintf(&b, "PostUp = %s\n", c)
+		fmt.Fprintf(b, "PostUp = %s\n", c)
 	}
 	for _, c := range w.PostDown {
-		fmt.Fprintf(&b, "PostDown = %s\n", c)
+		fmt.Fprintf(b, "PostDown = %s\n", c)
 	}
 	for _, p := range w.Peers {
 		pw := r.peerWG(p, w)
@@ -837,19 +913,19 @@ func (r *Repo) wgConf(h *host, w *WG) string {
 			continue
 		}
 		ph := r.hosts[p.Host]
-		fmt.Fprintf(&b, "\n[Peer]\n# %s %s\nPublicKey = %s\n", p.Host, pw.Name, pw.PublicKey)
+		fmt.Fprintf(b, "\n[Peer]\n# %s %s\nPublicKey = %s\n", p.Host, pw.Name, pw.PublicKey)
 		allowed := r.wgAllowed(p, pw)
 		if len(allowed) > 0 {
-			fmt.Fprintf(&b, "AllowedIPs = %s\n", strings.Join(allowed, ", "))
+			fmt.Fprintf(b, "AllowedIPs = %s\n", strings.Join(allowed, ", "))
 		}
 		if ep, ok := r.wgEndpoint(pw, ph); ok {
-			fmt.Fprintf(&b, "Endpoint = %s\n", ep)
+			fmt.Fprintf(b, "Endpoint = %s\n", ep)
 		}
 		if p.Keepalive != 0 {
-			fmt.Fprintf(&b, "PersistentKeepalive = %d\n", p.Keepalive)
+			fmt.Fprintf(b, "PersistentKeepalive = %d\n", p.Keepalive)
 		}
 	}
-	return b.String()
+	return r.sizes.wgConf.bytes(b)
 }
 
 // wgAllowed is a peer's AllowedIPs: allowed_ips as given, else the peer
