@@ -3,7 +3,11 @@ package topology
 import (
 	"bytes"
 	"errors"
-	"io"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -43,7 +47,7 @@ func decodeSplit(name string, data []byte, per int) (*File, *positions, bool) {
 			Hosts map[string]*Spec `yaml:"hosts"`
 		}
 		nodeErr, decErr error
-		alias           bool
+		alias           bool // the piece has an alias (see shiftLines)
 	}
 	pieces := make([]piece, 1+len(sp.cuts))
 	pieces[0].text = sp.head
@@ -64,25 +68,22 @@ func decodeSplit(name string, data []byte, per int) (*File, *positions, bool) {
 		pieces[i+1].text = append([]byte("hosts:\n"), data[sp.starts[c]:sp.offset(end)]...)
 		pieces[i+1].shift = func(line int) int { return line + first - 2 }
 	}
-	// Two independent parses per piece, as decodeWhole does: the node
-	// tree (positions) and the strict decode.
-	parallel(2*len(pieces), func(t int) {
-		p := &pieces[t/2]
-		if t%2 == 0 {
-			if p.nodeErr = yaml.Unmarshal(p.text, &p.root); p.nodeErr == nil {
-				p.alias = shiftLines(&p.root, p.shift)
-			}
+	// One parse per piece: the node tree (positions) is decoded as is,
+	// its keys checked as the strict decoder would (knownKeys).
+	parallel(len(pieces), func(i int) {
+		p := &pieces[i]
+		if p.nodeErr = yaml.Unmarshal(p.text, &p.root); p.nodeErr != nil {
 			return
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(p.text))
-		dec.KnownFields(true)
-		if t == 1 {
-			p.decErr = dec.Decode(&p.file)
-		} else {
-			p.decErr = dec.Decode(&p.hosts)
+		if p.alias = shiftLines(&p.root, p.shift); p.alias {
+			return
 		}
-		if errors.Is(p.decErr, io.EOF) {
-			p.decErr = nil
+		var out any = &p.hosts
+		if i == 0 {
+			out = &p.file
+		}
+		if p.decErr = p.root.Decode(out); p.decErr == nil && !knownKeys(&p.root, reflect.TypeOf(out)) {
+			p.decErr = errUnknownKey
 		}
 	})
 	for _, p := range pieces {
@@ -134,6 +135,108 @@ func decodeSplit(name string, data []byte, per int) (*File, *positions, bool) {
 	*hostsVal = *merged
 	return f, annotated(name, f, headMap), true
 }
+
+// errUnknownKey: knownKeys found a key the strict decoder would reject.
+var errUnknownKey = errors.New("unknown key")
+
+// knownKeys reports whether every mapping key in n that is decoded into a
+// struct of type t names one of its fields, as yaml.v3's strict decoder
+// (Decoder.KnownFields) requires: Node.Decode does not check. It is
+// stricter than need be where that is simpler (keys that are not plain
+// strings, merge keys, aliases): false only sends the file to
+// decodeWhole.
+func knownKeys(n *yaml.Node, t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return true // decodes itself (Strings), as in the strict decode
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		return len(n.Content) != 1 || knownKeys(n.Content[0], t)
+	case yaml.AliasNode:
+		return false
+	case yaml.SequenceNode:
+		if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+			return true // a type error, which Decode reported
+		}
+		for _, c := range n.Content {
+			if !knownKeys(c, t.Elem()) {
+				return false
+			}
+		}
+	case yaml.MappingNode:
+		switch t.Kind() {
+		case reflect.Map:
+			for i := 1; i < len(n.Content); i += 2 {
+				if !knownKeys(n.Content[i], t.Elem()) {
+					return false
+				}
+			}
+		case reflect.Struct:
+			fields, ok := keyFields(t)
+			if !ok {
+				return false
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				if k.Kind != yaml.ScalarNode || k.Tag != "!!str" || k.Value == "<<" {
+					return false
+				}
+				ft, ok := fields[k.Value]
+				if !ok || !knownKeys(n.Content[i+1], ft) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// keyFields maps the keys of a struct type to their field types, inline
+// structs' fields included, as yaml.v3 names them (tag name, else the
+// lower-cased field name); ok is false for a struct with an inline map.
+func keyFields(t reflect.Type) (map[string]reflect.Type, bool) {
+	if v, ok := keyFieldsOf.Load(t); ok {
+		m := v.(map[string]reflect.Type)
+		return m, m != nil
+	}
+	m := map[string]reflect.Type{}
+	ok := true
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if slices.Contains(strings.Split(opts, ","), "inline") {
+			sub, subOK := map[string]reflect.Type(nil), f.Type.Kind() == reflect.Struct
+			if subOK {
+				sub, subOK = keyFields(f.Type)
+			}
+			if !subOK {
+				ok = false
+				break
+			}
+			maps.Copy(m, sub)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = f.Type
+	}
+	if !ok {
+		m = nil
+	}
+	keyFieldsOf.Store(t, m)
+	return m, ok
+}
+
+var keyFieldsOf sync.Map // reflect.Type → map[string]reflect.Type
 
 // docMapping is the mapping at the root of a parsed document, or nil.
 func docMapping(doc *yaml.Node) *yaml.Node {
