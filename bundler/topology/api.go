@@ -40,6 +40,9 @@ type Repo struct {
 	dangling atomic.Bool
 	// fleetPorts are every host's tunnel ports (HostRender.FleetTunnelPorts).
 	fleetPorts []int
+	// defaultPathsOK holds the targets policy.DefaultPaths accepts
+	// (checkPath).
+	defaultPathsOK sync.Map
 	// sizes are the sizes of the files each render wrote last.
 	sizes struct{ hostRC, jailConf, jailRC, wgConf, jailList, sysctl, loader sizeHint }
 }

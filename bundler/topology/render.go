@@ -105,7 +105,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		}
 	}
 	add := func(f RenderedFile, pos Pos) {
-		if err := h.paths.Check(f.Path); err != nil {
+		if err := r.checkPath(h, f.Path); err != nil {
 			pl.add(pos, h.where, "%v", err)
 			return
 		}
@@ -242,6 +242,23 @@ func sortedBy[T any](xs []T, key func(*T) string) []T {
 		out[i] = xs[x]
 	}
 	return out
+}
+
+// checkPath is h.paths.Check(p). Most hosts' agents take the default
+// paths, and their hosts render the same system paths (/etc/rc.conf,
+// /etc/jail.conf.d/NAME.conf, ...): those pass once for all of them.
+func (r *Repo) checkPath(h *host, p string) error {
+	if len(h.spec.AgentRoots) > 0 {
+		return h.paths.Check(p)
+	}
+	if _, ok := r.defaultPathsOK.Load(p); ok {
+		return nil
+	}
+	err := h.paths.Check(p)
+	if err == nil {
+		r.defaultPathsOK.Store(p, true)
+	}
+	return err
 }
 
 // pfFiles is how many files pf's part of a render has: pf.conf and a
@@ -387,15 +404,22 @@ func rcVar(b *bytes.Buffer, name, value string) {
 	b.WriteByte('\n')
 }
 
-// writeRCQuoted writes rcQuote(s) to b, without the string in between
-// when s is valid UTF-8 (rcQuote writes anything else rune by rune,
-// replacing invalid bytes).
+// writeRCQuoted writes rcQuote(s) to b.
 func writeRCQuoted(b *bytes.Buffer, s string) {
+	b.WriteByte('"')
+	writeRCEscaped(b, s)
+	b.WriteByte('"')
+}
+
+// writeRCEscaped writes rcQuote(s) without its quotes to b, without the
+// string in between when s is valid UTF-8 (rcQuote writes anything else
+// rune by rune, replacing invalid bytes).
+func writeRCEscaped(b *bytes.Buffer, s string) {
 	if !utf8.ValidString(s) {
-		b.WriteString(rcQuote(s))
+		q := rcQuote(s)
+		b.WriteString(q[1 : len(q)-1])
 		return
 	}
-	b.WriteByte('"')
 	for {
 		i := strings.IndexAny(s, "\"\\$`")
 		if i < 0 {
@@ -407,7 +431,6 @@ func writeRCQuoted(b *bytes.Buffer, s string) {
 		s = s[i+1:]
 	}
 	b.WriteString(s)
-	b.WriteByte('"')
 }
 
 // ifconfigLines renders an interface's ifconfig_X line: pre words, the
@@ -415,37 +438,74 @@ func writeRCQuoted(b *bytes.Buffer, s string) {
 // aliases, IPv6 goes to ifconfig_X_ipv6. An interface with nothing else
 // to say is "up".
 func ifconfigLines(b *bytes.Buffer, name string, pre, post, addrs []string) {
-	var v4, v6 []string
-	for _, a := range addrs {
+	// Written in place: this runs for every interface of every host.
+	isV4 := func(a string) bool { return a == "DHCP" || a == "SYNCDHCP" || !strings.Contains(a, ":") }
+	// ifconfig's words for address a: DHCP as is, else inet or inet6 and a.
+	addrWords := func(a string) (string, string) {
 		switch {
 		case a == "DHCP" || a == "SYNCDHCP":
-			v4 = append(v4, a)
+			return "", a
 		case strings.Contains(a, ":"):
-			v6 = append(v6, "inet6 "+a)
-		default:
-			v4 = append(v4, "inet "+a)
+			return "inet6 ", a
 		}
+		return "inet ", a
 	}
-	words := append([]string{}, pre...)
-	if len(v4) > 0 {
-		words = append(words, v4[0])
+	start := func(suffix string) { // ifconfig_NAME<suffix>="
+		b.WriteString("ifconfig_")
+		b.WriteString(name)
+		b.WriteString(suffix)
+		b.WriteString(`="`)
 	}
-	words = append(words, post...)
-	if len(words) == 0 {
-		words = []string{"up"}
+	start("")
+	words := 0
+	word := func(kind, w string) {
+		if words > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(kind)
+		writeRCEscaped(b, w)
+		words++
 	}
-	rcVar(b, "ifconfig_"+name, strings.Join(words, " "))
-	if len(v6) > 0 {
-		rcVar(b, "ifconfig_"+name+"_ipv6", v6[0])
+	for _, w := range pre {
+		word("", w)
 	}
+	first4 := slices.IndexFunc(addrs, isV4)
+	if first4 >= 0 {
+		word(addrWords(addrs[first4]))
+	}
+	for _, w := range post {
+		word("", w)
+	}
+	if words == 0 {
+		b.WriteString("up")
+	}
+	b.WriteString("\"\n")
+	first6 := slices.IndexFunc(addrs, func(a string) bool { return !isV4(a) })
+	if first6 >= 0 {
+		start("_ipv6")
+		kind, a := addrWords(addrs[first6])
+		b.WriteString(kind)
+		writeRCEscaped(b, a)
+		b.WriteString("\"\n")
+	}
+	// More addresses are aliases: IPv4 ones first, then IPv6.
 	n := 0
-	for _, a := range v4[min(1, len(v4)):] {
-		rcVar(b, "ifconfig_"+name+"_alias"+strconv.Itoa(n), a)
-		n++
-	}
-	for _, a := range v6[min(1, len(v6)):] {
-		rcVar(b, "ifconfig_"+name+"_alias"+strconv.Itoa(n), a)
-		n++
+	for _, v4 := range []bool{true, false} {
+		for i, a := range addrs {
+			if isV4(a) != v4 || i == first4 || i == first6 {
+				continue
+			}
+			b.WriteString("ifconfig_")
+			b.WriteString(name)
+			b.WriteString("_alias")
+			b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(n), 10))
+			b.WriteString(`="`)
+			kind, a := addrWords(a)
+			b.WriteString(kind)
+			writeRCEscaped(b, a)
+			b.WriteString("\"\n")
+			n++
+		}
 	}
 }
 
