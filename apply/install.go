@@ -40,6 +40,17 @@ type roots struct {
 	// root and file, for the life of the transaction.
 	idsMu sync.Mutex
 	ids   map[idDB]map[string]int
+
+	// dirs caches an os.Root per directory of a target (inDir): each
+	// file operation then names one component, where os.Root would open
+	// and close every directory on the way at each call.
+	dirsMu sync.Mutex
+	dirs   map[rootDir]*os.Root
+}
+
+type rootDir struct {
+	r   *os.Root
+	dir string
 }
 
 type idDB struct {
@@ -56,10 +67,70 @@ func openRoots(base string) (*roots, error) {
 }
 
 func (rs *roots) close() {
+	rs.forgetDirs()
 	rs.host.Close()
 	for _, j := range rs.jails {
 		j.Close()
 	}
+}
+
+// forgetDirs closes the directories inDir opened: the next call resolves
+// the path again. The install does so before it writes, as the restore
+// before it restores: a directory a jail's root swapped for a symlink
+// since the pre-check is then refused (os.Root: the path escapes), not
+// written in where it was.
+func (rs *roots) forgetDirs() {
+	rs.dirsMu.Lock()
+	defer rs.dirsMu.Unlock()
+	for _, d := range rs.dirs {
+		d.Close()
+	}
+	rs.dirs = nil
+}
+
+// inDir resolves target to the directory holding it, as an os.Root
+// (opened once per transaction, confined to the Root it is in like any
+// path: a symlink on the way that leads out is refused), and its base
+// name. With create, missing directories are made first (adding the
+// parents of those made to dirs); without, a missing one yields an
+// fs.ErrNotExist error.
+func (rs *roots) inDir(target string, create bool, dirs *atomicfile.Dirs) (*os.Root, string, error) {
+	r, rel, err := rs.resolve(target, create)
+	if err != nil {
+		return nil, "", err
+	}
+	dir, base := path.Split(rel)
+	dir = path.Clean(dir) // "." for a file at the top
+	if dir == "." {
+		return r, base, nil
+	}
+	k := rootDir{r, dir}
+	rs.dirsMu.Lock()
+	d := rs.dirs[k]
+	rs.dirsMu.Unlock()
+	if d != nil {
+		return d, base, nil
+	}
+	if create {
+		if err := mkdirs(r, dir, dirs); err != nil {
+			return nil, "", fmt.Errorf("%s: %w", target, err)
+		}
+	}
+	d, err = r.OpenRoot(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", target, err)
+	}
+	rs.dirsMu.Lock()
+	defer rs.dirsMu.Unlock()
+	if prev := rs.dirs[k]; prev != nil { // opened meanwhile
+		d.Close()
+		return prev, base, nil
+	}
+	if rs.dirs == nil {
+		rs.dirs = map[rootDir]*os.Root{}
+	}
+	rs.dirs[k] = d
+	return d, base, nil
 }
 
 // resolve maps an absolute target path to the Root confining it and the
@@ -112,14 +183,14 @@ type fileState struct {
 // stat reports the target's state; a target that exists but is not a
 // regular file (a planted symlink, a directory) is an error.
 func (rs *roots) stat(target string) (fileState, error) {
-	r, rel, err := rs.resolve(target, false)
+	r, base, err := rs.inDir(target, false, nil)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fileState{}, nil
 	}
 	if err != nil {
 		return fileState{}, err
 	}
-	fi, err := r.Lstat(rel)
+	fi, err := r.Lstat(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fileState{}, nil
 	}
@@ -153,14 +224,14 @@ func (rs *roots) read(target string) ([]byte, fileState, error) {
 // open is read leaving the target open (nil when absent), for the
 // caller to close.
 func (rs *roots) open(target string) ([]byte, fileState, *os.File, error) {
-	r, rel, err := rs.resolve(target, false)
+	r, base, err := rs.inDir(target, false, nil)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fileState{}, nil, nil
 	}
 	if err != nil {
 		return nil, fileState{}, nil, err
 	}
-	data, fi, f, err := openRegular(r, rel)
+	data, fi, f, err := openRegular(r, base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fileState{}, nil, nil
 	}
@@ -276,20 +347,17 @@ func parallel(fns []func() error) error {
 // for its rename.
 type pending struct {
 	target string
-	r      *os.Root
-	rel    string
+	r      *os.Root // the target's directory (roots.inDir)
+	rel    string   // the target's name in it
 	tmp    *atomicfile.Pending
 }
 
 // place resolves target and creates its directory inside the Root; it is
-// sequential (it may open a new jail root).
+// sequential (it may open a new jail root and make directories).
 func (rs *roots) place(target string, dirs *atomicfile.Dirs) (*pending, error) {
-	r, rel, err := rs.resolve(target, true)
+	r, rel, err := rs.inDir(target, true, dirs)
 	if err != nil {
 		return nil, err
-	}
-	if err := mkdirs(r, path.Dir(rel), dirs); err != nil {
-		return nil, fmt.Errorf("%s: %w", target, err)
 	}
 	return &pending{target: target, r: r, rel: rel}, nil
 }
@@ -338,17 +406,17 @@ func (rs *roots) write(target string, data []byte, mode fs.FileMode, uid, gid in
 
 // remove deletes target (the link itself if one was planted there).
 func (rs *roots) remove(target string, dirs *atomicfile.Dirs) error {
-	r, rel, err := rs.resolve(target, false)
+	r, base, err := rs.inDir(target, false, nil)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := r.Remove(base); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", target, err)
 	}
-	dirs.Add(r, path.Dir(rel))
+	dirs.Add(r, ".")
 	return nil
 }
 
@@ -379,11 +447,11 @@ func (rs *roots) removeDir(p string, dirs *atomicfile.Dirs) {
 
 // removeTemps deletes temp files a killed install left beside target.
 func (rs *roots) removeTemps(target string) {
-	r, rel, err := rs.resolve(target, false)
+	r, base, err := rs.inDir(target, false, nil)
 	if err != nil {
 		return
 	}
-	atomicfile.RemoveTemps(r, rel)
+	atomicfile.RemoveTemps(r, base)
 }
 
 // mkdirs creates dir inside r and queues the parents of every directory

@@ -221,6 +221,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 // failure leaves the failed target untouched (its path may now escape,
 // so it is not restored) and no temp file behind.
 func (e *Engine) install(rs *roots, chs []change, ids [][2]int, beside, after func() error) (int, error) {
+	rs.forgetDirs()
 	var dirs atomicfile.Dirs
 	pend := make([]*pending, len(chs))
 	defer func() {
@@ -465,6 +466,7 @@ func (e *Engine) restore(ctx context.Context, rs *roots, cur *generation, j *jou
 	if err := e.liveUndoEarly(ctx); err != nil {
 		e.log.Error("undo of live steps", "err", err)
 	}
+	rs.forgetDirs()
 	var dirs atomicfile.Dirs
 	var errs []error
 	for i := len(files) - 1; i >= 0; i-- {
