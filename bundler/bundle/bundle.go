@@ -302,7 +302,7 @@ func ustarFits(f topology.RenderedFile) bool {
 	name := verify.EntryName(f.Path)
 	return len(name) <= 100 && len(f.Owner) <= 32 && len(f.Group) <= 32 &&
 		plainASCII(name) && plainASCII(f.Owner) && plainASCII(f.Group) &&
-		uint64(f.Mode) <= maxUSTARMode && len(f.Content) <= maxUSTARSize
+		uint64(f.Mode) <= maxUSTARMode && int64(len(f.Content)) <= maxUSTARSize
 }
 
 func plainASCII(s string) bool {
