@@ -126,7 +126,7 @@ func (r *Repo) hostDesc(h *host, pl *problemList) *hostdesc.Host {
 	}
 	// In name order already, Normalize's sort of the interfaces (large
 	// structs, moved by reflection) only compares them.
-	d.Interfaces = sortedBy(d.Interfaces, func(i *hostdesc.Interface) string { return i.Name })
+	sortBy(d.Interfaces, func(i *hostdesc.Interface) string { return i.Name })
 	d.Normalize()
 	return d
 }

@@ -34,6 +34,9 @@ type host struct {
 
 	addrPos map[string]Pos // where each addrs key came from
 	ifaces  map[string]*iface
+	// byAddr is the interface holding each address (one per address:
+	// resolveIfaces reports the others).
+	byAddr  map[netip.Addr]*iface
 	jails   map[string]*Jail
 	jailsIn []*Jail // boot order
 	pipes   []*rpipe
@@ -694,6 +697,7 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 	// Addresses: one place, checked for syntax, unknown interfaces and
 	// duplicates within the host.
 	seen := map[netip.Addr]string{}
+	h.byAddr = map[netip.Addr]*iface{}
 	for _, name := range sortedKeys(s.Addrs) {
 		pos := h.addrPos[name]
 		i := h.ifaces[name]
@@ -719,6 +723,7 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 			seen[p.Addr()] = name
 			i.addrs = append(i.addrs, a)
 			i.prefix = append(i.prefix, p)
+			h.byAddr[p.Addr()] = i
 		}
 	}
 	switch s.Management {
@@ -973,12 +978,8 @@ func (r *Repo) specPos(h *host, key string) Pos {
 // jailOf names the jail owning addr on host h ("" = the host itself) and
 // the interface carrying it.
 func (r *Repo) jailOf(h *host, a netip.Addr) (string, *iface) {
-	for _, i := range h.ifaces {
-		for _, p := range i.prefix {
-			if p.Addr() == a {
-				return i.jail, i
-			}
-		}
+	if i := h.byAddr[a]; i != nil {
+		return i.jail, i
 	}
 	return "-", nil
 }

@@ -217,7 +217,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		}
 		add(RenderedFile{Path: fsp.Target, Mode: mode, Owner: pick(fsp.Owner, defaultOwner), Group: pick(fsp.Group, defaultGroup), Unit: unit, Content: content}, r.pos.at(fsp, "target"))
 	}
-	hr.Files = sortedBy(hr.Files, func(f *RenderedFile) string { return f.Path })
+	sortBy(hr.Files, func(f *RenderedFile) string { return f.Path })
 	hr.Health = r.healthChecks(h, pl)
 	hr.Secrets = r.secrets(h)
 	hr.NetifRestart = append([]string(nil), h.spec.NetifRestart...)
@@ -228,20 +228,39 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 	return hr
 }
 
-// sortedBy is xs sorted by key, stably: the order is sorted as indexes,
-// and each item copied once (sorting large items themselves moves them
-// many times over).
-func sortedBy[T any](xs []T, key func(*T) string) []T {
-	idx := make([]int, len(xs))
+// sortBy sorts xs by key, stably, moving each item once: the order is
+// found on indexes (insertion sort: a host's lists are short), then
+// applied cycle by cycle. Sorting large items themselves (files, host
+// interfaces) moved them many times over.
+func sortBy[T any](xs []T, key func(*T) string) {
+	var buf [32]int
+	idx := buf[:0]
+	for i := range xs {
+		idx = append(idx, i)
+	}
+	for i := 1; i < len(idx); i++ {
+		for j := i; j > 0 && key(&xs[idx[j]]) < key(&xs[idx[j-1]]); j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	// Item i goes to the place of idx's i: follow each cycle once.
 	for i := range idx {
-		idx[i] = i
+		if idx[i] < 0 || idx[i] == i {
+			continue
+		}
+		tmp := xs[i]
+		j := i
+		for {
+			k := idx[j]
+			idx[j] = -1
+			if k == i {
+				xs[j] = tmp
+				break
+			}
+			xs[j] = xs[k]
+			j = k
+		}
 	}
-	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(key(&xs[a]), key(&xs[b])) })
-	out := make([]T, len(xs))
-	for i, x := range idx {
-		out[i] = xs[x]
-	}
-	return out
 }
 
 // checkPath is h.paths.Check(p). Most hosts' agents take the default

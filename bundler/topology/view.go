@@ -102,6 +102,9 @@ type TableView struct {
 
 func (r *Repo) view(h *host) *View {
 	v := &View{Host: h.name, Hostname: h.spec.Hostname, Domain: h.spec.Domain, Peer: h.spec.Peer, Vars: h.spec.Vars, r: r, h: h}
+	if len(h.jailsIn) > 0 {
+		v.Jails = make([]JailView, 0, len(h.jailsIn))
+	}
 	for _, j := range h.jailsIn {
 		jv := JailView{Name: j.Name, Hostname: r.jailHostname(h, j), Path: r.jailParams(h, j).Path, Interfaces: j.Interfaces}
 		for _, n := range j.Interfaces {
@@ -131,6 +134,9 @@ func (r *Repo) view(h *host) *View {
 
 func (r *Repo) pipeViews(h *host) []PipeView {
 	var out []PipeView
+	if len(h.pipes) > 0 {
+		out = make([]PipeView, 0, len(h.pipes))
+	}
 	for _, rp := range h.pipes {
 		pv := PipeView{Name: rp.p.Name, Jail: rp.jail.Name, Mode: rp.p.Mode,
 			SourceAddr: rp.src.addr.String(), SourcePort: rp.src.port,

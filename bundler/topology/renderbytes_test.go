@@ -2,6 +2,8 @@ package topology
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +75,26 @@ func TestIfconfigLinesAsJoined(t *testing.T) {
 		writeRCQuoted(&b, s)
 		if b.String() != rcQuote(s) {
 			t.Fatalf("writeRCQuoted(%q) = %q, rcQuote: %q", s, b.String(), rcQuote(s))
+		}
+	}
+}
+
+// TestSortBy: sortBy sorts as a stable sort does, whatever the order in.
+func TestSortBy(t *testing.T) {
+	type item struct{ key, tag string }
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 40 {
+		for range 20 {
+			xs := make([]item, n)
+			for i := range xs {
+				xs[i] = item{key: string(rune('a' + rng.IntN(6))), tag: strconv.Itoa(i)}
+			}
+			want := slices.Clone(xs)
+			slices.SortStableFunc(want, func(a, b item) int { return strings.Compare(a.key, b.key) })
+			sortBy(xs, func(x *item) string { return x.key })
+			if !slices.Equal(xs, want) {
+				t.Fatalf("n %d: %v, want %v", n, xs, want)
+			}
 		}
 	}
 }
