@@ -121,6 +121,9 @@ func (r *Repo) hostDesc(h *host, pl *problemList) *hostdesc.Host {
 			d.Services = append(d.Services, hostdesc.Service{Name: n, Flags: s.RC[n+"_flags"]})
 		}
 	}
+	if len(h.jailsIn) > 0 {
+		d.Jails = make([]hostdesc.Jail, 0, len(h.jailsIn))
+	}
 	for _, j := range h.jailsIn {
 		d.Jails = append(d.Jails, hostdesc.Jail{Name: j.Name, Interfaces: append([]string(nil), j.Interfaces...)})
 	}

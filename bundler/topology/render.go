@@ -544,9 +544,10 @@ func (r *Repo) hostRC(h *host) []byte {
 			rcVar(b, "ifconfig_"+ifVar(nic.Driver)+"_name", n)
 		}
 	}
-	var cloned []string
 	type rename struct{ from, to string }
-	var renames []rename
+	nCloned := len(s.Laggs) + len(s.Vlans) + len(s.Bridges) + len(s.Epairs)
+	cloned := make([]string, 0, nCloned)
+	renames := make([]rename, 0, nCloned+len(s.Epairs))
 	for i, l := range s.Laggs {
 		c := "lagg" + strconv.Itoa(i)
 		cloned = append(cloned, c)
@@ -608,7 +609,7 @@ func (r *Repo) hostRC(h *host) []byte {
 		}
 	}
 	for _, br := range s.Bridges {
-		var post []string
+		post := make([]string, 0, 2*len(br.Members)+1)
 		for _, m := range br.Members {
 			post = append(post, "addm", m)
 		}
@@ -934,8 +935,8 @@ func (r *Repo) jailRC(h *host, j *Jail) []byte {
 		for _, rp := range pipes {
 			pre := "spiped_pipe_" + rp.p.Name + "_"
 			rcVar(b, pre+"mode", rp.p.Mode)
-			rcVar(b, pre+"source", spipedAddr(rp.src))
-			rcVar(b, pre+"target", spipedAddr(rp.dst))
+			spipedVar(b, pre+"source", rp.src)
+			spipedVar(b, pre+"target", rp.dst)
 			rcVar(b, pre+"key", pick(rp.p.Key, defaultSpiped))
 		}
 	}
@@ -944,6 +945,21 @@ func (r *Repo) jailRC(h *host, j *Jail) []byte {
 
 func spipedAddr(e endpoint) string {
 	return "[" + e.addr.String() + "]:" + strconv.Itoa(e.port)
+}
+
+// spipedVar is rcVar(b, name, spipedAddr(e)) written in place: an
+// address and a port need no escapes.
+func spipedVar(b *bytes.Buffer, name string, e endpoint) {
+	if !e.addr.IsValid() {
+		rcVar(b, name, spipedAddr(e))
+		return
+	}
+	b.WriteString(name)
+	b.WriteString(`="[`)
+	b.Write(e.addr.AppendTo(b.AvailableBuffer()))
+	b.WriteString("]:")
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(e.port), 10))
+	b.WriteString("\"\n")
 }
 
 // wgConf renders a wg-quick config. Keys stay on the host: PostUp loads
@@ -1039,7 +1055,8 @@ func wgKey(w *WG) string { return pick(w.PrivateKey, wireguardDir+"/"+w.Name+".k
 // healthChecks lists what the agent checks after applying: the git source,
 // pf, every jail, every encrypt pipe end to end, then the user's checks.
 func (r *Repo) healthChecks(h *host, pl *problemList) []verify.Check {
-	cs := []verify.Check{{Kind: verify.CheckGit, Name: "git-source"}}
+	cs := make([]verify.Check, 0, 2+len(h.jailsIn)+len(h.spec.WireGuard)+len(h.pipes)+len(h.spec.Checks))
+	cs = append(cs, verify.Check{Kind: verify.CheckGit, Name: "git-source"})
 	if h.spec.PF != nil {
 		cs = append(cs, verify.Check{Kind: verify.CheckPF, Name: "pf"})
 	}
