@@ -379,38 +379,10 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 		func(base, over *WG) *WG { return r.mergeWG(h, base, over) })
 	m.Files = joinItems(r, pl, h, "file", role.Files, own.Files)
 	m.Checks = joinItems(r, pl, h, "check", role.Checks, own.Checks)
-	// Empty pipes and peers are dropped from a copy: a role's items are
-	// shared by its hosts.
-	for i, j := range m.Jails {
-		if slices.Contains(j.Pipes, nil) {
-			c := *j
-			c.Pipes = nil
-			for _, p := range j.Pipes {
-				if p != nil {
-					c.Pipes = append(c.Pipes, p)
-				} else {
-					pl.add(r.at(h, j, "pipes"), h.where+": jail "+j.Name, "empty pipe")
-				}
-			}
-			h.samePos(&c, j)
-			m.Jails[i] = &c
-		}
-	}
-	for i, w := range m.WireGuard {
-		if slices.Contains(w.Peers, nil) {
-			c := *w
-			c.Peers = nil
-			for _, p := range w.Peers {
-				if p != nil {
-					c.Peers = append(c.Peers, p)
-				} else {
-					pl.add(r.at(h, w, "peers"), h.where+": wireguard "+w.Name, "empty peer")
-				}
-			}
-			h.samePos(&c, w)
-			m.WireGuard[i] = &c
-		}
-	}
+	withoutEmpty(r, h, pl, m.Jails, func(j *Jail) *[]*Pipe { return &j.Pipes },
+		func(j *Jail) string { return h.where + ": jail " + j.Name }, "pipes", "pipe")
+	withoutEmpty(r, h, pl, m.WireGuard, func(w *WG) *[]*WGPeer { return &w.Peers },
+		func(w *WG) string { return h.where + ": wireguard " + w.Name }, "peers", "peer")
 	m.JailsDef = mergeJailParams(role.JailsDef, own.JailsDef)
 	switch {
 	case own.PF == nil:
@@ -439,6 +411,30 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 		m.PF = pf
 	}
 	return m
+}
+
+// withoutEmpty replaces each item whose list (a jail's pipes, an
+// interface's peers) has empty entries by a copy without them, reporting
+// each: a role's items are shared by its hosts, never changed.
+func withoutEmpty[T, E any](r *Repo, h *host, pl *problemList, items []*T, list func(*T) *[]*E, where func(*T) string, key, what string) {
+	for i, it := range items {
+		l := *list(it)
+		if !slices.Contains(l, nil) {
+			continue
+		}
+		c := *it
+		kept := list(&c)
+		*kept = nil
+		for _, e := range l {
+			if e != nil {
+				*kept = append(*kept, e)
+			} else {
+				pl.add(r.at(h, it, key), where(it), "empty %s", what)
+			}
+		}
+		h.samePos(&c, it)
+		items[i] = &c
+	}
 }
 
 // mergeNames appends over's names to base's, skipping names already
