@@ -221,11 +221,28 @@ func (e *Engine) prune(current uint64) error {
 		if keep[s] {
 			continue
 		}
-		if err := os.RemoveAll(e.genPath(s)); err != nil {
+		if err := removeGeneration(e.genPath(s)); err != nil {
 			return fmt.Errorf("prune generation %d: %w", s, err)
 		}
 	}
 	return nil
+}
+
+// removeGeneration removes a generation's folder, its files together
+// (each removal may wait for a discard of the freed blocks, see held).
+func removeGeneration(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return os.RemoveAll(dir) // gone already, or not a plain folder
+	}
+	rms := make([]func() error, 0, len(ents))
+	for _, d := range ents {
+		rms = append(rms, func() error { return os.RemoveAll(filepath.Join(dir, d.Name())) })
+	}
+	if err := parallel(rms); err != nil {
+		return err
+	}
+	return os.Remove(dir)
 }
 
 // removeStaleTmp removes generations that were never committed.
