@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -406,6 +407,25 @@ func ForEach(n int, fn func(i int) error) []error {
 	close(next)
 	wg.Wait()
 	return errs
+}
+
+// BatchGCPercent is the garbage collector's target (GOGC) while bundles
+// are built: a build is a short batch whose live heap is the rendered
+// fleet, so collecting at twice that heap instead of at once it trades
+// about 100 MB more peak memory for the 1,000-host fleet (170 -> 270 MB)
+// for 8-10% less CPU (BenchmarkBuildSignFleet1000, GOGC=100 vs 200, same
+// run). The Go compiler raises its own starting heap for the same reason
+// (cmd/compile/internal/base, AdjustStartingHeap).
+const BatchGCPercent = 200
+
+// BatchGC sets the GC target to BatchGCPercent for a build, unless the
+// operator set GOGC, and returns the function that puts it back.
+func BatchGC() (restore func()) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return func() {}
+	}
+	old := debug.SetGCPercent(BatchGCPercent)
+	return func() { debug.SetGCPercent(old) }
 }
 
 // hexSums is the SHA-256 of archive, then of each file's content, in

@@ -92,6 +92,7 @@ func BenchmarkBuildSignFleet1000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer BatchGC()() // as "bundler build" runs
 	for b.Loop() {
 		if _, err := buildFleet(fsys, s); err != nil {
 			b.Fatal(err)

@@ -84,6 +84,7 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	case o.Expires <= 0:
 		return usageError{fmt.Errorf("build: --expires %s: must be positive", o.Expires)}
 	}
+	defer bundle.BatchGC()()
 	// The git status and the key's decryption (scrypt) do not depend on
 	// the topology: they run while it loads, on the core its serial part
 	// leaves idle. Errors are still reported in this order.
