@@ -79,16 +79,30 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 	if m.Created.IsZero() {
 		return nil, fmt.Errorf("bundle %s: created time is required", r.Host)
 	}
-	created := m.Created.UTC().Truncate(time.Second)
-	expires := m.Expires
-	if expires.IsZero() {
-		expires = created.Add(DefaultExpiry)
+	p, err := Pack(r)
+	if err != nil {
+		return nil, err
 	}
-	notBefore := m.NotBefore
-	if notBefore.IsZero() {
-		notBefore = created.Add(r.Wave)
+	return p.build(m, p.files)
+}
+
+// Packed is a host's archive and the digests of its files: the part of a
+// bundle that depends on the render alone. Pack makes it as soon as the
+// host is rendered (Packer); Build adds the metadata.
+type Packed struct {
+	r       *topology.HostRender
+	archive []byte
+	sum     string        // the archive's SHA-256, hex
+	files   []verify.File // the manifest's files, sorted by path
+}
+
+// Pack packs r's files into the deterministic archive and lists them with
+// their digests. It does not modify r.
+func Pack(r *topology.HostRender) (*Packed, error) {
+	if r == nil {
+		return nil, errors.New("bundle: nil render")
 	}
-	// The sorted copy of the files lives only during Build: a reused
+	// The sorted copy of the files lives only during Pack: a reused
 	// slice, cleared after use (it points at the render's contents).
 	nf := filesPool.Get().(*[]topology.RenderedFile)
 	defer func() {
@@ -103,9 +117,42 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", r.Host, err)
 	}
-	// Every digest of the manifest in one string: one allocation, not one
-	// per file. sums[0] is the archive's, sums[1+i] file i's.
+	// Every digest in one string: one allocation, not one per file.
+	// sums[0] is the archive's, sums[1+i] file i's.
 	sums := hexSums(archive, files)
+	p := &Packed{r: r, archive: archive, sum: sums[0], files: make([]verify.File, 0, len(files))}
+	for i, f := range files {
+		p.files = append(p.files, verify.File{
+			Path: f.Path, Mode: f.Mode, Owner: f.Owner, Group: f.Group,
+			SHA256: sums[1+i], Size: int64(len(f.Content)), Unit: f.Unit,
+		})
+	}
+	return p, nil
+}
+
+// Build makes the unsigned bundle of the packed host with m, as Build
+// does. Bundles built from one Packed share its archive bytes, which no
+// one modifies.
+func (p *Packed) Build(m Meta) (*Built, error) {
+	if m.Created.IsZero() {
+		return nil, fmt.Errorf("bundle %s: created time is required", p.r.Host)
+	}
+	return p.build(m, slices.Clone(p.files))
+}
+
+// build is Build with the manifest's files list (p.files itself when
+// p is used once).
+func (p *Packed) build(m Meta, files []verify.File) (*Built, error) {
+	r := p.r
+	created := m.Created.UTC().Truncate(time.Second)
+	expires := m.Expires
+	if expires.IsZero() {
+		expires = created.Add(DefaultExpiry)
+	}
+	notBefore := m.NotBefore
+	if notBefore.IsZero() {
+		notBefore = created.Add(r.Wave)
+	}
 	man := verify.Manifest{
 		Schema:       verify.Schema,
 		Host:         r.Host,
@@ -114,12 +161,13 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 		Created:      created,
 		Expires:      expires.UTC().Truncate(time.Second),
 		NotBefore:    notBefore.UTC().Truncate(time.Second),
-		Archive:      verify.Archive{SHA256: sums[0], Size: int64(len(archive))},
+		Archive:      verify.Archive{SHA256: p.sum, Size: int64(len(p.archive))},
 		Health:       slices.Clone(r.Health),
 		Secrets:      slices.Clone(r.Secrets),
 		NetifRestart: slices.Clone(r.NetifRestart),
 		ReportKey:    r.ReportKey,
 		HostDesc:     r.Desc,
+		Files:        files,
 	}
 	if len(r.Gate) > 0 {
 		man.Gate = &verify.Gate{Bake: verify.Duration(r.Bake)}
@@ -131,13 +179,6 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 			man.Gate.Hosts = append(man.Gate.Hosts, verify.GateHost{Host: g, Key: r.ReportKeys[g], Serial: serial})
 		}
 	}
-	man.Files = make([]verify.File, 0, len(files))
-	for i, f := range files {
-		man.Files = append(man.Files, verify.File{
-			Path: f.Path, Mode: f.Mode, Owner: f.Owner, Group: f.Group,
-			SHA256: sums[1+i], Size: int64(len(f.Content)), Unit: f.Unit,
-		})
-	}
 	paths := m.Paths
 	if len(paths.Roots) == 0 {
 		paths = r.Paths // the host's agent's roots, as the topology states them
@@ -145,7 +186,64 @@ func Build(r *topology.HostRender, m Meta) (*Built, error) {
 	if err := verify.CheckManifest(&man, paths); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", r.Host, err)
 	}
-	return &Built{Manifest: man, Archive: archive}, nil
+	return &Built{Manifest: man, Archive: p.archive}, nil
+}
+
+// Packer packs hosts while the topology renders them: Rendered is a
+// topology.Options.Rendered. A host packed on the core that just rendered
+// it finds its files still in that core's cache, and packing overlaps the
+// rest of the fleet's rendering instead of waiting for all of it
+// (BenchmarkBuildSignFleet1000: about 3,500 -> 4,300 hosts/s against
+// packing after the load, same run; signing there too was slower).
+type Packer struct {
+	want   map[string]bool // nil: every host
+	mu     sync.Mutex
+	packed map[string]packResult
+}
+
+type packResult struct {
+	p   *Packed
+	err error
+}
+
+// NewPacker packs the given hosts as they render, or every host when
+// hosts is empty.
+func NewPacker(hosts ...string) *Packer {
+	k := &Packer{packed: map[string]packResult{}}
+	if len(hosts) > 0 {
+		k.want = map[string]bool{}
+		for _, h := range hosts {
+			k.want[h] = true
+		}
+	}
+	return k
+}
+
+// Rendered packs r if its host is wanted; for topology.Options.Rendered.
+func (k *Packer) Rendered(r *topology.HostRender) {
+	if k.want != nil && !k.want[r.Host] {
+		return
+	}
+	p, err := Pack(r)
+	k.mu.Lock()
+	k.packed[r.Host] = packResult{p, err}
+	k.mu.Unlock()
+}
+
+// Packed is host's pack: the one made as it rendered, else repo's render
+// of it packed now.
+func (k *Packer) Packed(repo *topology.Repo, host string) (*Packed, error) {
+	k.mu.Lock()
+	res, ok := k.packed[host]
+	k.mu.Unlock()
+	if ok {
+		return res.p, res.err
+	}
+	r, err := repo.Rendered(host)
+	if err != nil {
+		return nil, err
+	}
+	return Pack(r)
 }
 
 var filesPool = sync.Pool{New: func() any { return new([]topology.RenderedFile) }}

@@ -79,9 +79,9 @@ func TestGenFleet(t *testing.T) {
 }
 
 // BenchmarkBuildSignFleet1000 is "bundler build --all" of a generated
-// 1,000-host topology in memory: load and render it (on every core),
-// then build and sign every host's bundle on every core, as the CLI's
-// buildHost does (shared render, Build, Sign). The CLI's disk work per
+// 1,000-host topology in memory, as the CLI's runBuild and buildHost do:
+// load and render it on every core, each host packed as it renders
+// (Packer), then build and sign every host's bundle on every core. The CLI's disk work per
 // host (the serial check in --out, writing the bundle) is
 // BenchmarkWriteFleet1000, beside its floor: it is the kernel's file
 // creation, which no build can make cheaper than BenchmarkFloorCreateFiles
@@ -101,21 +101,22 @@ func BenchmarkBuildSignFleet1000(b *testing.B) {
 	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "hosts/s")
 }
 
-// buildFleet loads fsys and builds and signs every host's bundle on every
-// core (ForEach), in host order.
+// buildFleet loads fsys, packing each host as it renders, and builds and
+// signs every host's bundle on every core (ForEach), in host order.
 func buildFleet(fsys fs.FS, s *Signer) ([]*Built, error) {
-	repo, err := topology.LoadFS(fsys)
+	packer := NewPacker()
+	repo, err := topology.LoadFSWith(fsys, topology.Options{Rendered: packer.Rendered})
 	if err != nil {
 		return nil, err
 	}
 	hosts := repo.Hosts()
 	built := make([]*Built, len(hosts))
 	return built, errors.Join(ForEach(len(hosts), func(i int) error {
-		r, err := repo.Rendered(hosts[i])
+		p, err := packer.Packed(repo, hosts[i])
 		if err != nil {
 			return err
 		}
-		bb, err := Build(r, Meta{Serial: 1, Created: now})
+		bb, err := p.Build(Meta{Serial: 1, Created: now})
 		if err != nil {
 			return err
 		}

@@ -90,7 +90,10 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	// leaves idle. Errors are still reported in this order.
 	waitSource := async(func() (verify.Source, error) { return sourceOf(o.Repo, o.AllowDirty) })
 	waitSigner := async(func() (*bundle.Signer, error) { return loadSigningKey(o.Key) })
-	repo, err := loadTopology(o.Repo, stderr)
+	// Each host is packed as soon as it renders (bundle.Packer); its
+	// bundle is made once the whole repo loaded without problems.
+	packer := bundle.NewPacker(o.Hosts...)
+	repo, err := loadTopologyWith(o.Repo, stderr, topology.Options{Rendered: packer.Rendered})
 	if err != nil {
 		return err
 	}
@@ -117,7 +120,7 @@ func runBuild(o buildOptions, stdout, stderr io.Writer) error {
 	// Hosts are independent: build them on every core, report in order.
 	lines := make([]string, len(hosts))
 	errs := bundle.ForEach(len(hosts), func(i int) (err error) {
-		lines[i], err = buildHost(repo, hosts[i], o, created, source, signer, gates)
+		lines[i], err = buildHost(repo, packer, hosts[i], o, created, source, signer, gates)
 		return err
 	})
 	for i, err := range errs {
@@ -143,10 +146,10 @@ func async[T any](f func() (T, error)) func() (T, error) {
 	}
 }
 
-// buildHost renders, packs, signs and writes one host's bundle and returns
-// the line to print.
-func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Time, source verify.Source, signer *bundle.Signer, gates map[string]uint64) (string, error) {
-	r, err := repo.Rendered(host) // read only: no copy of the host's files
+// buildHost makes, signs and writes one host's bundle from its pack and
+// returns the line to print.
+func buildHost(repo *topology.Repo, packer *bundle.Packer, host string, o buildOptions, created time.Time, source verify.Source, signer *bundle.Signer, gates map[string]uint64) (string, error) {
+	packed, err := packer.Packed(repo, host)
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", host, err)
 	}
@@ -161,7 +164,7 @@ func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Ti
 	} else if have >= serial {
 		return "", fmt.Errorf("build %s: serial %d is not above the bundle already in %s (serial %d); serials are never reused", host, serial, o.Out, have)
 	}
-	b, err := bundle.Build(r, bundle.Meta{Serial: serial, Created: created, Expires: created.Add(o.Expires), Source: source, GateSerials: gates})
+	b, err := packed.Build(bundle.Meta{Serial: serial, Created: created, Expires: created.Add(o.Expires), Source: source, GateSerials: gates})
 	if err != nil {
 		return "", fmt.Errorf("build: %w", err)
 	}
@@ -178,7 +181,12 @@ func buildHost(repo *topology.Repo, host string, o buildOptions, created time.Ti
 
 // loadTopology loads the infra repo and prints every problem it has.
 func loadTopology(dir string, stderr io.Writer) (*topology.Repo, error) {
-	repo, err := topology.Load(dir)
+	return loadTopologyWith(dir, stderr, topology.Options{})
+}
+
+// loadTopologyWith is loadTopology with options.
+func loadTopologyWith(dir string, stderr io.Writer, opts topology.Options) (*topology.Repo, error) {
+	repo, err := topology.LoadWith(dir, opts)
 	if err == nil {
 		return repo, nil
 	}

@@ -43,6 +43,7 @@ type Repo struct {
 	// defaultPathsOK holds the targets policy.DefaultPaths accepts
 	// (checkPath).
 	defaultPathsOK sync.Map
+	opts           Options
 	// sizes are the sizes of the files each render wrote last.
 	sizes struct{ hostRC, jailConf, jailRC, wgConf, jailList, sysctl, loader sizeHint }
 }

@@ -98,16 +98,36 @@ func (e endpoint) String() string {
 
 // Load reads, strictly decodes and validates the infra repo in dir. The
 // error, if any, is a Problems listing every problem found.
-func Load(dir string) (*Repo, error) {
-	r, err := LoadFS(os.DirFS(dir))
+func Load(dir string) (*Repo, error) { return LoadWith(dir, Options{}) }
+
+// LoadFS is Load over any file system (tests, generated topologies).
+func LoadFS(fsys fs.FS) (*Repo, error) { return LoadFSWith(fsys, Options{}) }
+
+// Options are what a caller of LoadWith may add to loading.
+type Options struct {
+	// Rendered, when set, is called with each host's render as soon as
+	// that host has rendered without problems, on the goroutine that
+	// rendered it, while other hosts still render: the bundler packs a
+	// host there, while its files are in that core's cache and without
+	// waiting for the whole fleet. Calls for different hosts run
+	// concurrently; the render is shared (see Repo.Rendered). A call does
+	// not mean the repo loads: when Load returns problems, what Rendered
+	// made must be dropped. It is not called once a problem is known
+	// before rendering.
+	Rendered func(*HostRender)
+}
+
+// LoadWith is Load with options.
+func LoadWith(dir string, o Options) (*Repo, error) {
+	r, err := LoadFSWith(os.DirFS(dir), o)
 	if r != nil {
 		r.Dir = dir
 	}
 	return r, err
 }
 
-// LoadFS is Load over any file system (tests, generated topologies).
-func LoadFS(fsys fs.FS) (*Repo, error) {
+// LoadFSWith is LoadFS with options.
+func LoadFSWith(fsys fs.FS, o Options) (*Repo, error) {
 	data, err := fs.ReadFile(fsys, TopologyFile)
 	if err != nil {
 		return nil, fmt.Errorf("infra repo: %w", err)
@@ -116,7 +136,7 @@ func LoadFS(fsys fs.FS) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{fsys: fsys, file: f, pos: pos, hosts: map[string]*host{}, tmpls: map[string]*repoTemplate{}, sources: map[string][]byte{}, renders: map[string]*HostRender{}}
+	r := &Repo{fsys: fsys, file: f, pos: pos, hosts: map[string]*host{}, tmpls: map[string]*repoTemplate{}, sources: map[string][]byte{}, renders: map[string]*HostRender{}, opts: o}
 	var pl problemList
 	r.build(&pl)
 	if err := pl.err(); err != nil {

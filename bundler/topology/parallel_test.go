@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 )
@@ -124,4 +125,91 @@ func TestProblemsSameInParallel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOptionsRendered: LoadFSWith hands each host's render on as it is
+// made, once per host, the very render Rendered returns; a host whose
+// render has problems is not handed on, and neither is any host once the
+// repo is known to be broken before rendering. The repo then still fails
+// to load, with the same problems as without the option.
+func TestOptionsRendered(t *testing.T) {
+	collect := func(fsys fstest.MapFS) (*Repo, error, map[string]*HostRender) {
+		var mu sync.Mutex
+		got := map[string]*HostRender{}
+		repo, err := LoadFSWith(fsys, Options{Rendered: func(hr *HostRender) {
+			mu.Lock()
+			defer mu.Unlock()
+			if got[hr.Host] != nil {
+				t.Errorf("host %s handed on twice", hr.Host)
+			}
+			got[hr.Host] = hr
+		}})
+		return repo, err, got
+	}
+	t.Run("good", func(t *testing.T) {
+		repo, err, got := collect(generated(40))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(repo.Hosts()) {
+			t.Fatalf("%d renders handed on for %d hosts", len(got), len(repo.Hosts()))
+		}
+		for _, h := range repo.Hosts() {
+			want, err := repo.Rendered(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[h] != want {
+				t.Fatalf("host %s: the render handed on is not the one Rendered returns", h)
+			}
+		}
+	})
+	t.Run("some hosts fail to render", func(t *testing.T) {
+		// Odd hosts miss the variable their template reads; hosts 1 mod
+		// 4 also have a relative file target. The others render.
+		fsys := generated(20)
+		top := string(fsys[TopologyFile].Data)
+		for i := range 20 {
+			head := fmt.Sprintf("  h%04d:\n    role: node\n", i)
+			extra := ""
+			if i%2 == 0 {
+				extra = "    vars: {port: \"8080\"}\n"
+			}
+			if i%4 == 1 {
+				extra += "    files: [{target: etc/relative.conf, source: motd}]\n"
+			}
+			top = strings.Replace(top, head, head+extra, 1)
+		}
+		fsys[TopologyFile] = &fstest.MapFile{Data: []byte(top)}
+		fsys["nginx.tmpl"] = &fstest.MapFile{Data: []byte("listen {{ .Vars.port }};\n")}
+		fsys["motd"] = &fstest.MapFile{Data: []byte("hello\n")}
+		_, plain := LoadFS(fsys)
+		_, err, got := collect(fsys)
+		if err == nil || plain == nil || err.Error() != plain.Error() {
+			t.Fatalf("problems with the option:\n%v\nwithout:\n%v", err, plain)
+		}
+		for _, frag := range []string{`map has no entry for key "port"`, `"etc/relative.conf": not absolute`} {
+			if !strings.Contains(err.Error(), frag) {
+				t.Fatalf("the problems do not mention %q:\n%v", frag, err)
+			}
+		}
+		for i := range 20 {
+			name := fmt.Sprintf("h%04d", i)
+			if ok := i%2 == 0; (got[name] != nil) != ok {
+				t.Errorf("host %s: handed on %v, want %v", name, got[name] != nil, ok)
+			}
+		}
+	})
+	t.Run("broken before rendering", func(t *testing.T) {
+		fsys := generated(10)
+		top := strings.Replace(string(fsys[TopologyFile].Data), "    wave: 0m\n", "    wave: soon\n", 1)
+		fsys[TopologyFile] = &fstest.MapFile{Data: []byte(top)}
+		_, err, got := collect(fsys)
+		if err == nil || !strings.Contains(err.Error(), `wave "soon"`) {
+			t.Fatalf("err = %v, want the bad wave", err)
+		}
+		if len(got) != 0 {
+			t.Fatalf("%d renders handed on from a repo known to be broken", len(got))
+		}
+	})
 }

@@ -40,7 +40,17 @@ func (r *Repo) renderAll(pl *problemList) {
 	for _, name := range r.names {
 		r.parseTemplates(r.hosts[name], pl)
 	}
-	r.eachHost(pl, func(h *host, pl *problemList) { h.render = r.prepareFiles(h, pl) })
+	// Nothing is handed on once the repo is known to have problems.
+	hand := r.opts.Rendered
+	if pl.err() != nil {
+		hand = nil
+	}
+	r.eachHost(pl, func(h *host, pl *problemList) {
+		h.render = r.prepareFiles(h, pl)
+		if hand != nil && pl.err() == nil {
+			hand(h.render)
+		}
+	})
 	for _, name := range r.names {
 		r.renders[name] = r.hosts[name].render
 	}
