@@ -115,13 +115,13 @@ func (p Paths) CheckRoots(target string) error {
 // root returns the most specific root target lies strictly below, as a
 // path with the jail name filled in.
 func (p Paths) root(target string) (string, error) {
-	if !utf8.ValidString(target) || strings.IndexFunc(target, func(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError }) >= 0 {
+	if !printable(target) {
 		return "", fmt.Errorf("target path %q: control or non-printing characters", target)
 	}
 	if !path.IsAbs(target) {
 		return "", fmt.Errorf("target path %q: not absolute", target)
 	}
-	if path.Clean(target) != target {
+	if !cleanAbs(target) && path.Clean(target) != target {
 		return "", fmt.Errorf("target path %q: not clean (want %q)", target, path.Clean(target))
 	}
 	if p.Any {
@@ -150,6 +150,24 @@ func (p Paths) root(target string) (string, error) {
 // bundle built or verified.
 func below(target, root string) (n, end int, ok bool) {
 	r, t := strings.TrimPrefix(root, "/"), target[1:]
+	star := strings.IndexByte(r, '*')
+	if star < 0 {
+		// No pattern segment: t holds r's segments and more exactly
+		// when it begins with r and a "/".
+		if len(t) <= len(r) || t[len(r)] != '/' || t[:len(r)] != r {
+			return 0, 0, false
+		}
+		return strings.Count(r, "/") + 1, 1 + len(r), true
+	}
+	// Up to its first "*", root is literal: most targets part there, the
+	// others skip its whole segments.
+	if !strings.HasPrefix(t, r[:star]) {
+		return 0, 0, false
+	}
+	if star == 0 || r[star-1] == '/' {
+		n = strings.Count(r[:star], "/")
+		r, t = r[star:], t[star:]
+	}
 	for {
 		rs, rrest, rmore := strings.Cut(r, "/")
 		ts, trest, tmore := strings.Cut(t, "/")
@@ -175,7 +193,7 @@ func below(target, root string) (n, end int, ok bool) {
 // and root, matches, or "" (the first such pattern of defaultDeny).
 func denied(target, root string) string {
 	cands := make([]string, 0, 16) // on the stack for paths of usual depth
-	for d := strings.ToLower(target); len(d) > len(root); d = path.Dir(d) {
+	for d := strings.ToLower(target); len(d) > len(root); d = dirAbs(d) {
 		cands = append(cands, d)
 		// Inside a jail the host patterns apply to the jail's own tree.
 		if rest, ok := strings.CutPrefix(d, "/jails/"); ok {
@@ -211,6 +229,50 @@ func denied(target, root string) string {
 		return ""
 	}
 	return defaultDeny[best]
+}
+
+// printable reports whether s is valid UTF-8 without control or
+// non-printing characters. Target paths are nearly always ASCII: those are
+// judged byte by byte, anything else rune by rune.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError }) < 0
+		}
+		if c < ' ' || c == 0x7f { // unicode.IsPrint's ASCII: ' ' to '~'
+			return false
+		}
+	}
+	return true
+}
+
+// cleanAbs reports whether path.Clean leaves the absolute path s as it
+// is, without building the clean path: no empty, "." or ".." segment and
+// no trailing "/" (but "/" itself).
+func cleanAbs(s string) bool {
+	if s == "/" {
+		return true
+	}
+	seg := 0 // the "/" before the current segment
+	for i := 1; i <= len(s); i++ {
+		if i == len(s) || s[i] == '/' {
+			switch s[seg+1 : i] {
+			case "", ".", "..":
+				return false
+			}
+			seg = i
+		}
+	}
+	return true
+}
+
+// dirAbs is path.Dir of a clean absolute path, which is already clean.
+func dirAbs(d string) string {
+	if i := strings.LastIndexByte(d, '/'); i > 0 {
+		return d[:i]
+	}
+	return "/"
 }
 
 // denyExact and denyGlobs are defaultDeny in the form denied matches,

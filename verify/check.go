@@ -2,8 +2,9 @@ package verify
 
 import (
 	"fmt"
-	"path"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rigger-bsd/rigger/policy"
 )
@@ -62,18 +63,27 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 	// Keyed by lower case: on a case-insensitive file system (ZFS
 	// casesensitivity=insensitive) /etc/PF.conf is /etc/pf.conf, and two
 	// entries for one file would leave which one wins to the install order.
-	seen := make(map[string]string, len(m.Files))
+	// The bundler lists the paths sorted and in lower case: then no two
+	// collide and each path is its own key, found by binary search
+	// without a map per manifest.
+	sorted := sortedLower(m.Files)
+	var seen map[string]string
+	if !sorted {
+		seen = make(map[string]string, len(m.Files))
+	}
 	for i, f := range m.Files {
 		if err := paths.Check(f.Path); err != nil {
 			return reject(ErrPathNotAllowed, "manifest files[%d]: %v", i, err)
 		}
-		if other, ok := seen[strings.ToLower(f.Path)]; ok {
-			if other == f.Path {
-				return bad("files[%d]: duplicate path %s", i, f.Path)
+		if !sorted {
+			if other, ok := seen[strings.ToLower(f.Path)]; ok {
+				if other == f.Path {
+					return bad("files[%d]: duplicate path %s", i, f.Path)
+				}
+				return reject(ErrPathNotAllowed, "manifest files[%d]: %s collides with %s (letter case only)", i, f.Path, other)
 			}
-			return reject(ErrPathNotAllowed, "manifest files[%d]: %s collides with %s (letter case only)", i, f.Path, other)
+			seen[strings.ToLower(f.Path)] = f.Path
 		}
-		seen[strings.ToLower(f.Path)] = f.Path
 		// Config files never need setuid, setgid or sticky bits.
 		if f.Mode&^0o777 != 0 {
 			return bad("file %s: mode %04o: only permission bits allowed", f.Path, uint32(f.Mode))
@@ -96,23 +106,31 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 		}
 	}
 	// A file where another entry needs a directory cannot be installed
-	// (/etc/rc.conf and /etc/rc.conf/evil).
+	// (/etc/rc.conf and /etc/rc.conf/evil). Every path is clean and
+	// absolute here (paths.Check).
 	for _, f := range m.Files {
-		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
-			if other, ok := seen[strings.ToLower(d)]; ok {
+		for d := dirAbs(f.Path); d != "/"; d = dirAbs(d) {
+			var other string
+			var ok bool
+			if sorted {
+				_, ok = slices.BinarySearchFunc(m.Files, d, func(f File, d string) int { return strings.Compare(f.Path, d) })
+				other = d
+			} else {
+				other, ok = seen[strings.ToLower(d)]
+			}
+			if ok {
 				return reject(ErrPathNotAllowed, "file %s: below %s, which the bundle sends as a file", f.Path, other)
 			}
 		}
 	}
-	names := map[string]bool{}
+	var names nameSet
 	for i, c := range m.Health {
 		if c.Name == "" {
 			return bad("health[%d]: no name", i)
 		}
-		if names[c.Name] {
+		if !names.add(c.Name) {
 			return bad("health[%d]: duplicate check name %q", i, c.Name)
 		}
-		names[c.Name] = true
 		switch c.Kind {
 		case CheckJail, CheckTunnel, CheckPF, CheckGit, CheckTCP, CheckHTTP, CheckExec, CheckWireGuard:
 		default:
@@ -150,6 +168,32 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 	return checkGate(m)
 }
 
+// sortedLower reports whether the files' paths are strictly increasing
+// and ASCII without upper-case letters (so strings.ToLower leaves each as
+// it is), as the bundler writes them.
+func sortedLower(files []File) bool {
+	for i, f := range files {
+		if i > 0 && f.Path <= files[i-1].Path {
+			return false
+		}
+		for j := 0; j < len(f.Path); j++ {
+			if c := f.Path[j]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// dirAbs is path.Dir of a clean absolute path (which is clean already, so
+// nothing is left for path.Clean to do).
+func dirAbs(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "/"
+}
+
 // MaxGateHosts bounds the gating hosts of one bundle.
 const MaxGateHosts = 64
 
@@ -165,19 +209,18 @@ func checkGate(m *Manifest) error {
 	if g.Bake < 0 {
 		return bad("negative bake")
 	}
-	seen := map[string]bool{}
+	var seen nameSet
 	for i, h := range g.Hosts {
 		switch {
 		case !hostName.match(h.Host):
 			return bad("hosts[%d]: %q is not a host name", i, h.Host)
 		case h.Host == m.Host:
 			return bad("hosts[%d]: a host cannot gate itself", i)
-		case seen[h.Host]:
+		case !seen.add(h.Host):
 			return bad("hosts[%d]: %s listed twice", i, h.Host)
 		case h.Serial == 0:
 			return bad("host %s: serial 0", h.Host)
 		}
-		seen[h.Host] = true
 		if _, err := LoadPublicKey([]byte(h.Key)); err != nil {
 			return bad("host %s: key: %v", h.Host, err)
 		}

@@ -24,15 +24,14 @@ func checkHostDesc(d *hostdesc.Host) error {
 	if strings.ContainsAny(d.Hostname, " \t\n/") || strings.HasPrefix(d.Hostname, "-") {
 		return fmt.Errorf("hostname %q", d.Hostname)
 	}
-	seen := map[string]bool{}
+	var seen nameSet
 	for _, i := range d.Interfaces {
 		if !isIfaceName(i.Name) {
 			return fmt.Errorf("interface %q: not an interface name", i.Name)
 		}
-		if seen[i.Name] {
+		if !seen.add(i.Name) {
 			return fmt.Errorf("interface %s listed twice", i.Name)
 		}
-		seen[i.Name] = true
 		switch i.Kind {
 		case hostdesc.Physical, hostdesc.Epair, hostdesc.Bridge, hostdesc.Lagg, hostdesc.Vlan, hostdesc.WG:
 		default:

@@ -56,15 +56,63 @@ func setOf(s string) (b byteSet) {
 
 func (b *byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
 
-// isSHA256 reports whether s is 64 lowercase hex digits.
+// isSHA256 reports whether s is 64 lowercase hex digits. It looks every
+// byte up in a table and tests once at the end: a branch per byte between
+// digits and letters would be mispredicted on random hex.
 func isSHA256(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
+	var bad byte
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+		bad |= notHex[s[i]]
+	}
+	return bad == 0
+}
+
+// notHex is 1 for every byte but a lowercase hex digit.
+var notHex = func() (t [256]byte) {
+	for c := range t {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
+// nameSet is a set of names that stays a slice on the stack while small:
+// a manifest or host description lists a few dozen names, which a scan
+// finds faster than a map made for every check; an untrusted one with
+// more gets a map, so the scan is never quadratic in a large list.
+type nameSet struct {
+	small [32]string
+	n     int
+	big   map[string]bool
+}
+
+// add adds s and reports whether it was new.
+func (ns *nameSet) add(s string) bool {
+	if ns.big != nil {
+		if ns.big[s] {
+			return false
+		}
+		ns.big[s] = true
+		return true
+	}
+	for _, t := range ns.small[:ns.n] {
+		if t == s {
 			return false
 		}
 	}
+	if ns.n < len(ns.small) {
+		ns.small[ns.n] = s
+		ns.n++
+		return true
+	}
+	ns.big = make(map[string]bool, 2*len(ns.small))
+	for _, t := range ns.small {
+		ns.big[t] = true
+	}
+	ns.big[s] = true
 	return true
 }
