@@ -1,66 +1,348 @@
 package bundle
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strconv"
-	"sync"
+	"time"
+	"unicode/utf8"
 
+	"github.com/rigger-bsd/rigger/policy/hostdesc"
 	"github.com/rigger-bsd/rigger/verify"
 )
 
 // appendPayload appends json.Marshal(m) to dst: the manifest bytes the
-// signatures cover. The files list, most of a manifest, is written by hand
-// (appendFiles); encoding/json writes the rest, with files null, and the
-// list takes the place of that null. TestPayloadSameBytesAsJSON holds the
-// result byte-equal to json.Marshal.
+// signatures cover, written by hand (encoding/json's reflection was most
+// of a host's payload time). Every struct is written as encoding/json
+// writes it: fields in declaration order, omitempty as it decides
+// (isEmptyValue: zero numbers and bools, nil pointers, empty strings,
+// slices and maps), nil slices without omitempty as null, map keys
+// sorted, strings escaped (appendJSONString), and the types with their
+// own marshalers (time.Time, verify.Mode, verify.Duration) in their
+// form. TestPayloadSameBytesAsJSON and FuzzPayload hold the result
+// byte-equal to json.Marshal; TestPayloadFields fails when a struct
+// written here gains, loses or retypes a field. The only error is a
+// time encoding/json refuses too (a year outside 0-9999).
 func appendPayload(dst []byte, m *verify.Manifest) ([]byte, error) {
-	sc := jsonPool.Get().(*jsonScratch)
-	defer sc.put()
-	rest := *m
-	rest.Files = nil
-	sc.buf.Reset()
-	enc := json.NewEncoder(&sc.buf) // escapes HTML as json.Marshal does
-	if err := enc.Encode(&rest); err != nil {
-		return nil, err
+	dst = append(dst, `{"schema":`...)
+	dst = strconv.AppendInt(dst, int64(m.Schema), 10)
+	dst = append(dst, `,"host":`...)
+	dst = appendJSONString(dst, m.Host)
+	dst = append(dst, `,"serial":`...)
+	dst = strconv.AppendUint(dst, m.Serial, 10)
+	dst = append(dst, `,"source":{"repo":`...)
+	dst = appendJSONString(dst, m.Source.Repo)
+	dst = append(dst, `,"commit":`...)
+	dst = appendJSONString(dst, m.Source.Commit)
+	if m.Source.Dirty {
+		dst = append(dst, `,"dirty":true`...)
 	}
-	out := bytes.TrimSuffix(sc.buf.Bytes(), []byte("\n"))
-	// The first `,"files":null` is the manifest's own key: inside a JSON
-	// string a quote is always escaped, so `,"` is structure, and the
-	// objects before files (source, archive) have no files key.
-	const null = `,"files":null`
-	i := bytes.Index(out, []byte(null))
-	if i < 0 {
-		return nil, errors.New("manifest JSON has no files key")
+	dst = append(dst, '}')
+	var err error
+	for _, t := range [...]struct {
+		key  string
+		time time.Time
+	}{{"created", m.Created}, {"expires", m.Expires}, {"not_before", m.NotBefore}} {
+		if dst, err = appendTime(appendKey(dst, 0, t.key), t.time); err != nil {
+			return nil, fmt.Errorf("manifest of %s: %s: %w", m.Host, t.key, err)
+		}
 	}
-	dst = append(dst, out[:i+len(null)-len("null")]...)
+	dst = append(dst, `,"archive":{"sha256":`...)
+	dst = appendJSONString(dst, m.Archive.SHA256)
+	dst = append(dst, `,"size":`...)
+	dst = strconv.AppendInt(dst, m.Archive.Size, 10)
+	dst = append(dst, `},"files":`...)
 	dst = appendFiles(dst, m.Files)
-	return append(dst, out[i+len(null):]...), nil
+	if len(m.Health) > 0 {
+		dst = append(dst, `,"health":`...)
+		dst = appendChecks(dst, m.Health)
+	}
+	if len(m.Secrets) > 0 {
+		dst = append(dst, `,"secrets":`...)
+		dst = appendStrings(dst, m.Secrets)
+	}
+	if len(m.NetifRestart) > 0 {
+		dst = append(dst, `,"netif_restart":`...)
+		dst = appendStrings(dst, m.NetifRestart)
+	}
+	if m.ReportKey != "" {
+		dst = append(dst, `,"report_key":`...)
+		dst = appendJSONString(dst, m.ReportKey)
+	}
+	if g := m.Gate; g != nil {
+		dst = append(dst, `,"gate":{"hosts":`...)
+		if g.Hosts == nil {
+			dst = append(dst, "null"...)
+		} else {
+			dst = append(dst, '[')
+			for i, h := range g.Hosts {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, `{"host":`...)
+				dst = appendJSONString(dst, h.Host)
+				dst = append(dst, `,"key":`...)
+				dst = appendJSONString(dst, h.Key)
+				dst = append(dst, `,"serial":`...)
+				dst = strconv.AppendUint(dst, h.Serial, 10)
+				dst = append(dst, '}')
+			}
+			dst = append(dst, ']')
+		}
+		if g.Bake != 0 {
+			dst = append(dst, `,"bake":`...)
+			dst = appendDuration(dst, g.Bake)
+		}
+		dst = append(dst, '}')
+	}
+	if m.HostDesc != nil {
+		dst = append(dst, `,"host_desc":`...)
+		dst = appendHostDesc(dst, m.HostDesc)
+	}
+	return append(dst, '}'), nil
 }
 
-// jsonScratch is the buffer one appendPayload call reuses.
-type jsonScratch struct{ buf bytes.Buffer }
-
-var jsonPool = sync.Pool{New: func() any { return new(jsonScratch) }}
-
-func (sc *jsonScratch) put() {
-	if sc.buf.Cap() <= 1<<20 {
-		jsonPool.Put(sc)
+// appendTime appends t as time.Time.MarshalJSON writes it: RFC 3339 with
+// nanoseconds, refused when the text would not be RFC 3339 (the checks
+// of time's appendStrictRFC3339: a four-digit year, a zone hour below
+// 24). A refused time gets MarshalJSON's own error.
+func appendTime(dst []byte, t time.Time) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	if s := dst[n+1:]; len(s) > 4 && s[4] == '-' && (s[len(s)-1] == 'Z' || zoneHourOK(s)) {
+		return append(dst, '"'), nil
 	}
+	b, err := t.MarshalJSON()
+	if err != nil {
+		return dst[:n], err
+	}
+	return append(dst[:n], b...), nil // not reached: the checks above are MarshalJSON's
+}
+
+// zoneHourOK reports whether RFC 3339 text ending in a numeric zone
+// ("+07:00") has a zone hour time.Time.MarshalJSON accepts: two digits
+// below 24.
+func zoneHourOK(s []byte) bool {
+	z := s[len(s)-len("Z07:00"):]
+	return !(z[0] >= '0' && z[0] <= '9') && z[1] >= '0' && z[1] <= '9' && z[2] >= '0' && z[2] <= '9' && 10*(z[1]-'0')+z[2]-'0' < 24
+}
+
+// appendDuration appends d as its MarshalText.
+func appendDuration(dst []byte, d verify.Duration) []byte {
+	text, _ := d.MarshalText() // cannot fail
+	return appendJSONString(dst, text)
+}
+
+// appendStrings appends a []string (nil is null).
+func appendStrings(dst []byte, list []string) []byte {
+	if list == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, s := range list {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+// appendStringMap appends a map[string]string, keys sorted as
+// encoding/json sorts them (byte order of the keys).
+func appendStringMap(dst []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(dst, "null"...)
+	}
+	var buf [32]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, k)
+		dst = append(dst, ':')
+		dst = appendJSONString(dst, m[k])
+	}
+	return append(dst, '}')
+}
+
+// appendKey appends `,"key":` (`"key":` for the first field of an
+// object, first being where the object's text starts).
+func appendKey(dst []byte, first int, key string) []byte {
+	if len(dst) > first {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+// appendOptString appends an omitempty string field.
+func appendOptString(dst []byte, first int, key, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return appendJSONString(appendKey(dst, first, key), s)
+}
+
+// appendOptInt appends an omitempty int field.
+func appendOptInt(dst []byte, first int, key string, n int) []byte {
+	if n == 0 {
+		return dst
+	}
+	return strconv.AppendInt(appendKey(dst, first, key), int64(n), 10)
+}
+
+// appendOptStrings appends an omitempty []string field.
+func appendOptStrings(dst []byte, first int, key string, list []string) []byte {
+	if len(list) == 0 {
+		return dst
+	}
+	return appendStrings(appendKey(dst, first, key), list)
+}
+
+// appendChecks appends a non-empty []verify.Check.
+func appendChecks(dst []byte, checks []verify.Check) []byte {
+	dst = append(dst, '[')
+	for i := range checks {
+		c := &checks[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"kind":`...)
+		dst = appendJSONString(dst, string(c.Kind))
+		dst = append(dst, `,"name":`...)
+		dst = appendJSONString(dst, c.Name)
+		dst = appendOptString(dst, 0, "jail", c.Jail)
+		dst = appendOptString(dst, 0, "addr", c.Addr)
+		dst = appendOptString(dst, 0, "probe", c.Probe)
+		dst = appendOptString(dst, 0, "send", c.Send)
+		dst = appendOptString(dst, 0, "expect", c.Expect)
+		dst = appendOptString(dst, 0, "url", c.URL)
+		dst = appendOptInt(dst, 0, "status", c.Status)
+		dst = appendOptString(dst, 0, "iface", c.Iface)
+		dst = appendOptStrings(dst, 0, "command", c.Command)
+		if c.Timeout != 0 {
+			dst = appendDuration(appendKey(dst, 0, "timeout"), c.Timeout)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+// appendHostDesc appends a hostdesc.Host (not nil); every field is
+// omitempty.
+func appendHostDesc(dst []byte, h *hostdesc.Host) []byte {
+	dst = append(dst, '{')
+	first := len(dst)
+	dst = appendOptString(dst, first, "hostname", h.Hostname)
+	if len(h.Interfaces) > 0 {
+		dst = append(appendKey(dst, first, "interfaces"), '[')
+		for i := range h.Interfaces {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendInterface(dst, &h.Interfaces[i])
+		}
+		dst = append(dst, ']')
+	}
+	if len(h.Routes) > 0 {
+		dst = append(appendKey(dst, first, "routes"), '[')
+		for i := range h.Routes {
+			r := &h.Routes[i]
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"name":`...)
+			dst = appendJSONString(dst, r.Name)
+			dst = appendOptInt(dst, 0, "fib", r.FIB)
+			dst = append(dst, `,"dest":`...)
+			dst = appendJSONString(dst, r.Dest)
+			dst = appendOptString(dst, 0, "gateway", r.Gateway)
+			dst = append(dst, `,"args":`...)
+			dst = appendStrings(dst, r.Args)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	if h.Forwarding {
+		dst = append(appendKey(dst, first, "forwarding"), "true"...)
+	}
+	if len(h.Sysctls) > 0 {
+		dst = appendStringMap(appendKey(dst, first, "sysctls"), h.Sysctls)
+	}
+	if len(h.Services) > 0 {
+		dst = append(appendKey(dst, first, "services"), '[')
+		for i, s := range h.Services {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"name":`...)
+			dst = appendJSONString(dst, s.Name)
+			dst = appendOptString(dst, 0, "flags", s.Flags)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	if len(h.Jails) > 0 {
+		dst = append(appendKey(dst, first, "jails"), '[')
+		for i, j := range h.Jails {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"name":`...)
+			dst = appendJSONString(dst, j.Name)
+			dst = appendOptStrings(dst, 0, "interfaces", j.Interfaces)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	if len(h.Loader) > 0 {
+		dst = appendStringMap(appendKey(dst, first, "loader"), h.Loader)
+	}
+	dst = appendOptString(dst, first, "management", h.Management)
+	return append(dst, '}')
+}
+
+// appendInterface appends one hostdesc.Interface.
+func appendInterface(dst []byte, i *hostdesc.Interface) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendJSONString(dst, i.Name)
+	dst = append(dst, `,"kind":`...)
+	dst = appendJSONString(dst, string(i.Kind))
+	dst = appendOptString(dst, 0, "clone", i.Clone)
+	dst = appendOptString(dst, 0, "peer", i.Peer)
+	dst = appendOptString(dst, 0, "jail", i.Jail)
+	dst = appendOptStrings(dst, 0, "addrs", i.Addrs)
+	dst = appendOptInt(dst, 0, "mtu", i.MTU)
+	dst = appendOptInt(dst, 0, "fib", i.FIB)
+	dst = appendOptStrings(dst, 0, "members", i.Members)
+	dst = appendOptString(dst, 0, "proto", i.Proto)
+	dst = appendOptStrings(dst, 0, "ports", i.Ports)
+	dst = appendOptInt(dst, 0, "tag", i.Tag)
+	dst = appendOptString(dst, 0, "parent", i.Parent)
+	dst = appendOptStrings(dst, 0, "options", i.Options)
+	return append(dst, '}')
 }
 
 // appendFiles appends files as encoding/json writes a []verify.File: the
 // fields in declaration order, the mode as its text (Mode.MarshalText:
-// octal, at least four digits). TestFileFields fails when verify.File
-// changes.
+// octal, at least four digits).
 func appendFiles(dst []byte, files []verify.File) []byte {
 	if files == nil {
 		return append(dst, "null"...)
 	}
 	dst = append(dst, '[')
-	for i, f := range files {
+	for i := range files {
+		f := &files[i]
 		if i > 0 {
 			dst = append(dst, ',')
 		}
@@ -93,21 +375,72 @@ func appendMode(dst []byte, m verify.Mode) []byte {
 	return append(dst, d...)
 }
 
-// appendJSONString appends s quoted as encoding/json quotes it: printable
-// ASCII other than the quote, backslash and the HTML characters it
-// escapes is copied; any other string (rare in a manifest) is quoted by
-// encoding/json itself.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(dst, q...)
-		}
-	}
+// appendJSONString appends s quoted as json.Marshal quotes a string (its
+// appendString with HTML escaping): printable ASCII other than the
+// quote, the backslash and <, >, & is copied, and so is valid UTF-8
+// other than U+2028 and U+2029; \b, \f, \n, \r, \t and the quote and
+// backslash get their short escapes, other control bytes and <, >, &
+// \u00XX (lower-case hex), U+2028 and U+2029 \u2028 and \u2029, each
+// byte of invalid UTF-8 \ufffd.
+func appendJSONString[S string | []byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
-	dst = append(dst, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+const hexDigits = "0123456789abcdef"
+
+// jsonSafe holds the ASCII bytes json.Marshal copies into a string as
+// they are (its htmlSafeSet).
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for c := range safe {
+		safe[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return safe
+}()
 
 // paeReader reads verify.PAE(payloadType, payload) without copying the
 // payload into it: signing only hashes the message (io.Copy into the
