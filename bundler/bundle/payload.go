@@ -132,7 +132,7 @@ func zoneHourOK(s []byte) bool {
 // appendDuration appends d as its MarshalText.
 func appendDuration(dst []byte, d verify.Duration) []byte {
 	text, _ := d.MarshalText() // cannot fail
-	return appendJSONString(dst, text)
+	return appendJSONString(dst, string(text))
 }
 
 // appendStrings appends a []string (nil is null).
@@ -382,7 +382,7 @@ func appendMode(dst []byte, m verify.Mode) []byte {
 // backslash get their short escapes, other control bytes and <, >, &
 // \u00XX (lower-case hex), U+2028 and U+2029 \u2028 and \u2029, each
 // byte of invalid UTF-8 \ufffd.
-func appendJSONString[S string | []byte](dst []byte, s S) []byte {
+func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -412,7 +412,7 @@ func appendJSONString[S string | []byte](dst []byte, s S) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
+		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
 			dst = append(dst, s[start:i]...)
