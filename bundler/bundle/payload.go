@@ -53,10 +53,10 @@ func appendPayload(dst []byte, m *verify.Manifest) ([]byte, error) {
 	dst = append(dst, `,"size":`...)
 	dst = strconv.AppendInt(dst, m.Archive.Size, 10)
 	dst = append(dst, `},"files":`...)
-	dst = appendFiles(dst, m.Files)
+	dst = appendList(dst, m.Files, appendFile)
 	if len(m.Health) > 0 {
 		dst = append(dst, `,"health":`...)
-		dst = appendChecks(dst, m.Health)
+		dst = appendList(dst, m.Health, appendCheck)
 	}
 	if len(m.Secrets) > 0 {
 		dst = append(dst, `,"secrets":`...)
@@ -72,24 +72,7 @@ func appendPayload(dst []byte, m *verify.Manifest) ([]byte, error) {
 	}
 	if g := m.Gate; g != nil {
 		dst = append(dst, `,"gate":{"hosts":`...)
-		if g.Hosts == nil {
-			dst = append(dst, "null"...)
-		} else {
-			dst = append(dst, '[')
-			for i, h := range g.Hosts {
-				if i > 0 {
-					dst = append(dst, ',')
-				}
-				dst = append(dst, `{"host":`...)
-				dst = appendJSONString(dst, h.Host)
-				dst = append(dst, `,"key":`...)
-				dst = appendJSONString(dst, h.Key)
-				dst = append(dst, `,"serial":`...)
-				dst = strconv.AppendUint(dst, h.Serial, 10)
-				dst = append(dst, '}')
-			}
-			dst = append(dst, ']')
-		}
+		dst = appendList(dst, g.Hosts, appendGateHost)
 		if g.Bake != 0 {
 			dst = append(dst, `,"bake":`...)
 			dst = appendDuration(dst, g.Bake)
@@ -135,19 +118,35 @@ func appendDuration(dst []byte, d verify.Duration) []byte {
 	return appendJSONString(dst, string(text))
 }
 
-// appendStrings appends a []string (nil is null).
-func appendStrings(dst []byte, list []string) []byte {
+// appendList appends list as encoding/json writes a slice: null when
+// nil, else each element as elem writes it, in brackets.
+func appendList[T any](dst []byte, list []T, elem func([]byte, *T) []byte) []byte {
 	if list == nil {
 		return append(dst, "null"...)
 	}
 	dst = append(dst, '[')
-	for i, s := range list {
+	for i := range list {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, s)
+		dst = elem(dst, &list[i])
 	}
 	return append(dst, ']')
+}
+
+// appendStrings appends a []string (nil is null).
+func appendStrings(dst []byte, list []string) []byte {
+	return appendList(dst, list, func(dst []byte, s *string) []byte { return appendJSONString(dst, *s) })
+}
+
+func appendGateHost(dst []byte, h *verify.GateHost) []byte {
+	dst = append(dst, `{"host":`...)
+	dst = appendJSONString(dst, h.Host)
+	dst = append(dst, `,"key":`...)
+	dst = appendJSONString(dst, h.Key)
+	dst = append(dst, `,"serial":`...)
+	dst = strconv.AppendUint(dst, h.Serial, 10)
+	return append(dst, '}')
 }
 
 // appendStringMap appends a map[string]string, keys sorted as
@@ -209,33 +208,24 @@ func appendOptStrings(dst []byte, first int, key string, list []string) []byte {
 	return appendStrings(appendKey(dst, first, key), list)
 }
 
-// appendChecks appends a non-empty []verify.Check.
-func appendChecks(dst []byte, checks []verify.Check) []byte {
-	dst = append(dst, '[')
-	for i := range checks {
-		c := &checks[i]
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `{"kind":`...)
-		dst = appendJSONString(dst, string(c.Kind))
-		dst = append(dst, `,"name":`...)
-		dst = appendJSONString(dst, c.Name)
-		dst = appendOptString(dst, 0, "jail", c.Jail)
-		dst = appendOptString(dst, 0, "addr", c.Addr)
-		dst = appendOptString(dst, 0, "probe", c.Probe)
-		dst = appendOptString(dst, 0, "send", c.Send)
-		dst = appendOptString(dst, 0, "expect", c.Expect)
-		dst = appendOptString(dst, 0, "url", c.URL)
-		dst = appendOptInt(dst, 0, "status", c.Status)
-		dst = appendOptString(dst, 0, "iface", c.Iface)
-		dst = appendOptStrings(dst, 0, "command", c.Command)
-		if c.Timeout != 0 {
-			dst = appendDuration(appendKey(dst, 0, "timeout"), c.Timeout)
-		}
-		dst = append(dst, '}')
+func appendCheck(dst []byte, c *verify.Check) []byte {
+	dst = append(dst, `{"kind":`...)
+	dst = appendJSONString(dst, string(c.Kind))
+	dst = append(dst, `,"name":`...)
+	dst = appendJSONString(dst, c.Name)
+	dst = appendOptString(dst, 0, "jail", c.Jail)
+	dst = appendOptString(dst, 0, "addr", c.Addr)
+	dst = appendOptString(dst, 0, "probe", c.Probe)
+	dst = appendOptString(dst, 0, "send", c.Send)
+	dst = appendOptString(dst, 0, "expect", c.Expect)
+	dst = appendOptString(dst, 0, "url", c.URL)
+	dst = appendOptInt(dst, 0, "status", c.Status)
+	dst = appendOptString(dst, 0, "iface", c.Iface)
+	dst = appendOptStrings(dst, 0, "command", c.Command)
+	if c.Timeout != 0 {
+		dst = appendDuration(appendKey(dst, 0, "timeout"), c.Timeout)
 	}
-	return append(dst, ']')
+	return append(dst, '}')
 }
 
 // appendHostDesc appends a hostdesc.Host (not nil); every field is
@@ -245,33 +235,10 @@ func appendHostDesc(dst []byte, h *hostdesc.Host) []byte {
 	first := len(dst)
 	dst = appendOptString(dst, first, "hostname", h.Hostname)
 	if len(h.Interfaces) > 0 {
-		dst = append(appendKey(dst, first, "interfaces"), '[')
-		for i := range h.Interfaces {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendInterface(dst, &h.Interfaces[i])
-		}
-		dst = append(dst, ']')
+		dst = appendList(appendKey(dst, first, "interfaces"), h.Interfaces, appendInterface)
 	}
 	if len(h.Routes) > 0 {
-		dst = append(appendKey(dst, first, "routes"), '[')
-		for i := range h.Routes {
-			r := &h.Routes[i]
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"name":`...)
-			dst = appendJSONString(dst, r.Name)
-			dst = appendOptInt(dst, 0, "fib", r.FIB)
-			dst = append(dst, `,"dest":`...)
-			dst = appendJSONString(dst, r.Dest)
-			dst = appendOptString(dst, 0, "gateway", r.Gateway)
-			dst = append(dst, `,"args":`...)
-			dst = appendStrings(dst, r.Args)
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+		dst = appendList(appendKey(dst, first, "routes"), h.Routes, appendRoute)
 	}
 	if h.Forwarding {
 		dst = append(appendKey(dst, first, "forwarding"), "true"...)
@@ -280,30 +247,10 @@ func appendHostDesc(dst []byte, h *hostdesc.Host) []byte {
 		dst = appendStringMap(appendKey(dst, first, "sysctls"), h.Sysctls)
 	}
 	if len(h.Services) > 0 {
-		dst = append(appendKey(dst, first, "services"), '[')
-		for i, s := range h.Services {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"name":`...)
-			dst = appendJSONString(dst, s.Name)
-			dst = appendOptString(dst, 0, "flags", s.Flags)
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+		dst = appendList(appendKey(dst, first, "services"), h.Services, appendService)
 	}
 	if len(h.Jails) > 0 {
-		dst = append(appendKey(dst, first, "jails"), '[')
-		for i, j := range h.Jails {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"name":`...)
-			dst = appendJSONString(dst, j.Name)
-			dst = appendOptStrings(dst, 0, "interfaces", j.Interfaces)
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+		dst = appendList(appendKey(dst, first, "jails"), h.Jails, appendJail)
 	}
 	if len(h.Loader) > 0 {
 		dst = appendStringMap(appendKey(dst, first, "loader"), h.Loader)
@@ -312,7 +259,32 @@ func appendHostDesc(dst []byte, h *hostdesc.Host) []byte {
 	return append(dst, '}')
 }
 
-// appendInterface appends one hostdesc.Interface.
+func appendRoute(dst []byte, r *hostdesc.Route) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendJSONString(dst, r.Name)
+	dst = appendOptInt(dst, 0, "fib", r.FIB)
+	dst = append(dst, `,"dest":`...)
+	dst = appendJSONString(dst, r.Dest)
+	dst = appendOptString(dst, 0, "gateway", r.Gateway)
+	dst = append(dst, `,"args":`...)
+	dst = appendStrings(dst, r.Args)
+	return append(dst, '}')
+}
+
+func appendService(dst []byte, s *hostdesc.Service) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendJSONString(dst, s.Name)
+	dst = appendOptString(dst, 0, "flags", s.Flags)
+	return append(dst, '}')
+}
+
+func appendJail(dst []byte, j *hostdesc.Jail) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendJSONString(dst, j.Name)
+	dst = appendOptStrings(dst, 0, "interfaces", j.Interfaces)
+	return append(dst, '}')
+}
+
 func appendInterface(dst []byte, i *hostdesc.Interface) []byte {
 	dst = append(dst, `{"name":`...)
 	dst = appendJSONString(dst, i.Name)
@@ -333,36 +305,24 @@ func appendInterface(dst []byte, i *hostdesc.Interface) []byte {
 	return append(dst, '}')
 }
 
-// appendFiles appends files as encoding/json writes a []verify.File: the
-// fields in declaration order, the mode as its text (Mode.MarshalText:
+// appendFile appends a verify.File, its mode as its text (Mode.MarshalText:
 // octal, at least four digits).
-func appendFiles(dst []byte, files []verify.File) []byte {
-	if files == nil {
-		return append(dst, "null"...)
-	}
-	dst = append(dst, '[')
-	for i := range files {
-		f := &files[i]
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `{"path":`...)
-		dst = appendJSONString(dst, f.Path)
-		dst = append(dst, `,"mode":"`...)
-		dst = appendMode(dst, f.Mode)
-		dst = append(dst, `","owner":`...)
-		dst = appendJSONString(dst, f.Owner)
-		dst = append(dst, `,"group":`...)
-		dst = appendJSONString(dst, f.Group)
-		dst = append(dst, `,"sha256":`...)
-		dst = appendJSONString(dst, f.SHA256)
-		dst = append(dst, `,"size":`...)
-		dst = strconv.AppendInt(dst, f.Size, 10)
-		dst = append(dst, `,"unit":`...)
-		dst = appendJSONString(dst, f.Unit)
-		dst = append(dst, '}')
-	}
-	return append(dst, ']')
+func appendFile(dst []byte, f *verify.File) []byte {
+	dst = append(dst, `{"path":`...)
+	dst = appendJSONString(dst, f.Path)
+	dst = append(dst, `,"mode":"`...)
+	dst = appendMode(dst, f.Mode)
+	dst = append(dst, `","owner":`...)
+	dst = appendJSONString(dst, f.Owner)
+	dst = append(dst, `,"group":`...)
+	dst = appendJSONString(dst, f.Group)
+	dst = append(dst, `,"sha256":`...)
+	dst = appendJSONString(dst, f.SHA256)
+	dst = append(dst, `,"size":`...)
+	dst = strconv.AppendInt(dst, f.Size, 10)
+	dst = append(dst, `,"unit":`...)
+	dst = appendJSONString(dst, f.Unit)
+	return append(dst, '}')
 }
 
 // appendMode is Mode.MarshalText ("%04o") without fmt.
