@@ -350,10 +350,11 @@ func (r *Repo) source(name string) ([]byte, error) {
 	return b, nil
 }
 
-// repoTemplate is a parsed repo template and the size of its last
-// output.
+// repoTemplate is a parsed repo template, its compiled form (nil when
+// text/template runs it) and the size of its last output.
 type repoTemplate struct {
 	t    *template.Template
+	c    *compiledTemplate
 	size sizeHint
 }
 
@@ -391,7 +392,7 @@ func (r *Repo) parseTemplate(h *host, name string, pos Pos, pl *problemList) {
 		r.tmpls[name] = nil
 		return
 	}
-	r.tmpls[name] = &repoTemplate{t: t}
+	r.tmpls[name] = &repoTemplate{t: t, c: compileTemplate(t)}
 }
 
 // execute runs a repo template (parsed by parseTemplates) with the host's
@@ -402,6 +403,9 @@ func (r *Repo) execute(h *host, name string, view *View, pl *problemList) ([]byt
 		return nil, false
 	}
 	b := rt.size.buffer()
+	if rt.c != nil && rt.c.execute(b, view) == nil {
+		return rt.size.bytes(b), true
+	}
 	if err := rt.t.Execute(b, view); err != nil {
 		pl.addProblem(templateProblem(err, h.where))
 		return nil, false

@@ -207,12 +207,21 @@ func (r *Repo) wgViews(h *host) []WGView {
 
 // WG returns the named WireGuard interface of the host.
 func (v *View) WG(name string) (WGView, error) {
-	for _, w := range v.WireGuard {
-		if w.Name == name {
-			return w, nil
+	i, err := v.wgIndex(name)
+	if err != nil {
+		return WGView{}, err
+	}
+	return v.WireGuard[i], nil
+}
+
+// wgIndex is the index of WG(name) in v.WireGuard.
+func (v *View) wgIndex(name string) (int, error) {
+	for i := range v.WireGuard {
+		if v.WireGuard[i].Name == name {
+			return i, nil
 		}
 	}
-	return WGView{}, fmt.Errorf("unknown wireguard interface %q", name)
+	return 0, fmt.Errorf("unknown wireguard interface %q", name)
 }
 
 // RoleAddrs is the address of interface ifn on every host with the given
@@ -261,12 +270,21 @@ func (v *View) Net(ref string) (string, error) {
 
 // Jail returns the named jail.
 func (v *View) Jail(name string) (JailView, error) {
-	for _, j := range v.Jails {
-		if j.Name == name {
-			return j, nil
+	i, err := v.jailIndex(name)
+	if err != nil {
+		return JailView{}, err
+	}
+	return v.Jails[i], nil
+}
+
+// jailIndex is the index of Jail(name) in v.Jails.
+func (v *View) jailIndex(name string) (int, error) {
+	for i := range v.Jails {
+		if v.Jails[i].Name == name {
+			return i, nil
 		}
 	}
-	return JailView{}, fmt.Errorf("unknown jail %q", name)
+	return 0, fmt.Errorf("unknown jail %q", name)
 }
 
 // Table returns the path of a pf table file declared in the topology.
