@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -237,6 +238,39 @@ func TestRoleEmptyPipeEveryHost(t *testing.T) {
 		_, err := LoadFS(fsys)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("got %v, want a problem %q", err, want)
+		}
+	}
+}
+
+// TestAgentRootsPerHost: the targets accepted for one host's roots are
+// remembered for the hosts with the same roots only: a host with other
+// roots, or none, is still refused the same target (z renders after the
+// hosts accepting it, as hosts are taken in name order).
+func TestAgentRootsPerHost(t *testing.T) {
+	fsys := baseFS()
+	www := "    files: [{target: /usr/local/www/index.html, source: motd}]\n"
+	topo := strings.Replace(baseTopology, "    peer: b\n", "    peer: b\n    agent_roots: [/usr/local/www]\n"+www, 1)
+	topo = strings.Replace(topo, "    peer: a\n", "    peer: a\n    agent_roots: [/usr/local/www]\n"+www, 1)
+	for _, h := range []string{"c", "d", "z"} {
+		topo += "  " + h + ":\n    role: r\n    peer: a\n" + www
+	}
+	topo += "    agent_roots: [/usr/local/srv]\n" // z
+	fsys["topology.yaml"] = &fstest.MapFile{Data: []byte(topo)}
+	for range 5 { // hosts render concurrently
+		_, err := LoadFS(fsys)
+		var ps Problems
+		if !errors.As(err, &ps) {
+			t.Fatalf("want problems, got %v", err)
+		}
+		var refused []string
+		for _, p := range ps {
+			if strings.Contains(p.Msg, `"/usr/local/www/index.html": outside the allowed roots`) {
+				refused = append(refused, p.Where)
+			}
+		}
+		slices.Sort(refused)
+		if want := []string{"host c", "host d", "host z"}; !slices.Equal(refused, want) {
+			t.Fatalf("refused on %v, want %v:\n%v", refused, want, err)
 		}
 	}
 }

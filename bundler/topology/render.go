@@ -114,8 +114,9 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 			hr.ReportKeys[g] = gh.reportKey
 		}
 	}
+	pathsOK := r.pathsOK(h)
 	add := func(f RenderedFile, pos Pos) {
-		if err := r.checkPath(h, f.Path); err != nil {
+		if err := r.checkPath(pathsOK, h, f.Path); err != nil {
 			pl.add(pos, h.where, "%v", err)
 			return
 		}
@@ -273,21 +274,37 @@ func sortBy[T any](xs []T, key func(*T) string) {
 	}
 }
 
-// checkPath is h.paths.Check(p). Most hosts' agents take the default
-// paths, and their hosts render the same system paths (/etc/rc.conf,
-// /etc/jail.conf.d/NAME.conf, ...): those pass once for all of them.
-func (r *Repo) checkPath(h *host, p string) error {
-	if len(h.spec.AgentRoots) > 0 {
-		return h.paths.Check(p)
-	}
-	if _, ok := r.defaultPathsOK.Load(p); ok {
+// checkPath is h.paths.Check(p), remembered in ok (pathsOK(h)): hosts
+// render the same system paths (/etc/rc.conf, /etc/jail.conf.d/NAME.conf,
+// ...), so those pass once for all hosts whose agents take the same
+// roots.
+func (r *Repo) checkPath(ok *sync.Map, h *host, p string) error {
+	if _, found := ok.Load(p); found {
 		return nil
 	}
 	err := h.paths.Check(p)
 	if err == nil {
-		r.defaultPathsOK.Store(p, true)
+		ok.Store(p, true)
 	}
 	return err
+}
+
+// pathsOK is where checkPath remembers the targets h's agent accepts.
+// Most hosts' agents take the default paths: r.defaultPathsOK. Hosts
+// with agent_roots share a set per list of roots, kept in the same map
+// under a key no target can have (it starts with NUL, which Check
+// refuses; each root is length-prefixed, so two lists never share one).
+func (r *Repo) pathsOK(h *host) *sync.Map {
+	if len(h.spec.AgentRoots) == 0 {
+		return &r.defaultPathsOK
+	}
+	key := []byte{0}
+	for _, root := range h.paths.Roots {
+		key = strconv.AppendInt(key, int64(len(root)), 10)
+		key = append(append(key, ':'), root...)
+	}
+	m, _ := r.defaultPathsOK.LoadOrStore(string(key), new(sync.Map))
+	return m.(*sync.Map)
 }
 
 // pfFiles is how many files pf's part of a render has: pf.conf and a
