@@ -638,18 +638,18 @@ var viewMethods = map[string]viewMethod{
 	"Table": strMethod((*View).Table),
 	"Var":   strMethod((*View).Var),
 	"Jail": {1, reflect.TypeFor[JailView](), func(v *View, name, _ string) (fval, error) {
-		i, err := v.jailIndex(name)
+		j, err := v.jail(name)
 		if err != nil {
 			return fval{}, err
 		}
-		return fval{k: fRV, rv: reflect.ValueOf(&v.Jails[i]).Elem()}, nil
+		return fval{k: fRV, rv: reflect.ValueOf(j).Elem()}, nil
 	}},
 	"WG": {1, reflect.TypeFor[WGView](), func(v *View, name, _ string) (fval, error) {
-		i, err := v.wgIndex(name)
+		w, err := v.wg(name)
 		if err != nil {
 			return fval{}, err
 		}
-		return fval{k: fRV, rv: reflect.ValueOf(&v.WireGuard[i]).Elem()}, nil
+		return fval{k: fRV, rv: reflect.ValueOf(w).Elem()}, nil
 	}},
 	"RoleAddrs": {2, reflect.TypeFor[[]string](), func(v *View, role, ifn string) (fval, error) {
 		out, err := v.RoleAddrs(role, ifn)

@@ -207,21 +207,26 @@ func (r *Repo) wgViews(h *host) []WGView {
 
 // WG returns the named WireGuard interface of the host.
 func (v *View) WG(name string) (WGView, error) {
-	i, err := v.wgIndex(name)
+	w, err := v.wg(name)
 	if err != nil {
 		return WGView{}, err
 	}
-	return v.WireGuard[i], nil
+	return *w, nil
 }
 
-// wgIndex is the index of WG(name) in v.WireGuard.
-func (v *View) wgIndex(name string) (int, error) {
-	for i := range v.WireGuard {
-		if v.WireGuard[i].Name == name {
-			return i, nil
+// wg is WG(name) in place (compiled templates read it there).
+func (v *View) wg(name string) (*WGView, error) {
+	return byName(v.WireGuard, name, "wireguard interface", func(w *WGView) string { return w.Name })
+}
+
+// byName is the item of xs named name, in place.
+func byName[T any](xs []T, name, what string, nameOf func(*T) string) (*T, error) {
+	for i := range xs {
+		if nameOf(&xs[i]) == name {
+			return &xs[i], nil
 		}
 	}
-	return 0, fmt.Errorf("unknown wireguard interface %q", name)
+	return nil, fmt.Errorf("unknown %s %q", what, name)
 }
 
 // RoleAddrs is the address of interface ifn on every host with the given
@@ -270,21 +275,16 @@ func (v *View) Net(ref string) (string, error) {
 
 // Jail returns the named jail.
 func (v *View) Jail(name string) (JailView, error) {
-	i, err := v.jailIndex(name)
+	j, err := v.jail(name)
 	if err != nil {
 		return JailView{}, err
 	}
-	return v.Jails[i], nil
+	return *j, nil
 }
 
-// jailIndex is the index of Jail(name) in v.Jails.
-func (v *View) jailIndex(name string) (int, error) {
-	for i := range v.Jails {
-		if v.Jails[i].Name == name {
-			return i, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown jail %q", name)
+// jail is Jail(name) in place (compiled templates read it there).
+func (v *View) jail(name string) (*JailView, error) {
+	return byName(v.Jails, name, "jail", func(j *JailView) string { return j.Name })
 }
 
 // Table returns the path of a pf table file declared in the topology.
