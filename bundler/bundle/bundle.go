@@ -477,6 +477,16 @@ var encoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 	// EncodeAll took 92 µs per host at Default, 50 µs at Fastest (256 KiB
 	// table). It costs 4% in size: serverA 5,209 → 5,412 bytes, the
 	// generated 1,000-host fleet 5.21 → 5.43 MB.
+	//
+	// The other options that keep the format gain too little for their
+	// cost (EncodeAll of 100 fleet tars of 35,840 bytes, one core, median
+	// of 6; a fleet host costs about 450 µs of CPU in all): today 42.6 µs,
+	// 5,425 bytes; without the CRC 38.5 µs, 5,421 bytes (under 1% of a
+	// host; verify checks the archive's SHA-256 first, so only tools like
+	// zstd -t use the CRC); WithNoEntropyCompression 32.6 µs but 6,841
+	// bytes (+26%); WithWindowSize(64 KiB), WithLowerEncoderMem and
+	// WithZeroFrames give the same size at the same speed (such a tar is
+	// one block in one segment, and a tar is never empty).
 	return zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
