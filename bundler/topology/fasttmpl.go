@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"text/template/parse"
 )
@@ -58,6 +59,9 @@ type fstate struct {
 	w    *bytes.Buffer
 	view *View
 	vars []fval // as text/template's variable stack; slots fixed at compile time
+	// args holds the arguments of the calls being made, each call's
+	// above those of the calls its arguments are part of.
+	args []fval
 }
 
 type (
@@ -92,14 +96,28 @@ func compileTemplate(t *template.Template) *compiledTemplate {
 // nothing (b as it was) when text/template must run it.
 func (t *compiledTemplate) execute(b *bytes.Buffer, v *View) error {
 	start := b.Len()
-	s := fstate{w: b, view: v}
-	var stack [8]fval
-	s.vars = append(stack[:0], fval{k: fRV, rv: reflect.ValueOf(v)})
-	if err := t.root(&s, s.vars[0]); err != nil {
+	s := fstates.Get().(*fstate)
+	defer s.release()
+	s.w, s.view = b, v
+	s.vars = append(s.vars, fval{k: fRV, rv: reflect.ValueOf(v)})
+	if err := t.root(s, s.vars[0]); err != nil {
 		b.Truncate(start)
 		return errSlow
 	}
 	return nil
+}
+
+// fstates are executions' states, reused: their stacks were most of
+// what an execution allocated.
+var fstates = sync.Pool{New: func() any { return new(fstate) }}
+
+// release empties s (keeping nothing of the view it ran on) and gives it
+// back to fstates.
+func (s *fstate) release() {
+	clear(s.vars[:cap(s.vars)])
+	clear(s.args[:cap(s.args)])
+	*s = fstate{vars: s.vars[:0], args: s.args[:0]}
+	fstates.Put(s)
 }
 
 // cvar is a variable at compile time: its name and static type.
@@ -735,19 +753,21 @@ func (c *compiler) call(name string, dot reflect.Type, args []parse.Node, hasFin
 	if hasFinal {
 		types = append(types, finalType)
 	}
-	// all evaluates the arguments, the final one last.
-	all := func(s *fstate, d, final fval, out []fval) error {
-		for i, f := range ev {
+	// all evaluates the arguments, the final one last, onto s.args from
+	// base on; the caller truncates s.args to base when done.
+	all := func(s *fstate, d, final fval) (base int, err error) {
+		base = len(s.args)
+		for _, f := range ev {
 			v, err := f(s, d)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			out[i] = v
+			s.args = append(s.args, v)
 		}
 		if hasFinal {
-			out[len(ev)] = final
+			s.args = append(s.args, final)
 		}
-		return nil
+		return base, nil
 	}
 	if fn, ok := templateFuncs[name]; ok {
 		return userFunc(fn, types, all)
@@ -790,15 +810,17 @@ func (c *compiler) call(name string, dot reflect.Type, args []parse.Node, hasFin
 			typ = boolType
 		}
 		return func(s *fstate, d, final fval) (fval, error) {
-			var v [1]fval
-			if err := all(s, d, final, v[:]); err != nil {
+			base, err := all(s, d, final)
+			if err != nil {
 				return fval{}, err
 			}
+			v := s.args[base]
+			s.args = s.args[:base]
 			if isNot {
-				t, _ := v[0].truth()
+				t, _ := v.truth()
 				return fval{k: fBool, n: boolInt(!t)}, nil
 			}
-			l, ok := v[0].length()
+			l, ok := v.length()
 			if !ok {
 				return fval{}, errSlow
 			}
@@ -830,10 +852,12 @@ func (c *compiler) call(name string, dot reflect.Type, args []parse.Node, hasFin
 		zero := reflect.Zero(item.Elem())
 		isMap := item.Kind() == reflect.Map
 		return func(s *fstate, d, final fval) (fval, error) {
-			var a [2]fval
-			if err := all(s, d, final, a[:]); err != nil {
+			base, err := all(s, d, final)
+			if err != nil {
 				return fval{}, err
 			}
+			a := [2]fval{s.args[base], s.args[base+1]}
+			s.args = s.args[:base]
 			if a[0].k != fRV || !a[0].rv.IsValid() {
 				return fval{}, errSlow
 			}
@@ -855,16 +879,12 @@ func (c *compiler) call(name string, dot reflect.Type, args []parse.Node, hasFin
 		}
 		isNe := name == "ne"
 		return func(s *fstate, d, final fval) (fval, error) {
-			var buf [4]fval
-			vs := buf[:0]
-			if n > len(buf) {
-				vs = make([]fval, 0, n)
-			}
-			vs = vs[:n]
-			if err := all(s, d, final, vs); err != nil {
+			base, err := all(s, d, final)
+			if err != nil {
 				return fval{}, err
 			}
-			eq, ok := equal(vs[0], vs[1:])
+			eq, ok := equal(s.args[base], s.args[base+1:])
+			s.args = s.args[:base]
 			if !ok {
 				return fval{}, errSlow
 			}
@@ -874,15 +894,10 @@ func (c *compiler) call(name string, dot reflect.Type, args []parse.Node, hasFin
 	return nil, nil, false
 }
 
-var (
-	stringsType = reflect.TypeFor[[]string]()
-	intsType    = reflect.TypeFor[[]int]()
-)
-
 // userFunc compiles a call of one of templateFuncs, for the signatures
 // they have; the arguments' static types must be the parameters' (as
 // text/template would accept them).
-func userFunc(fn any, types []reflect.Type, all func(*fstate, fval, fval, []fval) error) (fexpr, reflect.Type, bool) {
+func userFunc(fn any, types []reflect.Type, all func(*fstate, fval, fval) (int, error)) (fexpr, reflect.Type, bool) {
 	ft := reflect.TypeOf(fn)
 	if ft.IsVariadic() || ft.NumIn() != len(types) || ft.NumIn() > 2 || ft.NumOut() != 1 {
 		return nil, nil, false
@@ -908,17 +923,20 @@ func userFunc(fn any, types []reflect.Type, all func(*fstate, fval, fval, []fval
 		return nil, nil, false
 	}
 	return func(s *fstate, d, final fval) (fval, error) {
-		var a [2]fval
-		if err := all(s, d, final, a[:len(types)]); err != nil {
+		base, err := all(s, d, final)
+		if err != nil {
 			return fval{}, err
 		}
+		a := s.args[base:]
 		for i := range types {
-			// A nil slice from a map or an untyped value: text/template's.
+			// Not a slice value (untyped): text/template's.
 			if k := ft.In(i).Kind(); k == reflect.Slice && (a[i].k != fRV || !a[i].rv.IsValid()) {
 				return fval{}, errSlow
 			}
 		}
-		return f(a[:len(types)]), nil
+		out := f(a)
+		s.args = s.args[:base]
+		return out, nil
 	}, ft.Out(0), true
 }
 

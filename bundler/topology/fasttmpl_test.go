@@ -184,3 +184,38 @@ func TestViewMethodsCompiled(t *testing.T) {
 		t.Errorf("viewMethods has %d entries, View %d methods", len(viewMethods), viewPtr.NumMethod())
 	}
 }
+
+// BenchmarkTemplates runs uirig's templates on serverA, compiled and by
+// text/template.
+func BenchmarkTemplates(b *testing.B) {
+	r := loadExample(b, "uirig")
+	v := r.view(r.hosts["serverA"])
+	var names []string
+	for name := range r.tmpls {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var buf bytes.Buffer
+	b.Run("compiled", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, name := range names {
+				buf.Reset()
+				if err := r.tmpls[name].c.execute(&buf, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("text-template", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, name := range names {
+				buf.Reset()
+				if err := r.tmpls[name].t.Execute(&buf, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
