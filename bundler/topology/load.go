@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
@@ -146,7 +147,23 @@ func LoadFSWith(fsys fs.FS, o Options) (*Repo, error) {
 	return r, nil
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+// isName: s is a name of an interface, jail, pipe, service or table
+// (^[A-Za-z][A-Za-z0-9_]*$, checked by hand: a regexp match cost more
+// than the rest of adding an interface).
+func isName(s string) bool {
+	if s == "" || !isLetter(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isLetter(c) && !isDigit(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isDigit(c byte) bool  { return '0' <= c && c <= '9' }
 
 // build merges, resolves and validates every host.
 func (r *Repo) build(pl *problemList) {
@@ -612,7 +629,7 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 	h.ifaces = map[string]*iface{}
 	h.jails = map[string]*Jail{}
 	add := func(name, kind string, pos Pos) *iface {
-		if !nameRE.MatchString(name) {
+		if !isName(name) {
 			pl.add(pos, h.where, "bad interface name %q (letters, digits, '_')", name)
 		}
 		if old := h.ifaces[name]; old != nil {
@@ -690,7 +707,7 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 	}
 	for _, j := range s.Jails {
 		jw := h.where + ": jail " + j.Name
-		if !nameRE.MatchString(j.Name) {
+		if !isName(j.Name) {
 			pl.add(r.pos.at(j, "name"), jw, "bad jail name (letters, digits, '_')")
 		}
 		if old := h.jails[j.Name]; old != nil {
@@ -765,7 +782,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // ref resolves "[HOST/]IF" or a literal address, relative to host h.
 func (r *Repo) ref(h *host, s string) (endpoint, error) {
-	if a, err := netip.ParseAddr(s); err == nil {
+	if a, err := parseAddr(s); err == nil {
 		return endpoint{addr: a}, nil
 	}
 	hn, ifn, ok := strings.Cut(s, "/")
@@ -802,6 +819,42 @@ func (r *Repo) ref(h *host, s string) (endpoint, error) {
 	return endpoint{host: target.name, addr: i.prefix[0].Addr()}, nil
 }
 
+// errNotAddr: a ref that cannot be an address, as netip would say
+// without allocating its error (most refs name interfaces).
+var errNotAddr = errors.New("not an address")
+
+// mayBeAddr: netip.ParseAddr could accept s (an IPv4 address has dots,
+// an IPv6 one colons; netip.ParseAddr fails on anything else).
+func mayBeAddr(s string) bool { return strings.ContainsAny(s, ".:") }
+
+// parseAddr is netip.ParseAddr, failing on an interface ref without
+// allocating an error.
+func parseAddr(s string) (netip.Addr, error) {
+	if !mayBeAddr(s) {
+		return netip.Addr{}, errNotAddr
+	}
+	return netip.ParseAddr(s)
+}
+
+// parseAddrPort is netip.ParseAddrPort, failing on "REF:PORT" without
+// allocating an error (its address is what precedes the last colon).
+func parseAddrPort(s string) (netip.AddrPort, error) {
+	if i := strings.LastIndexByte(s, ':'); i < 0 || !mayBeAddr(s[:i]) {
+		return netip.AddrPort{}, errNotAddr
+	}
+	return netip.ParseAddrPort(s)
+}
+
+// parsePrefix is netip.ParsePrefix, failing on a ref ("IF",
+// "HOST/IF") without allocating an error (its address is what precedes
+// the last slash).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if i := strings.LastIndexByte(s, '/'); i < 0 || !mayBeAddr(s[:i]) {
+		return netip.Prefix{}, errNotAddr
+	}
+	return netip.ParsePrefix(s)
+}
+
 // prefixOf resolves "[HOST/]IF" to the interface's first address with
 // its prefix length.
 func (r *Repo) prefixOf(h *host, s string) (netip.Prefix, error) {
@@ -824,7 +877,7 @@ func (r *Repo) prefixOf(h *host, s string) (netip.Prefix, error) {
 
 // endpointOf resolves "REF:PORT" or "[V6]:PORT".
 func (r *Repo) endpointOf(h *host, s string) (endpoint, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
+	if ap, err := parseAddrPort(s); err == nil {
 		return endpoint{addr: ap.Addr(), port: int(ap.Port())}, nil
 	}
 	i := strings.LastIndexByte(s, ':')
@@ -859,7 +912,7 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 		}
 	}
 	for i, svc := range s.Services {
-		if !nameRE.MatchString(svc) {
+		if !isName(svc) {
 			pl.add(r.pos.elem(h.own, "services", i), h.where+": services", "bad service name %q", svc)
 		}
 	}
@@ -919,7 +972,7 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 		names := map[string]bool{}
 		for _, pp := range j.Pipes {
 			pw := jw + ": pipe " + pp.Name
-			if !nameRE.MatchString(pp.Name) {
+			if !isName(pp.Name) {
 				pl.add(r.pos.at(pp, "name"), pw, "bad pipe name (letters, digits, '_')")
 			}
 			if names[pp.Name] {
@@ -970,7 +1023,7 @@ func (r *Repo) resolveHost(h *host, pl *problemList) {
 			h.pipes = append(h.pipes, rp)
 		}
 		for i, svc := range j.Services {
-			if !nameRE.MatchString(svc) {
+			if !isName(svc) {
 				pl.add(r.pos.elem(j, "services", i), jw+": services", "bad service name %q", svc)
 			}
 		}
@@ -1090,7 +1143,7 @@ func (r *Repo) checkPF(h *host, pl *problemList) {
 	for _, name := range sortedKeys(pf.Tables) {
 		t := pf.Tables[name]
 		tw := h.where + ": pf table " + name
-		if !nameRE.MatchString(name) {
+		if !isName(name) {
 			pl.add(r.pos.key(pf.Tables, name), tw, "bad table name")
 		}
 		if t == nil {
@@ -1115,7 +1168,7 @@ func (r *Repo) tableEntry(h *host, e string) (string, error) {
 	if strings.HasPrefix(e, "!") {
 		neg, e = "!", e[1:]
 	}
-	if p, err := netip.ParsePrefix(e); err == nil {
+	if p, err := parsePrefix(e); err == nil {
 		return neg + p.String(), nil
 	}
 	if ref, ok := strings.CutPrefix(e, "net:"); ok {
