@@ -229,3 +229,36 @@ func TestWireGuardMerge(t *testing.T) {
 		t.Errorf("hub's peer s2:\n%s", hub)
 	}
 }
+
+// TestRoleMapsStayTheRoles: a host adding keys to the role's maps (rc,
+// sysctl, vars) adds them for itself; a host adding nothing renders the
+// role's (merged specs share the role's maps when a host adds nothing).
+func TestRoleMapsStayTheRoles(t *testing.T) {
+	topo := strings.Replace(composeTopology, "    nics: {lan: {}}\n", "    nics: {lan: {}}\n    rc: {role_knob: \"1\"}\n    sysctl: {kern.role: \"1\"}\n    vars: {v: role}\n", 1)
+	topo = strings.Replace(topo, "    epairs: [[db_a, db_b]]\n", "    epairs: [[db_a, db_b]]\n    rc: {host_knob: \"2\"}\n    sysctl: {kern.host: \"2\"}\n    vars: {v: host, w: a}\n", 1)
+	r, err := LoadFS(fstest.MapFS{
+		TopologyFile: {Data: []byte(topo)},
+		"pf.tmpl":    {Data: []byte("# {{ .Var \"v\" }}{{ range $k, $v := .Vars }} {{ $k }}={{ $v }}{{ end }}\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string][]string{
+		"a": {"role_knob=\"1\"\n", "host_knob=\"2\"\n", "kern.role=1\n", "kern.host=2\n", "# host v=host w=a\n"},
+		"b": {"role_knob=\"1\"\n", "kern.role=1\n", "# role v=role\n"},
+	} {
+		hr, err := r.Render(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := string(hr.File("/etc/rc.conf").Content) + string(hr.File("/etc/sysctl.conf").Content) + string(hr.File("/etc/pf.conf").Content)
+		for _, w := range want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s lacks %q:\n%s", host, w, all)
+			}
+		}
+		if host == "b" && (strings.Contains(all, "host_knob") || strings.Contains(all, "kern.host") || strings.Contains(all, "w=a")) {
+			t.Errorf("b renders a's additions:\n%s", all)
+		}
+	}
+}

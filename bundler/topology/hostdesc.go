@@ -16,8 +16,8 @@ func (r *Repo) hostDesc(h *host, pl *problemList) *hostdesc.Host {
 	d := &hostdesc.Host{
 		Hostname:   s.Hostname,
 		Forwarding: s.GatewayEnable != nil && *s.GatewayEnable,
-		Sysctls:    mergeMap(nil, s.Sysctl),
-		Loader:     mergeMap(nil, s.Loader),
+		Sysctls:    copyMerge(nil, s.Sysctl), // the render's own
+		Loader:     copyMerge(nil, s.Loader),
 		Management: s.Management,
 	}
 	if n := len(s.NICs) + len(s.Laggs) + len(s.Vlans) + len(s.Bridges) + 2*len(s.Epairs) + len(s.WireGuard); n > 0 {

@@ -372,7 +372,9 @@ func (r *Repo) merge(h *host, pl *problemList) *Spec {
 	m.RC = mergeMap(role.RC, own.RC)
 	m.Sysctl = mergeMap(role.Sysctl, own.Sysctl)
 	m.Loader = mergeMap(role.Loader, own.Loader)
-	m.Routes = mergeMap(role.Routes, own.Routes)
+	// Routes and a jail's netif stay copies, which problems about them
+	// name no line of (pos.key knows decoded maps only), as before.
+	m.Routes = copyMerge(role.Routes, own.Routes)
 	m.Vars = mergeMap(mergeMap(r.file.Vars, role.Vars), own.Vars)
 	m.Addrs = map[string]Strings{}
 	h.addrPos = map[string]Pos{}
@@ -521,7 +523,7 @@ func (r *Repo) mergeJail(h *host, base, over *Jail) *Jail {
 		Gateway:    pick(over.Gateway, base.Gateway),
 		Services:   mergeNames(base.Services, over.Services),
 		RC:         mergeMap(base.RC, over.RC),
-		Netif:      mergeMap(base.Netif, over.Netif),
+		Netif:      copyMerge(base.Netif, over.Netif), // see merge's Routes
 	}
 	m.Interfaces = append([]string{}, base.Interfaces...)
 	for _, n := range over.Interfaces {
@@ -575,7 +577,22 @@ func pick(vals ...string) string {
 	return ""
 }
 
+// mergeMap is a with b over it. When one side adds nothing, it is the
+// other map itself: merged specs are read-only, so a role's maps serve
+// every host that does not add to them (a nil map still becomes an empty
+// one, as templates can tell them apart).
 func mergeMap[V any](a, b map[string]V) map[string]V {
+	switch {
+	case len(b) == 0 && a != nil:
+		return a
+	case len(a) == 0 && b != nil:
+		return b
+	}
+	return copyMerge(a, b)
+}
+
+// copyMerge is a with b over it, in a new map.
+func copyMerge[V any](a, b map[string]V) map[string]V {
 	out := make(map[string]V, len(a)+len(b))
 	for k, v := range a {
 		out[k] = v
