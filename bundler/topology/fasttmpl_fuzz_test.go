@@ -11,8 +11,8 @@ import (
 // compiled template writes exactly what text/template writes on the same
 // host, or steps aside before writing anything (runBoth), on a host with
 // jails, pipes and vars (uirig serverA) and one with WireGuard (routed
-// vpssmall). Seeds: every example repo's templates and the constructs the
-// compiler takes or leaves.
+// vpssmall). Seeds: every example repo's templates, the constructs the
+// compiler takes or leaves, and templateCases.
 func FuzzCompiledTemplate(f *testing.F) {
 	for _, ex := range examples {
 		paths, _ := filepath.Glob(filepath.Join(infraDir, ex, "templates", "*"))
@@ -35,6 +35,9 @@ func FuzzCompiledTemplate(f *testing.F) {
 		`{{or 0 "" .Jails}} {{not .TunnelPorts}} {{eq 1 1 2}} {{-1}} {{0x1F}} {{'x'}}`,
 	} {
 		f.Add(s)
+	}
+	for _, c := range templateCases {
+		f.Add(c.src)
 	}
 	repos := map[string]*Repo{}
 	for _, ex := range []string{"uirig", "routed"} {

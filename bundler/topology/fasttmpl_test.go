@@ -74,76 +74,78 @@ func TestCompiledTemplatesExamples(t *testing.T) {
 	}
 }
 
-// TestCompiledTemplateCases holds the compiled templates to text/template
-// construct by construct, on a host with jails, pipes and vars (uirig)
-// and one with WireGuard (routed). fast: the case must run compiled;
-// otherwise it may step aside (text/template then runs it), and must
-// when text/template fails.
+// templateCases hold the compiled templates to text/template construct
+// by construct. fast: the case must run compiled (where the host has
+// what it names); otherwise it may step aside, and must when
+// text/template fails.
+var templateCases = []struct {
+	name, src string
+	fast      bool
+}{
+	{"text", "plain text\n", true},
+	{"fields", "{{.Host}} {{.Hostname}} {{.Domain}} {{.Peer}}", true},
+	{"methods", `{{.Addr "ipg_b"}} {{.CIDR "ipg_b"}} {{.Net "xbridge"}} {{.Table "email"}} {{.Var "pg_role"}} {{.Addr "peer/ipg_b"}} {{.Addr "10.1.2.3"}}`, true},
+	{"chain", `{{(.Jail "pg_j").Addr}} {{(.Jail "node_j").Addrs}} {{(.Jail "nginx_j").Path}}`, true},
+	{"struct", `{{.Jail "pg_j"}}|{{index .Jails 0}}`, true},
+	{"print kinds", `{{.TunnelPorts}} {{len .Jails}} {{(index .Pipes 0).Remote}} {{(index .Pipes 0).SourcePort}} {{.Vars}} {{.Pipes}}`, false},
+	{"ints and bools", `{{range .Pipes}}{{.SourcePort}} {{.Remote}} {{.TargetPort}} {{.Clients}} {{.ClientAddrs}};{{end}}`, true},
+	{"slice and map", `{{.TunnelPorts}} {{.Vars}} {{.Jails}}`, true},
+	{"range vars", `{{range $i, $j := .Jails}}{{$i}}={{$j.Name}}/{{.Hostname}} {{end}}{{range $j := .Jails}}{{$j.Path}} {{end}}`, true},
+	{"range map", `{{range $k, $v := .Vars}}{{$k}}={{$v}};{{end}}{{range .Vars}}{{.}},{{end}}`, true},
+	{"range else", `{{range .Jails}}{{.Name}}{{else}}none{{end}}|{{range $x := (.Jail "pg_j").Interfaces}}{{$x}} {{end}}`, true},
+	{"range empty else vars", `{{range $i, $e := .WireGuard}}{{$i}}{{else}}none {{len $e}} {{$i}}{{end}}`, true},
+	{"range string", `{{range .Host}}x{{end}}`, false},
+	{"if else", `{{if eq .Host "serverA"}}A{{else if eq .Host "serverB"}}B{{else}}other{{end}}`, true},
+	{"if truth", `{{if .Peer}}p{{end}}{{if .TunnelPorts}}t{{end}}{{if .Jails}}j{{end}}{{if .WireGuard}}w{{else}}-w{{end}}{{if 0}}z{{end}}{{if "x"}}s{{end}}{{if true}}b{{end}}`, true},
+	{"with", `{{with .Peer}}peer {{.}}{{else}}alone{{end}} {{with $j := .Jail "pg_j"}}{{$j.Name}} {{.Path}}{{end}} {{with .WireGuard}}w{{else}}no wg{{end}}`, true},
+	{"vars", `{{$h := .Host}}{{$a := .Addr "ipg_b"}}{{$h}} {{$a}} {{$.Domain}}{{range .Jails}} {{$h}}/{{$.Host}}/{{.Name}}{{end}}{{$h = "x"}} {{$h}}`, true},
+	{"var scope", `{{if true}}{{$x := 1}}{{$x}}{{end}}{{$x := "outer"}}{{range .Jails}}{{$x := .Name}}{{$x}}{{end}}{{$x}}`, true},
+	{"and or not", `{{and .Peer .Host}} {{or "" .Host}} {{and "" .Host}} {{or .Jails "no"}} {{not .Peer}} {{not ""}} {{if and (eq .Host "serverA") .Jails}}y{{end}} {{or 0 1}} {{and 1 2 3}}`, true},
+	{"and or mixed", `{{(or .Jails .Host) | len}}`, true},
+	{"eq ne", `{{eq .Host "serverA" "serverB"}} {{ne .Host "x"}} {{eq 1 1}} {{eq (len .Jails) 3}} {{eq .Host .Hostname}} {{eq true true}}`, true},
+	{"eq kinds", `{{eq .Host 1}}`, false},
+	{"eq struct", `{{eq (.Jail "pg_j") (.Jail "pg_j")}}`, false},
+	{"funcs", `{{join ", " (fields (.Var "resolvers"))}}|{{lower "AbC"}}|{{upper .Host}}|{{quote .Host}}|{{ports .TunnelPorts}}|{{sorted (.Jail "pg_j").Interfaces}}|{{range sorted (fields "c b a")}}{{.}}{{end}}`, true},
+	{"pipelines", `{{.Host | lower}} {{"ipg_b" | .Addr}} {{.Jails | len}} {{.Host | eq "serverA"}} {{"x" | printf "%s-%s" "y"}} {{.Host | lower | upper}} {{(.Jail "pg_j").Interfaces | join ","}}`, false},
+	{"compiled pipelines", `{{.Host | lower}} {{"ipg_b" | .Addr}} {{.Jails | len}} {{.Host | eq "serverA"}} {{.Host | lower | upper}} {{(.Jail "pg_j").Interfaces | join ","}} {{.Peer | or "none"}} {{.Host | not}}`, true},
+	{"parens", `{{(.Host)}} {{((.Jail "pg_j").Addr)}} {{(lower (upper .Host))}}`, true},
+	{"numbers", `{{1}} {{-2}} {{0x10}} {{'a'}} {{1.5}} {{1e3}}`, false},
+	{"ints", `{{1}} {{-2}} {{0x10}} {{'a'}} {{1_000}}`, true},
+	{"unknown jail", `before {{(.Jail "nope").Addr}}`, false},
+	{"unknown var", `{{.Var "nope"}}`, false},
+	{"unknown ref", `{{.Addr "nope"}}`, false},
+	{"missing key", `{{.Vars.nope}}`, false},
+	{"map key", `{{.Vars.pg_role}}`, true},
+	{"wrong args", `{{if false}}{{.Addr}}{{end}}ok`, false},
+	{"not a string", `{{.Addr 1}}`, false},
+	{"field args", `{{.Host "x"}}`, false},
+	{"unexported", `{{.r}}`, false},
+	{"template", `{{define "x"}}X{{end}}{{template "x"}}`, false},
+	{"break", `{{range .Jails}}{{break}}{{end}}`, false},
+	{"print func", `{{print .Host 1}} {{printf "%03d" 7}} {{index .Jails 1}}`, false},
+	{"dot", `{{.}}`, false},
+	{"nil", `{{if eq .Peer nil}}x{{end}}`, false},
+	{"wireguard", `{{range .WireGuard}}{{.Name}} {{.Addrs}} {{.ListenPort}}{{range .Peers}} {{.Host}} {{.Interface}} {{.Endpoint}} {{.EndpointAddr}}:{{.EndpointPort}} {{join "," .AllowedIPs}}{{end}}{{end}}`, true},
+	{"wg method", `{{(.WG "wg0").ListenPort}} {{range (.WG "wg0").Peers}}{{.Host}}{{end}}`, true},
+	{"role addrs", `{{range .RoleAddrs "uirig" "ipg_b"}}{{.}} {{end}}{{.RoleAddrs "uirig" "inic"}}`, true},
+	{"role addrs unknown", `{{.RoleAddrs "nope" "ipg_b"}}`, false},
+	{"pipes", `{{range .Pipes}}{{.Name}} {{.Jail}} {{.Mode}} {{.SourceAddr}}:{{.SourcePort}} {{.SourceIf}} {{.HostIf}} -> {{.TargetAddr}}:{{.TargetPort}} {{.Peer}} {{.Remote}}{{range .Clients}} {{.Host}}/{{.Jail}}/{{.Pipe}}/{{.Addr}}{{end}}{{"\n"}}{{end}}`, true},
+	{"index", `{{index .Vars "pg_role"}} {{index .Vars "nope"}}|{{with index .Vars "nope"}}x{{else}}none{{end}} {{(index .Jails 1).Name}} {{index (.Jail "pg_j").Interfaces 0}} {{index .TunnelPorts 0}}`, true},
+	{"index out of range", `{{index .Jails 7}}`, false},
+	{"index two", `{{index .Jails 0 1}}`, false},
+	{"tables", `{{range .Tables}}{{.Name}}={{.Path}} {{end}}`, true},
+}
+
+// TestCompiledTemplateCases runs templateCases on a host with jails,
+// pipes and vars (uirig) and one with WireGuard (routed).
 func TestCompiledTemplateCases(t *testing.T) {
-	cases := []struct {
-		name, src string
-		fast      bool
-	}{
-		{"text", "plain text\n", true},
-		{"fields", "{{.Host}} {{.Hostname}} {{.Domain}} {{.Peer}}", true},
-		{"methods", `{{.Addr "ipg_b"}} {{.CIDR "ipg_b"}} {{.Net "xbridge"}} {{.Table "email"}} {{.Var "pg_role"}} {{.Addr "peer/ipg_b"}} {{.Addr "10.1.2.3"}}`, true},
-		{"chain", `{{(.Jail "pg_j").Addr}} {{(.Jail "node_j").Addrs}} {{(.Jail "nginx_j").Path}}`, true},
-		{"struct", `{{.Jail "pg_j"}}|{{index .Jails 0}}`, true},
-		{"print kinds", `{{.TunnelPorts}} {{len .Jails}} {{(index .Pipes 0).Remote}} {{(index .Pipes 0).SourcePort}} {{.Vars}} {{.Pipes}}`, false},
-		{"ints and bools", `{{range .Pipes}}{{.SourcePort}} {{.Remote}} {{.TargetPort}} {{.Clients}} {{.ClientAddrs}};{{end}}`, true},
-		{"slice and map", `{{.TunnelPorts}} {{.Vars}} {{.Jails}}`, true},
-		{"range vars", `{{range $i, $j := .Jails}}{{$i}}={{$j.Name}}/{{.Hostname}} {{end}}{{range $j := .Jails}}{{$j.Path}} {{end}}`, true},
-		{"range map", `{{range $k, $v := .Vars}}{{$k}}={{$v}};{{end}}{{range .Vars}}{{.}},{{end}}`, true},
-		{"range else", `{{range .Jails}}{{.Name}}{{else}}none{{end}}|{{range $x := (.Jail "pg_j").Interfaces}}{{$x}} {{end}}`, true},
-		{"range empty else vars", `{{range $i, $e := .WireGuard}}{{$i}}{{else}}none {{len $e}} {{$i}}{{end}}`, true},
-		{"range string", `{{range .Host}}x{{end}}`, false},
-		{"if else", `{{if eq .Host "serverA"}}A{{else if eq .Host "serverB"}}B{{else}}other{{end}}`, true},
-		{"if truth", `{{if .Peer}}p{{end}}{{if .TunnelPorts}}t{{end}}{{if .Jails}}j{{end}}{{if .WireGuard}}w{{else}}-w{{end}}{{if 0}}z{{end}}{{if "x"}}s{{end}}{{if true}}b{{end}}`, true},
-		{"with", `{{with .Peer}}peer {{.}}{{else}}alone{{end}} {{with $j := .Jail "pg_j"}}{{$j.Name}} {{.Path}}{{end}} {{with .WireGuard}}w{{else}}no wg{{end}}`, true},
-		{"vars", `{{$h := .Host}}{{$a := .Addr "ipg_b"}}{{$h}} {{$a}} {{$.Domain}}{{range .Jails}} {{$h}}/{{$.Host}}/{{.Name}}{{end}}{{$h = "x"}} {{$h}}`, true},
-		{"var scope", `{{if true}}{{$x := 1}}{{$x}}{{end}}{{$x := "outer"}}{{range .Jails}}{{$x := .Name}}{{$x}}{{end}}{{$x}}`, true},
-		{"and or not", `{{and .Peer .Host}} {{or "" .Host}} {{and "" .Host}} {{or .Jails "no"}} {{not .Peer}} {{not ""}} {{if and (eq .Host "serverA") .Jails}}y{{end}} {{or 0 1}} {{and 1 2 3}}`, true},
-		{"and or mixed", `{{(or .Jails .Host) | len}}`, true},
-		{"eq ne", `{{eq .Host "serverA" "serverB"}} {{ne .Host "x"}} {{eq 1 1}} {{eq (len .Jails) 3}} {{eq .Host .Hostname}} {{eq true true}}`, true},
-		{"eq kinds", `{{eq .Host 1}}`, false},
-		{"eq struct", `{{eq (.Jail "pg_j") (.Jail "pg_j")}}`, false},
-		{"funcs", `{{join ", " (fields (.Var "resolvers"))}}|{{lower "AbC"}}|{{upper .Host}}|{{quote .Host}}|{{ports .TunnelPorts}}|{{sorted (.Jail "pg_j").Interfaces}}|{{range sorted (fields "c b a")}}{{.}}{{end}}`, true},
-		{"pipelines", `{{.Host | lower}} {{"ipg_b" | .Addr}} {{.Jails | len}} {{.Host | eq "serverA"}} {{"x" | printf "%s-%s" "y"}} {{.Host | lower | upper}} {{(.Jail "pg_j").Interfaces | join ","}}`, false},
-		{"compiled pipelines", `{{.Host | lower}} {{"ipg_b" | .Addr}} {{.Jails | len}} {{.Host | eq "serverA"}} {{.Host | lower | upper}} {{(.Jail "pg_j").Interfaces | join ","}} {{.Peer | or "none"}} {{.Host | not}}`, true},
-		{"parens", `{{(.Host)}} {{((.Jail "pg_j").Addr)}} {{(lower (upper .Host))}}`, true},
-		{"numbers", `{{1}} {{-2}} {{0x10}} {{'a'}} {{1.5}} {{1e3}}`, false},
-		{"ints", `{{1}} {{-2}} {{0x10}} {{'a'}} {{1_000}}`, true},
-		{"unknown jail", `before {{(.Jail "nope").Addr}}`, false},
-		{"unknown var", `{{.Var "nope"}}`, false},
-		{"unknown ref", `{{.Addr "nope"}}`, false},
-		{"missing key", `{{.Vars.nope}}`, false},
-		{"map key", `{{.Vars.pg_role}}`, true},
-		{"wrong args", `{{if false}}{{.Addr}}{{end}}ok`, false},
-		{"not a string", `{{.Addr 1}}`, false},
-		{"field args", `{{.Host "x"}}`, false},
-		{"unexported", `{{.r}}`, false},
-		{"template", `{{define "x"}}X{{end}}{{template "x"}}`, false},
-		{"break", `{{range .Jails}}{{break}}{{end}}`, false},
-		{"print func", `{{print .Host 1}} {{printf "%03d" 7}} {{index .Jails 1}}`, false},
-		{"dot", `{{.}}`, false},
-		{"nil", `{{if eq .Peer nil}}x{{end}}`, false},
-		{"wireguard", `{{range .WireGuard}}{{.Name}} {{.Addrs}} {{.ListenPort}}{{range .Peers}} {{.Host}} {{.Interface}} {{.Endpoint}} {{.EndpointAddr}}:{{.EndpointPort}} {{join "," .AllowedIPs}}{{end}}{{end}}`, true},
-		{"wg method", `{{(.WG "wg0").ListenPort}} {{range (.WG "wg0").Peers}}{{.Host}}{{end}}`, true},
-		{"role addrs", `{{range .RoleAddrs "uirig" "ipg_b"}}{{.}} {{end}}{{.RoleAddrs "uirig" "inic"}}`, true},
-		{"role addrs unknown", `{{.RoleAddrs "nope" "ipg_b"}}`, false},
-		{"pipes", `{{range .Pipes}}{{.Name}} {{.Jail}} {{.Mode}} {{.SourceAddr}}:{{.SourcePort}} {{.SourceIf}} {{.HostIf}} -> {{.TargetAddr}}:{{.TargetPort}} {{.Peer}} {{.Remote}}{{range .Clients}} {{.Host}}/{{.Jail}}/{{.Pipe}}/{{.Addr}}{{end}}{{"\n"}}{{end}}`, true},
-		{"index", `{{index .Vars "pg_role"}} {{index .Vars "nope"}}|{{with index .Vars "nope"}}x{{else}}none{{end}} {{(index .Jails 1).Name}} {{index (.Jail "pg_j").Interfaces 0}} {{index .TunnelPorts 0}}`, true},
-		{"index out of range", `{{index .Jails 7}}`, false},
-		{"index two", `{{index .Jails 0 1}}`, false},
-		{"tables", `{{range .Tables}}{{.Name}}={{.Path}} {{end}}`, true},
-	}
 	for _, ex := range []struct{ repo, host string }{{"uirig", "serverA"}, {"uirig", "serverB"}, {"routed", "vpssmall"}} {
 		r := loadExample(t, ex.repo)
 		h := r.hosts[ex.host]
 		if h == nil {
 			t.Fatalf("%s: no host %s", ex.repo, ex.host)
 		}
-		for _, c := range cases {
+		for _, c := range templateCases {
 			tm := parseTest(t, c.name, c.src)
 			fast := runBoth(t, tm, r.view(h))
 			var out bytes.Buffer
