@@ -643,8 +643,11 @@ func firstPtr[T any](ps ...*T) *T {
 // claims each interface, and the addresses.
 func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 	s := h.spec
-	h.ifaces = map[string]*iface{}
-	h.jails = map[string]*Jail{}
+	// The interfaces in one allocation, the maps at their size.
+	n := len(s.NICs) + len(s.Laggs) + len(s.Vlans) + len(s.Bridges) + 2*len(s.Epairs) + len(s.WireGuard)
+	all := make([]iface, 0, n)
+	h.ifaces = make(map[string]*iface, n)
+	h.jails = make(map[string]*Jail, len(s.Jails))
 	add := func(name, kind string, pos Pos) *iface {
 		if !isName(name) {
 			pl.add(pos, h.where, "bad interface name %q (letters, digits, '_')", name)
@@ -653,7 +656,8 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 			pl.add(pos, h.where, "interface %s defined twice (also %s at line %d)", name, old.kind, old.pos.Line)
 			return old
 		}
-		i := &iface{name: name, kind: kind, pos: pos}
+		all = append(all, iface{name: name, kind: kind, pos: pos}) // n adds at most: never moved
+		i := &all[len(all)-1]
 		h.ifaces[name] = i
 		return i
 	}
@@ -746,8 +750,8 @@ func (r *Repo) resolveIfaces(h *host, pl *problemList) {
 	}
 	// Addresses: one place, checked for syntax, unknown interfaces and
 	// duplicates within the host.
-	seen := map[netip.Addr]string{}
-	h.byAddr = map[netip.Addr]*iface{}
+	seen := make(map[netip.Addr]string, len(s.Addrs))
+	h.byAddr = make(map[netip.Addr]*iface, len(s.Addrs))
 	for _, name := range sortedKeys(s.Addrs) {
 		pos := h.addrPos[name]
 		i := h.ifaces[name]
