@@ -135,7 +135,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 
 	add(sys("/etc/rc.conf", string(verify.UnitRebootRequired), 0o644, r.hostRC(h)), hostPos)
 	if len(h.jailsIn) > 0 {
-		jc := r.sizes.jailList.buffer()
+		jc := r.sizes.jailList.buffer(0)
 		jc.WriteString(header)
 		jc.WriteString("# Jails in boot order; each jail's block is in /etc/jail.conf.d/NAME.conf,\n# which `service jail restart NAME` reads on its own.\n")
 		for _, j := range h.jailsIn {
@@ -143,7 +143,7 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 			jc.WriteString(j.Name)
 			jc.WriteString(".conf\";\n")
 		}
-		add(sys("/etc/jail.conf", string(verify.UnitNone), 0o644, r.sizes.jailList.bytes(jc)), hostPos)
+		add(sys("/etc/jail.conf", string(verify.UnitNone), 0o644, r.sizes.jailList.bytes(0, jc)), hostPos)
 		for _, j := range h.jailsIn {
 			add(sys("/etc/jail.conf.d/"+j.Name+".conf", "jail:"+j.Name, 0o644, r.jailConf(h, j)), r.pos.at(j, ""))
 			p := r.jailParams(h, j)
@@ -151,20 +151,20 @@ func (r *Repo) prepareFiles(h *host, pl *problemList) *HostRender {
 		}
 	}
 	if len(h.spec.Sysctl) > 0 {
-		b := r.sizes.sysctl.buffer()
+		b := r.sizes.sysctl.buffer(0)
 		b.WriteString(header)
 		for _, k := range sortedKeys(h.spec.Sysctl) {
 			fmt.Fprintf(b, "%s=%s\n", k, h.spec.Sysctl[k])
 		}
-		add(sys("/etc/sysctl.conf", string(verify.UnitSysctl), 0o644, r.sizes.sysctl.bytes(b)), r.specPos(h, "sysctl"))
+		add(sys("/etc/sysctl.conf", string(verify.UnitSysctl), 0o644, r.sizes.sysctl.bytes(0, b)), r.specPos(h, "sysctl"))
 	}
 	if len(h.spec.Loader) > 0 {
-		b := r.sizes.loader.buffer()
+		b := r.sizes.loader.buffer(0)
 		b.WriteString(header)
 		for _, k := range sortedKeys(h.spec.Loader) {
 			fmt.Fprintf(b, "%s=%s\n", k, rcQuote(h.spec.Loader[k]))
 		}
-		add(sys(loaderConfPath, string(verify.UnitRebootRequired), 0o644, r.sizes.loader.bytes(b)), r.specPos(h, "loader"))
+		add(sys(loaderConfPath, string(verify.UnitRebootRequired), 0o644, r.sizes.loader.bytes(0, b)), r.specPos(h, "loader"))
 	}
 	for _, w := range h.spec.WireGuard {
 		add(sys(wireguardDir+"/"+w.Name+".conf", "wireguard:"+w.Name, 0o600, r.wgConf(h, w)), r.pos.at(w, ""))
@@ -377,19 +377,28 @@ type repoTemplate struct {
 
 // sizeHint is the size of the last file of one kind a render wrote
 // (hosts render concurrently), so that the next host's is allocated once
-// at about its size rather than grown step by step.
-type sizeHint struct{ n atomic.Int64 }
+// at about its size rather than grown step by step. A host's jails'
+// files differ from jail to jail (a database's rc.conf is not its
+// proxy's) but repeat from host to host of a role, so they are
+// remembered by the jail's place in the boot order (slot; 0 for the
+// other kinds).
+type sizeHint struct{ n [4]atomic.Int64 }
 
-// buffer is an empty buffer with room for the last size and some more.
-func (s *sizeHint) buffer() *bytes.Buffer {
-	return bytes.NewBuffer(make([]byte, 0, s.n.Load()+256))
+// buffer is an empty buffer with room for the slot's last size and some
+// more (hosts of a role differ by a few address digits per address).
+func (s *sizeHint) buffer(slot int) *bytes.Buffer {
+	n := s.at(slot).Load()
+	return bytes.NewBuffer(make([]byte, 0, n+n/16+64))
 }
 
-// bytes is b's contents, its size remembered.
-func (s *sizeHint) bytes(b *bytes.Buffer) []byte {
-	s.n.Store(int64(b.Len()))
+// bytes is b's contents, its size remembered for the slot.
+func (s *sizeHint) bytes(slot int, b *bytes.Buffer) []byte {
+	s.at(slot).Store(int64(b.Len()))
 	return b.Bytes()
 }
+
+// at is the slot's size; the last slot serves the ones after it.
+func (s *sizeHint) at(slot int) *atomic.Int64 { return &s.n[max(0, min(slot, len(s.n)-1))] }
 
 // parseTemplate parses a repo template once into r.tmpls (nil when it is
 // missing or broken: the problem is reported once, for host h).
@@ -419,15 +428,15 @@ func (r *Repo) execute(h *host, name string, view *View, pl *problemList) ([]byt
 	if rt == nil {
 		return nil, false
 	}
-	b := rt.size.buffer()
+	b := rt.size.buffer(0)
 	if rt.c != nil && rt.c.execute(b, view) == nil {
-		return rt.size.bytes(b), true
+		return rt.size.bytes(0, b), true
 	}
 	if err := rt.t.Execute(b, view); err != nil {
 		pl.addProblem(templateProblem(err, h.where))
 		return nil, false
 	}
-	return rt.size.bytes(b), true
+	return rt.size.bytes(0, b), true
 }
 
 // rcQuote quotes an rc.conf value for /bin/sh: double quotes with the
@@ -563,7 +572,7 @@ func ifconfigLines(b *bytes.Buffer, name string, pre, post, addrs []string) {
 // bridges), routing, and the enabled services.
 func (r *Repo) hostRC(h *host) []byte {
 	s := h.spec
-	b := r.sizes.hostRC.buffer()
+	b := r.sizes.hostRC.buffer(0)
 	b.WriteString(header)
 	if s.Hostname != "" {
 		rcVar(b, "hostname", s.Hostname)
@@ -681,7 +690,7 @@ func (r *Repo) hostRC(h *host) []byte {
 	for _, k := range sortedKeys(s.RC) {
 		rcVar(b, k, s.RC[k])
 	}
-	return r.sizes.hostRC.bytes(b)
+	return r.sizes.hostRC.bytes(0, b)
 }
 
 // enabledServices are the host services rc.conf enables: the topology's
@@ -744,7 +753,8 @@ func (r *Repo) jailHostname(h *host, j *Jail) string {
 // jailConf renders one jail's self-contained jail.conf block.
 func (r *Repo) jailConf(h *host, j *Jail) []byte {
 	p := r.jailParams(h, j)
-	b := r.sizes.jailConf.buffer()
+	slot := slices.Index(h.jailsIn, j)
+	b := r.sizes.jailConf.buffer(slot)
 	b.WriteString(header)
 	b.WriteString(j.Name)
 	b.WriteString(" {\n")
@@ -811,7 +821,7 @@ func (r *Repo) jailConf(h *host, j *Jail) []byte {
 		}
 	}
 	b.WriteString("}\n")
-	return r.sizes.jailConf.bytes(b)
+	return r.sizes.jailConf.bytes(slot, b)
 }
 
 func jailVnet(j *Jail) bool { return len(j.Interfaces) > 0 || (j.Vnet != nil && *j.Vnet) }
@@ -930,7 +940,8 @@ func jailRoutes(b *bytes.Buffer, j *Jail) {
 // jailRC renders the jail's own rc.conf: its interfaces, router, services
 // and spiped pipes (the port's spiped_pipe_* variables).
 func (r *Repo) jailRC(h *host, j *Jail) []byte {
-	b := r.sizes.jailRC.buffer()
+	slot := slices.Index(h.jailsIn, j)
+	b := r.sizes.jailRC.buffer(slot)
 	b.WriteString(header)
 	rcVar(b, "hostname", r.jailHostname(h, j))
 	for _, n := range j.Interfaces {
@@ -971,7 +982,7 @@ func (r *Repo) jailRC(h *host, j *Jail) []byte {
 			rcVar(b, pre+"key", pick(rp.p.Key, defaultSpiped))
 		}
 	}
-	return r.sizes.jailRC.bytes(b)
+	return r.sizes.jailRC.bytes(slot, b)
 }
 
 func spipedAddr(e endpoint) string {
@@ -996,7 +1007,7 @@ func spipedVar(b *bytes.Buffer, name string, e endpoint) {
 // wgConf renders a wg-quick config. Keys stay on the host: PostUp loads
 // the private and preshared keys from their files.
 func (r *Repo) wgConf(h *host, w *WG) []byte {
-	b := r.sizes.wgConf.buffer()
+	b := r.sizes.wgConf.buffer(0)
 	b.WriteString(header)
 	b.WriteString("[Interface]\n")
 	i := h.ifaces[w.Name]
@@ -1051,7 +1062,7 @@ func (r *Repo) wgConf(h *host, w *WG) []byte {
 			fmt.Fprintf(b, "PersistentKeepalive = %d\n", p.Keepalive)
 		}
 	}
-	return r.sizes.wgConf.bytes(b)
+	return r.sizes.wgConf.bytes(0, b)
 }
 
 // wgAllowed is a peer's AllowedIPs: allowed_ips as given, else the peer
