@@ -150,24 +150,45 @@ func (p Paths) root(target string) (string, error) {
 // bundle built or verified.
 func below(target, root string) (n, end int, ok bool) {
 	r, t := strings.TrimPrefix(root, "/"), target[1:]
-	star := strings.IndexByte(r, '*')
-	if star < 0 {
-		// No pattern segment: t holds r's segments and more exactly
-		// when it begins with r and a "/".
-		if len(t) <= len(r) || t[len(r)] != '/' || t[:len(r)] != r {
+	for {
+		// r and t each begin a segment, the n-th.
+		star := strings.IndexByte(r, '*')
+		if star < 0 {
+			// No pattern segment left: t holds r's segments and more
+			// exactly when it begins with r and a "/".
+			if len(t) <= len(r) || t[len(r)] != '/' || t[:len(r)] != r {
+				return 0, 0, false
+			}
+			return n + strings.Count(r, "/") + 1, len(target) - len(t) + len(r), true
+		}
+		// Up to the "*", root is literal: most targets part there.
+		if !strings.HasPrefix(t, r[:star]) {
 			return 0, 0, false
 		}
-		return strings.Count(r, "/") + 1, 1 + len(r), true
-	}
-	// Up to its first "*", root is literal: most targets part there, the
-	// others skip its whole segments.
-	if !strings.HasPrefix(t, r[:star]) {
-		return 0, 0, false
-	}
-	if star == 0 || r[star-1] == '/' {
-		n = strings.Count(r[:star], "/")
+		if star > 0 && r[star-1] != '/' || star+1 < len(r) && r[star+1] != '/' {
+			return walkBelow(target, r, t, n) // a "*" within a name
+		}
+		n += strings.Count(r[:star], "/")
 		r, t = r[star:], t[star:]
+		i := strings.IndexByte(t, '/')
+		if i < 0 {
+			return 0, 0, false // target ends at or above root
+		}
+		if ts := t[:i]; ts == "" || ts == "." || ts == ".." {
+			return 0, 0, false
+		}
+		n++
+		if len(r) == 1 {
+			return n, len(target) - len(t) + i, true
+		}
+		r, t = r[2:], t[i+1:]
 	}
+}
+
+// walkBelow is below from the n-th segment on, r and t beginning it,
+// one segment at a time: for a root whose "*" is part of a name, which
+// matches that name only.
+func walkBelow(target, r, t string, n int) (int, int, bool) {
 	for {
 		rs, rrest, rmore := strings.Cut(r, "/")
 		ts, trest, tmore := strings.Cut(t, "/")
@@ -204,13 +225,22 @@ func denied(target, root string) string {
 	}
 	best := -1
 	for _, c := range cands {
+		if len(c) > denyExactMax {
+			continue
+		}
 		if i, ok := denyExact[c]; ok && (best < 0 || i < best) {
 			best = i
 		}
 	}
+	// Each candidate begins the first or (in a jail) the second: a
+	// pattern whose literal prefix neither has matches none.
+	heads := cands[:min(len(cands), 2)]
 	for _, g := range denyGlobs {
 		if best >= 0 && g.i > best {
 			break
+		}
+		if !slices.ContainsFunc(heads, func(h string) bool { return strings.HasPrefix(h, g.lit) }) {
+			continue
 		}
 		if slices.ContainsFunc(cands, func(c string) bool {
 			// A match starts with the pattern's literal prefix: most
@@ -279,18 +309,22 @@ func dirAbs(d string) string {
 // built once: lower case without the trailing "/", the patterns without
 // a wildcard (most of them) looked up by name instead of path.Match, each
 // with its index in defaultDeny so the first listed pattern still wins.
-var denyExact, denyGlobs = func() (map[string]int, []denyGlob) {
+// denyExactMax is the longest name of denyExact: no longer candidate is
+// looked up.
+var denyExact, denyGlobs, denyExactMax = func() (map[string]int, []denyGlob, int) {
 	exact := map[string]int{}
 	var globs []denyGlob
+	longest := 0
 	for i, pat := range defaultDeny {
 		lp := strings.TrimSuffix(strings.ToLower(pat), "/")
 		if m := strings.IndexAny(lp, `*?[\`); m >= 0 {
 			globs = append(globs, denyGlob{pat: lp, lit: lp[:m], i: i})
 		} else if _, dup := exact[lp]; !dup {
 			exact[lp] = i
+			longest = max(longest, len(lp))
 		}
 	}
-	return exact, globs
+	return exact, globs, longest
 }()
 
 type denyGlob struct {

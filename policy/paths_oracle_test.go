@@ -129,7 +129,7 @@ func oraclePolicies(extra ...string) []Paths {
 	}
 	ps := []Paths{
 		DefaultPaths(), own, {Any: true},
-		{Roots: []string{"/", "", "etc", "/etc/", "/*", "/jails/*", "/a*b/c", "/a*/c", "*/etc", "/jails/*/*/x", "//etc", "/etc//x", "/etc/./x"}},
+		{Roots: []string{"/", "", "etc", "/etc/", "/*", "/jails/*", "/a*b/c", "/a*/c", "/*x/etc", "/jails/*/etc*", "/jails/*/", "*/etc", "/jails/*/*/x", "//etc", "/etc//x", "/etc/./x"}},
 	}
 	for _, r := range extra {
 		ps = append(ps, Paths{Roots: append(DefaultRoots(), r)}, Paths{Roots: []string{r}})
@@ -197,7 +197,7 @@ func oracleTargets() []string {
 		"/jails/pg_j/etc/rc.conf", "/jails/pg_j/etc", "/jails//etc/rc.conf", "/jails/./etc/x", "/jails/../etc/x",
 		"/jails/.../etc/x", "/jails/pg_j/usr/local/etc/x", "/jails/pg_j/usr/local/etc/rc.d/x",
 		"/jails/node_j/usr/local/etc/rc.d/node", "/jails/node_j/usr/local/etc/rc.d", "/jails/node_j/usr/local/etc/rc.d/a/b",
-		"/jails/NODE_J/usr/local/etc/rc.d/node", "/jails/a/b/x", "/jails/a/b/x/y", "/a/b/c", "/a/xb/c/d", "/axb/c/d", "/ab/c/x", "/a*/c/x", "/a*b/c/x",
+		"/jails/NODE_J/usr/local/etc/rc.d/node", "/jails/a/b/x", "/jails/a/b/x/y", "/a/b/c", "/a/xb/c/d", "/axb/c/d", "/ab/c/x", "/a*/c/x", "/a*b/c/x", "/*x/etc/y", "/ab/etc/y", "/jails/a/etc*/x", "/jails/a/etcx/x", "/jails/a/etc/x",
 		"/etc/x\nstate: idle", "/etc/x\x1b[2J", "/etc/\x7f", "/etc/\x00", "/etc/\x1f", "/etc/ ", "/etc/~", "/etc/x\tz",
 		"/etc/\xff", "/etc/\xc3", "/etc/\xc3\xa9", "/etc/é/x", "/etc/É", "/etc/a\u200bb", "/etc/\u00a0",
 		"/etc/\ufffd", "/etc/\u0130", "/etc/\u212a", "/etc/MASTER.PASSWD", "/etc/master.passwd\u0130",
