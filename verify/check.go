@@ -2,7 +2,6 @@ package verify
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -108,13 +107,12 @@ func CheckManifest(m *Manifest, paths policy.Paths) error {
 	// A file where another entry needs a directory cannot be installed
 	// (/etc/rc.conf and /etc/rc.conf/evil). Every path is clean and
 	// absolute here (paths.Check).
-	for _, f := range m.Files {
+	for i, f := range m.Files {
 		for d := dirAbs(f.Path); d != "/"; d = dirAbs(d) {
 			var other string
 			var ok bool
 			if sorted {
-				_, ok = slices.BinarySearchFunc(m.Files, d, func(f File, d string) int { return strings.Compare(f.Path, d) })
-				other = d
+				ok, other = sortedHas(m.Files[:i], d), d // d sorts before f
 			} else {
 				other, ok = seen[strings.ToLower(d)]
 			}
@@ -183,6 +181,21 @@ func sortedLower(files []File) bool {
 		}
 	}
 	return true
+}
+
+// sortedHas reports whether files, sorted by path, has one at p (a
+// binary search without a closure per probe).
+func sortedHas(files []File, p string) bool {
+	lo, hi := 0, len(files)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if files[m].Path < p {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo < len(files) && files[lo].Path == p
 }
 
 // dirAbs is path.Dir of a clean absolute path (which is clean already, so
