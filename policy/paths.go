@@ -146,8 +146,9 @@ func (p Paths) root(target string) (string, error) {
 // below reports whether the clean absolute target lies strictly below
 // root, segment by segment ("*" matches one name, not "." or ".."), with
 // the number of root segments and where the matched prefix of target
-// ends. It walks both strings in place: it runs for every file of every
-// bundle built or verified.
+// ends. It runs for every root and every file of every bundle built or
+// verified: the literal parts of root are compared whole, in place, and
+// only a "*" segment looks for the end of target's segment.
 func below(target, root string) (n, end int, ok bool) {
 	r, t := strings.TrimPrefix(root, "/"), target[1:]
 	for {
@@ -232,8 +233,9 @@ func denied(target, root string) string {
 			best = i
 		}
 	}
-	// Each candidate begins the first or (in a jail) the second: a
-	// pattern whose literal prefix neither has matches none.
+	// Every candidate is a prefix of the first (the target) or, in a
+	// jail, of the second (its path in the jail): a pattern whose literal
+	// prefix begins neither matches no candidate.
 	heads := cands[:min(len(cands), 2)]
 	for _, g := range denyGlobs {
 		if best >= 0 && g.i > best {
