@@ -40,9 +40,11 @@ type Repo struct {
 	dangling atomic.Bool
 	// fleetPorts are every host's tunnel ports (HostRender.FleetTunnelPorts).
 	fleetPorts []int
-	// defaultPathsOK holds the targets policy.DefaultPaths accepts
-	// (checkPath).
+	// defaultPathsOK holds the targets policy.DefaultPaths accepts, and
+	// agentRootsOK a set of accepted targets per list of agent roots
+	// (checkPath, pathsOK).
 	defaultPathsOK sync.Map
+	agentRootsOK   sync.Map
 	opts           Options
 	// sizes are the sizes of the files each render wrote last.
 	sizes struct{ hostRC, jailConf, jailRC, wgConf, jailList, sysctl, loader sizeHint }

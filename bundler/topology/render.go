@@ -289,21 +289,14 @@ func (r *Repo) checkPath(ok *sync.Map, h *host, p string) error {
 	return err
 }
 
-// pathsOK is where checkPath remembers the targets h's agent accepts.
-// Most hosts' agents take the default paths: r.defaultPathsOK. Hosts
-// with agent_roots share a set per list of roots, kept in the same map
-// under a key no target can have (it starts with NUL, which Check
-// refuses; each root is length-prefixed, so two lists never share one).
+// pathsOK is where checkPath remembers the targets h's agent accepts:
+// r.defaultPathsOK for the hosts whose agents take the default paths
+// (most), else the set shared by the hosts with the same agent roots.
 func (r *Repo) pathsOK(h *host) *sync.Map {
 	if len(h.spec.AgentRoots) == 0 {
 		return &r.defaultPathsOK
 	}
-	key := []byte{0}
-	for _, root := range h.paths.Roots {
-		key = strconv.AppendInt(key, int64(len(root)), 10)
-		key = append(append(key, ':'), root...)
-	}
-	m, _ := r.defaultPathsOK.LoadOrStore(string(key), new(sync.Map))
+	m, _ := r.agentRootsOK.LoadOrStore(fmt.Sprintf("%q", h.paths.Roots), new(sync.Map))
 	return m.(*sync.Map)
 }
 
