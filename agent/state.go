@@ -258,12 +258,32 @@ func (s Store) Lock() (unlock func() error, err error) {
 		return nil, err
 	}
 	fl := flock.New(s.path(fileLock))
-	ok, err := fl.TryLock()
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", s.path(fileLock), err)
-	}
-	if !ok {
-		return nil, &LockedError{Dir: s.Dir, PID: s.LockPID()}
+	for attempt := 1; ; attempt++ {
+		ok, err := fl.TryLock()
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", s.path(fileLock), err)
+		}
+		if ok {
+			break
+		}
+		// Locked ("agent status") holds the lock shared for an instant to
+		// see whether an agent runs: that is no agent. Only an exclusive
+		// holder is, and then the shared lock is refused too (flock(2)).
+		shared, err := fl.TryRLock()
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", s.path(fileLock), err)
+		}
+		if !shared {
+			return nil, &LockedError{Dir: s.Dir, PID: s.LockPID()}
+		}
+		if err := fl.Unlock(); err != nil {
+			return nil, fmt.Errorf("lock %s: %w", s.path(fileLock), err)
+		}
+		lockTried()
+		if attempt == lockAttempts {
+			return nil, fmt.Errorf("lock %s: held shared by some other process for over %d attempts", s.path(fileLock), lockAttempts)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	// The pid is informational (status, error messages); flock is the lock.
 	_ = os.WriteFile(s.path(fileLock), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
@@ -279,6 +299,14 @@ func (s Store) LockPID() int {
 	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return n
 }
+
+// lockAttempts bounds Lock's attempts while the lock is held only shared
+// (probes by Locked, each an instant long), about a millisecond apart.
+const lockAttempts = 1000
+
+// lockTried is called after each attempt of Lock that found the lock
+// held only shared (a test hook).
+var lockTried = func() {}
 
 // Locked reports whether some process holds the lock right now.
 func (s Store) Locked() bool {

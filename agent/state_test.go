@@ -2,11 +2,14 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gofrs/flock"
 
 	"github.com/rigger-bsd/rigger/apply/applytest"
 	"github.com/rigger-bsd/rigger/bundler/bundle"
@@ -119,5 +122,56 @@ func TestExpiryInStatus(t *testing.T) {
 	w.clock = st.Current.Expires.Add(time.Hour)
 	if st := w.readStatus(); len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "expired at") {
 		t.Fatalf("after expiry: %q", st.Warnings)
+	}
+}
+
+// TestLockWhileStatusProbes: "agent status" asks whether an agent runs by
+// taking the lock shared for an instant (Locked). An agent starting at
+// that instant must not take the probe for another agent and exit: found
+// as "state dir ... is in use by another agent" (no pid) in an end-to-end
+// run. A real agent holding the lock is still refused at once.
+func TestLockWhileStatusProbes(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	if err := s.Init(); err != nil {
+		t.Fatal(err)
+	}
+	// A probe that holds the shared lock until the agent has tried once.
+	probe := flock.New(s.path(fileLock))
+	if ok, err := probe.TryRLock(); !ok || err != nil {
+		t.Fatalf("probe: %v %v", ok, err)
+	}
+	tried := make(chan struct{})
+	lockTried = func() {
+		select {
+		case <-tried:
+		default:
+			close(tried)
+		}
+	}
+	defer func() { lockTried = func() {} }()
+	go func() {
+		<-tried
+		probe.Unlock()
+	}()
+	unlock, err := s.Lock()
+	if err != nil {
+		t.Fatalf("an agent starting while agent status probes: %v", err)
+	}
+	if s.LockPID() != os.Getpid() {
+		t.Errorf("lock pid %d, want ours", s.LockPID())
+	}
+	// Held by an agent: refused, without waiting for it.
+	var le *LockedError
+	if _, err := s.Lock(); !errors.As(err, &le) || le.PID != os.Getpid() {
+		t.Fatalf("second agent: %v, want a LockedError naming pid %d", err, os.Getpid())
+	}
+	if !s.Locked() {
+		t.Error("Locked is false while an agent holds the lock")
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Locked() {
+		t.Error("Locked is true after the agent let go")
 	}
 }
