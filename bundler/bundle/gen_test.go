@@ -81,44 +81,39 @@ func TestGenFleet(t *testing.T) {
 // BenchmarkBuildSignFleet1000 is "bundler build --all" of a generated
 // 1,000-host topology in memory, as the CLI's runBuild and buildHost do:
 // load and render it on every core, each host packed as it renders
-// (Packer), then build and sign every host's bundle on every core. The CLI's disk work per
-// host (the serial check in --out, writing the bundle) is
+// (Packer), then build and sign every host's bundle on every core. The
+// CLI's disk work per host (the serial check in --out, writing the bundle) is
 // BenchmarkWriteFleet1000, beside its floor: it is the kernel's file
 // creation, which no build can make cheaper than BenchmarkFloorCreateFiles
 // and which the zstd+sign floor does not contain. Target >= 4,000 hosts/s.
 func BenchmarkBuildSignFleet1000(b *testing.B) {
-	fsys := genFleetFS(b, 1000)
-	s, err := GenerateSigner(ECDSA)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer BatchGC()() // as "bundler build" runs
 	// One untimed fleet first: the figure is the steady state, as the
 	// floor's is. The first fleet of a process also pays for its fresh
 	// heap (first-touch page faults: about twice the time on the CI
 	// VM); BenchmarkBuildSignFirstFleet1000 measures that one alone.
-	if _, err := buildFleet(fsys, s); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := buildFleet(fsys, s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "hosts/s")
+	benchFleet(b, true)
 }
 
 // BenchmarkBuildSignFirstFleet1000 is BenchmarkBuildSignFleet1000 without
 // the warm-up: run alone with -benchtime 1x, it is the first fleet of a
 // fresh process, what one "bundler build --all" does (bench.sh runs it so,
 // three times, and prints the median).
-func BenchmarkBuildSignFirstFleet1000(b *testing.B) {
+func BenchmarkBuildSignFirstFleet1000(b *testing.B) { benchFleet(b, false) }
+
+// benchFleet times buildFleet of the generated 1,000-host fleet, after
+// one untimed fleet if warm.
+func benchFleet(b *testing.B, warm bool) {
 	fsys := genFleetFS(b, 1000)
 	s, err := GenerateSigner(ECDSA)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer BatchGC()()
+	defer BatchGC()() // as "bundler build" runs
+	if warm {
+		if _, err := buildFleet(fsys, s); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for b.Loop() {
 		if _, err := buildFleet(fsys, s); err != nil {
 			b.Fatal(err)
