@@ -651,3 +651,52 @@ func TestRollbackLogsWhatItRestores(t *testing.T) {
 		t.Errorf("no final restored line for serial 2, previous 1, 3 files:\n%s", buf.String())
 	}
 }
+
+// TestKeptGenerationFollowsCurrent: an engine keeps the current generation
+// in memory between transactions; whatever else moves StateDir/current
+// (another engine on the same state dir, as `agent rollback` beside the
+// running agent, or Recover) must be seen at the next plan and apply.
+func TestKeptGenerationFollowsCurrent(t *testing.T) {
+	e := newEnv(t)
+	v1 := mkBundle(1, uirig("v1"))
+	v2 := mkBundle(2, with(uirig("v1"), "/etc/pf.conf", "pass all\n"))
+	for _, b := range []*verify.Bundle{v1, v2} {
+		if _, err := e.eng.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, err := e.eng.Plan(v2); err != nil || len(p.Changes) != 0 {
+		t.Fatalf("plan of the current bundle: %+v %v", p, err)
+	}
+	other := newEngine(t, e, 2*time.Second)
+	if _, err := other.Rollback(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.eng.Plan(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 1 || p.Changes[0].Path != "/etc/pf.conf" {
+		t.Fatalf("plan of serial 2 after another engine rolled back to 1: %+v", p.Changes)
+	}
+	if s := currentSerial(t, e.eng); s != 1 {
+		t.Errorf("current %d, want 1", s)
+	}
+	e.drv.Reset()
+	v3 := mkBundle(3, with(uirig("v1"), "/etc/pf.conf", "pass all\n"))
+	if _, err := e.eng.Apply(ctx, v3); err != nil {
+		t.Fatal(err)
+	}
+	assertFiles(t, e.root, v3)
+	if got := e.drv.Activations(); !eq(got, []string{"pf"}) {
+		t.Errorf("activations %v, want pf (from serial 1)", got)
+	}
+	// The kept generation is the one on disk, AppliedAt included.
+	gens, err := e.eng.Generations()
+	if err != nil || len(gens) == 0 || gens[0].Serial != 3 {
+		t.Fatalf("generations %v %v", serials(gens), err)
+	}
+	if st, err := e.eng.Current(); err != nil || st == nil || !st.AppliedAt.Equal(gens[0].AppliedAt) {
+		t.Errorf("current %+v (%v), on disk applied at %v", st, err, gens[0].AppliedAt)
+	}
+}

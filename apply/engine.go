@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/rigger-bsd/rigger/apply/live"
@@ -67,6 +68,13 @@ type Engine struct {
 	// staged is what StateDir/staging holds between transactions; nil:
 	// unknown (see stage).
 	staged *stagedTree
+
+	// kept is the current generation as last loaded or committed, with
+	// the txn of StateDir/current naming it (see loadCurrent). Never
+	// modified once kept: callers share it.
+	keptMu  sync.Mutex
+	kept    *generation
+	keptTxn string
 }
 
 // ErrUnfinished is returned by Apply, Rollback and Reinstall while a
@@ -160,7 +168,8 @@ func (e *Engine) Plan(b *verify.Bundle) (*Plan, error) {
 
 // Apply installs b, activates what changed and health-checks the result.
 // On failure it rolls back by itself: see PrecheckError, RolledBackError,
-// DegradedError.
+// DegradedError. The engine keeps b's manifest and file contents as the
+// current generation once committed: b must not be modified afterwards.
 func (e *Engine) Apply(ctx context.Context, b *verify.Bundle) (*Result, error) {
 	if b == nil {
 		return nil, errors.New("apply: nil bundle")

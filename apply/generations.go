@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -60,7 +61,7 @@ func (g *generation) file(path string) ([]byte, bool) {
 func bundleGen(b *verify.Bundle) *generation {
 	return &generation{
 		meta:     genMeta{Serial: b.Manifest.Serial, Manifest: b.Manifest, Signers: b.Signers},
-		files:    b.Files,
+		files:    maps.Clone(b.Files), // kept past the call (Engine.kept)
 		envelope: b.Envelope,
 	}
 }
@@ -91,16 +92,37 @@ func (e *Engine) readCurrent() (*currentRec, error) {
 	return &c, nil
 }
 
+// loadCurrent returns the generation StateDir/current names. It reads
+// current (one small file) every time, and the generation itself only
+// when current names another transaction than the one kept in memory:
+// every commit, rollback and recovery writes current with a new txn, so
+// a matching txn means the same generation, unchanged on disk (a kept
+// generation is never rewritten).
 func (e *Engine) loadCurrent() (*generation, error) {
 	c, err := e.readCurrent()
 	if err != nil || c == nil {
 		return nil, err
 	}
-	g, err := e.loadGeneration(c.Serial)
+	e.keptMu.Lock()
+	g := e.kept
+	hit := g != nil && c.Txn != "" && c.Txn == e.keptTxn && g.meta.Serial == c.Serial
+	e.keptMu.Unlock()
+	if hit {
+		return g, nil
+	}
+	g, err = e.loadGeneration(c.Serial)
 	if err != nil {
 		return nil, fmt.Errorf("current generation: %w", err)
 	}
+	e.keep(g, c.Txn)
 	return g, nil
+}
+
+// keep remembers g as the generation current names with txn (nil: forget).
+func (e *Engine) keep(g *generation, txn string) {
+	e.keptMu.Lock()
+	defer e.keptMu.Unlock()
+	e.kept, e.keptTxn = g, txn
 }
 
 func readMeta(dir string) (genMeta, error) {
@@ -148,7 +170,9 @@ func (e *Engine) storeGeneration(g *generation) error {
 		return fmt.Errorf("store generation: %w", err)
 	}
 	m := g.meta
-	m.AppliedAt = time.Now().UTC()
+	if m.AppliedAt.IsZero() {
+		m.AppliedAt = time.Now().UTC()
+	}
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err

@@ -80,9 +80,21 @@ func (e *Engine) stage(tgt *generation) (string, error) {
 			}
 		}
 	}
-	for _, f := range tgt.meta.Manifest.Files {
-		if err := rewrite(local(f.Path[1:]), tgt.files[f.Path]); err != nil {
-			return fail(f.Path, err)
+	// The rewrites touch different files, in directories made above: they
+	// run together, and the first failure in manifest order is reported.
+	files := tgt.meta.Manifest.Files
+	errs := make([]error, len(files))
+	writes := make([]func() error, len(files))
+	for i, f := range files {
+		writes[i] = func() error {
+			errs[i] = rewrite(local(f.Path[1:]), tgt.files[f.Path])
+			return nil
+		}
+	}
+	parallel(writes)
+	for i, err := range errs {
+		if err != nil {
+			return fail(files[i].Path, err)
 		}
 	}
 	e.staged = &now

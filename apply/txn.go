@@ -73,6 +73,9 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	newGen := statErr != nil
 	genDone := make(chan error, 1)
 	if newGen {
+		// Stamped here, not in the background: the generation kept in
+		// memory after the commit (Engine.kept) is then the one on disk.
+		tgt.meta.AppliedAt = time.Now().UTC()
 		go func() { genDone <- e.storeGeneration(tgt) }()
 	} else {
 		genDone <- nil
@@ -201,6 +204,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		return nil, abort(j.Files, len(p.Units), err, health)
 	}
 	curTmp = nil
+	e.keep(tgt, j.Txn)
 	log.Info("applied", "units", j.Units, "duration", time.Since(start))
 	return &Result{
 		Serial:         tgt.meta.Serial,

@@ -81,16 +81,25 @@ func (d *Driver) exec(ctx context.Context, argv ...string) (Result, error) {
 	return r, nil
 }
 
-// Precheck checks the staged tree with the host's tools; see checkPF for
+// Precheck checks the staged tree with the host's tools; see preparePF for
 // how staged table files are the ones pfctl reads.
+//
+// It runs in two parts. First, in file order, everything that reads or
+// rewrites a staged file before a tool sees it (the path rewrites of
+// pf.conf and the jail.conf files, the table files' bytes); then the
+// tools themselves (pfctl -nf, jail -e, the table parses), which only
+// read, run together. The problems come in the order of the checks run
+// one after the other: pf.conf's first, then each file's in file order,
+// then sh -n's. (Only a pf.conf that includes a jail.conf would now see
+// that file rewritten; pfctl refuses such a file either way.)
 func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File) error {
 	staged := map[string]bool{}
 	for _, f := range files {
 		staged[path.Clean(f.Path)] = true
 	}
 	// sh -n of the rc files (one process each, but for plain rc.conf
-	// files) runs beside the other checks; its problems come last, in
-	// file order.
+	// files) runs beside the other checks: it reads files no rewrite
+	// touches.
 	var rc []string
 	for _, f := range files {
 		if p := path.Clean(f.Path); layout.IsRCFile(p) && !layout.IsJailConf(p) {
@@ -102,29 +111,48 @@ func (d *Driver) Precheck(ctx context.Context, stage string, files []verify.File
 	for i, p := range rc {
 		sh.Go(func() { shErrs[i] = d.checkSh(ctx, stage, p) })
 	}
-	var errs []error
+	// checks[i] yields the problems of the i-th check, in report order.
+	var checks []func() []error
 	if staged[layout.PFConf] {
-		errs = append(errs, d.checkPF(ctx, stage, staged)...)
+		checks = append(checks, d.preparePF(ctx, stage, staged))
 	}
 	for _, f := range files {
 		p := path.Clean(f.Path)
 		if u, err := verify.ParseUnit(f.Unit); err == nil && u.Kind == verify.UnitPFTable {
-			if src, err := os.ReadFile(filepath.Join(stage, p)); err != nil {
-				errs = append(errs, &layout.FileError{File: p, Msg: err.Error()})
-			} else if _, err := layout.ParseTableFile(p, src); err != nil {
-				errs = append(errs, err)
-			}
+			src, err := os.ReadFile(filepath.Join(stage, p))
+			checks = append(checks, func() []error {
+				if err != nil {
+					return []error{&layout.FileError{File: p, Msg: err.Error()}}
+				}
+				if _, err := layout.ParseTableFile(p, src); err != nil {
+					return []error{err}
+				}
+				return nil
+			})
 		}
 		if layout.IsJailConf(p) {
-			errs = append(errs, d.checkJailConf(ctx, stage, p, staged)...)
+			checks = append(checks, d.prepareJailConf(ctx, stage, p, staged))
 		}
 	}
+	results := make([][]error, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { results[i] = c() })
+	}
+	wg.Wait()
 	sh.Wait()
+	var errs []error
+	for _, r := range results {
+		errs = append(errs, r...)
+	}
 	for _, e := range shErrs {
 		errs = append(errs, e...)
 	}
 	return precheckError(errs)
 }
+
+// failed is a check whose problems are known before any tool runs.
+func failed(errs ...error) func() []error { return func() []error { return errs } }
 
 // precheckError hands the engine an *apply.PrecheckError naming the first
 // host file at fault, with every problem inside (each a *layout.FileError
@@ -152,7 +180,8 @@ func unstage(stage string) func(string) string {
 	return func(s string) string { return strings.ReplaceAll(s, stage+"/", "/") }
 }
 
-// checkPF runs pfctl -nf on the staged pf.conf. pfctl reads table files
+// preparePF readies pfctl -nf on the staged pf.conf and returns the
+// check, to be run once every staged file is rewritten (Precheck). pfctl reads table files
 // and includes at parse time, by the absolute paths written in pf.conf,
 // which name the live host files. So in the staged pf.conf (and each
 // staged include, recursively) every `file "P"` / `include "P"` that the
@@ -165,7 +194,7 @@ func unstage(stage string) func(string) string {
 // rewrite never adds or removes a line, so pfctl's FILE:LINE errors map
 // back to the host path exactly. (A path held in a macro is not
 // rewritten: pf.conf in the wild writes table paths literally.)
-func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bool) []error {
+func (d *Driver) preparePF(ctx context.Context, stage string, staged map[string]bool) func() []error {
 	done := map[string]bool{} // staged files rewritten (or being rewritten)
 	var rewrite func(hostPath string) error
 	rewrite = func(hostPath string) error {
@@ -195,7 +224,7 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 		return rewriteInPlace(name, src, out)
 	}
 	if err := rewrite(layout.PFConf); err != nil {
-		return []error{&layout.FileError{File: layout.PFConf, Msg: err.Error()}}
+		return failed(&layout.FileError{File: layout.PFConf, Msg: err.Error()})
 	}
 	conf := filepath.Join(stage, layout.PFConf)
 	// pf_flags can define macros (-D) the rules need: check with them, as
@@ -207,27 +236,29 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 		return d.hostFile(p)
 	})
 	if err != nil {
-		return []error{err}
+		return failed(err)
 	}
 	if err := d.kldloadPF(ctx); err != nil {
-		return []error{&layout.FileError{File: layout.PFConf, Msg: "pf pre-check: " + err.Error()}}
+		return failed(&layout.FileError{File: layout.PFConf, Msg: "pf pre-check: " + err.Error()})
 	}
 	argv := append([]string{"pfctl", "-n", "-f", conf}, pf.Flags...)
-	r, err := d.run.Run(ctx, argv...)
-	if err != nil {
-		return []error{fmt.Errorf("pf pre-check: %w", err)}
+	return func() []error {
+		r, err := d.run.Run(ctx, argv...)
+		if err != nil {
+			return []error{fmt.Errorf("pf pre-check: %w", err)}
+		}
+		if r.ExitCode == 0 {
+			return nil
+		}
+		errs := layout.ParseToolErrors(r.Stderr, layout.PFConf, unstage(stage))
+		if len(errs) == 0 {
+			errs = append(errs, &layout.FileError{File: layout.PFConf, Msg: commandError(argv, r).Error()})
+		}
+		return errs
 	}
-	if r.ExitCode == 0 {
-		return nil
-	}
-	errs := layout.ParseToolErrors(r.Stderr, layout.PFConf, unstage(stage))
-	if len(errs) == 0 {
-		errs = append(errs, &layout.FileError{File: layout.PFConf, Msg: commandError(argv, r).Error()})
-	}
-	return errs
 }
 
-// checkJailConf runs `jail -f CONF -e ,`: jail(8) parses the file and
+// prepareJailConf readies `jail -f CONF -e ,` (jail(8) parses the file and
 // lists the configured jails without creating, changing or removing any.
 // It is not a validator: after a syntax error it exits 1, but unknown
 // variables, redefined parameters and bad values are printed on stderr
@@ -237,11 +268,11 @@ func (d *Driver) checkPF(ctx context.Context, stage string, staged map[string]bo
 // `name=NAME,path=...` (jail.c print_jail, print_param).
 // `.include` paths the bundle carries are pointed at the stage, in place,
 // as for pf.
-func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[string]bool) []error {
+func (d *Driver) prepareJailConf(ctx context.Context, stage, p string, staged map[string]bool) func() []error {
 	conf := filepath.Join(stage, p)
 	src, err := os.ReadFile(conf)
 	if err != nil {
-		return []error{&layout.FileError{File: p, Msg: err.Error()}}
+		return failed(&layout.FileError{File: p, Msg: err.Error()})
 	}
 	rewritten := layout.RewritePaths(src, func(kind, inc string) (string, bool) {
 		if kind != "include" || !path.IsAbs(inc) || d.mapped(stage, inc) {
@@ -258,21 +289,23 @@ func (d *Driver) checkJailConf(ctx context.Context, stage, p string, staged map[
 		return "", false
 	})
 	if err := rewriteInPlace(conf, src, rewritten); err != nil {
-		return []error{fmt.Errorf("jail pre-check: %w", err)}
+		return failed(fmt.Errorf("jail pre-check: %w", err))
 	}
 	argv := []string{"jail", "-f", conf, "-e", ","}
-	r, err := d.run.Run(ctx, argv...)
-	if err != nil {
-		return []error{fmt.Errorf("jail pre-check: %w", err)}
+	return func() []error {
+		r, err := d.run.Run(ctx, argv...)
+		if err != nil {
+			return []error{fmt.Errorf("jail pre-check: %w", err)}
+		}
+		if r.ExitCode == 0 && len(bytes.TrimSpace(r.Stderr)) == 0 {
+			return nil
+		}
+		errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage))
+		if len(errs) == 0 {
+			errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
+		}
+		return errs
 	}
-	if r.ExitCode == 0 && len(bytes.TrimSpace(r.Stderr)) == 0 {
-		return nil
-	}
-	errs := layout.ParseToolErrors(r.Stderr, p, unstage(stage))
-	if len(errs) == 0 {
-		errs = append(errs, &layout.FileError{File: p, Msg: commandError(argv, r).Error()})
-	}
-	return errs
 }
 
 // mapped reports whether p, read in a staged file, is a path a check of

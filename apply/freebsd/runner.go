@@ -14,7 +14,7 @@ import (
 // Runner runs one host command. Every command the driver issues goes
 // through it, so tests replace it with a fake that replays outputs
 // recorded on FreeBSD (testdata/). Run may be called from several
-// goroutines at once (the pre-check runs its sh -n checks together).
+// goroutines at once (the pre-check runs its tools together).
 type Runner interface {
 	// Run executes argv and returns its output and exit code. A non-zero
 	// exit is not an error; err is for a command that could not run.
