@@ -157,7 +157,31 @@ func stageError(target string, err error) error {
 // or absent (a planted symlink or directory is refused), owners resolve,
 // secrets exist, and the driver accepts the staged tree. It returns the
 // resolved owner of each change.
+//
+// The driver's checks (the host's tools on the staged tree) run beside
+// the engine's own, which read only the live host; a problem the engine
+// finds is the one reported, as when the driver's came after.
 func (e *Engine) precheck(ctx context.Context, rs *roots, tgt *generation, chs []change, stage string) ([][2]int, error) {
+	drv := make(chan error, 1)
+	go func() { drv <- e.cfg.Driver.Precheck(ctx, stage, tgt.meta.Manifest.Files) }()
+	ids, err := e.precheckHost(rs, tgt, chs)
+	derr := <-drv
+	if err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		var pe *PrecheckError
+		if errors.As(derr, &pe) {
+			return nil, pe
+		}
+		return nil, &PrecheckError{Path: stage, Err: derr}
+	}
+	return ids, nil
+}
+
+// precheckHost is precheck's part on the live host: health checks,
+// targets, owners and secrets.
+func (e *Engine) precheckHost(rs *roots, tgt *generation, chs []change) ([][2]int, error) {
 	for _, c := range tgt.meta.Manifest.Health {
 		if err := validateCheck(c); err != nil {
 			return nil, &PrecheckError{Path: "health check " + c.Name, Err: err}
@@ -185,13 +209,6 @@ func (e *Engine) precheck(ctx context.Context, rs *roots, tgt *generation, chs [
 		if !st.exists {
 			return nil, &PrecheckError{Path: s, Err: ErrSecretMissing}
 		}
-	}
-	if err := e.cfg.Driver.Precheck(ctx, stage, tgt.meta.Manifest.Files); err != nil {
-		var pe *PrecheckError
-		if errors.As(err, &pe) {
-			return nil, pe
-		}
-		return nil, &PrecheckError{Path: stage, Err: err}
 	}
 	return ids, nil
 }

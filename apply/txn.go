@@ -59,16 +59,10 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	}
 	defer rs.close()
 
-	stage, err := e.stage(tgt)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.at(hookStaged, 0); err != nil {
-		return nil, err
-	}
 	// The generation is written (as generations/<serial>.tmp, synced) in
-	// the background while the pre-check, the backup, the journal and the
-	// install run; it is moved into place once the install is done.
+	// the background while the stage, the pre-check, the backup, the
+	// journal and the install run; it is moved into place once the
+	// install is done.
 	_, statErr := os.Stat(e.genPath(tgt.meta.Serial))
 	newGen := statErr != nil
 	genDone := make(chan error, 1)
@@ -101,8 +95,8 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		j.Units = append(j.Units, u.String())
 	}
 	// The backup and the journal's temp file are written and synced while
-	// the pre-check runs (they touch only the state dir); the journal is
-	// put in place only once the pre-check passed.
+	// the stage and the pre-check run (they touch only the state dir); the
+	// journal is put in place only once the pre-check passed.
 	type prepared struct {
 		backup  map[string][]byte
 		journal *atomicfile.Pending
@@ -116,12 +110,20 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 		r.backup, r.journal, r.err = e.prepareJournal(rs, cur, chs, j, &replaced)
 		prep <- r
 	}()
-	ids, err := e.precheck(ctx, rs, tgt, chs, stage)
+	var ids [][2]int
+	stage, err := e.stage(tgt)
+	if err == nil {
+		err = e.at(hookStaged, 0)
+	}
+	if err == nil {
+		ids, err = e.precheck(ctx, rs, tgt, chs, stage)
+		if err != nil {
+			log.Warn("pre-check failed, nothing installed", "err", err)
+		}
+	}
 	pr := <-prep
 	if err == nil {
 		err = e.at(hookPrechecked, 0)
-	} else {
-		log.Warn("pre-check failed, nothing installed", "err", err)
 	}
 	if err == nil {
 		err = pr.err
