@@ -345,6 +345,16 @@ func TestPrecheckSecretsAndChecks(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.root, "etc")); !os.IsNotExist(err) {
 		t.Errorf("something was installed: %v", err)
 	}
+	assertClean(t, e.state)
+	// The driver's checks run beside the engine's: when both fail, the
+	// engine's problem is the one reported.
+	e.drv.OnPrecheck = func(string, []verify.File) error {
+		return &apply.PrecheckError{Path: "/etc/pf.conf", Err: errors.New("/etc/pf.conf:1: syntax error")}
+	}
+	if _, err := e.eng.Apply(ctx, b); !errors.As(err, &pe) || pe.Path != key {
+		t.Fatalf("err %v, want the missing secret before the driver's problem", err)
+	}
+	e.drv.OnPrecheck = nil
 	p := filepath.Join(e.root, key)
 	os.MkdirAll(filepath.Dir(p), 0o700)
 	os.WriteFile(p, []byte("secret"), 0o600)
