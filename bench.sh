@@ -29,7 +29,10 @@ echo "== benchmarks (machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loada
 # (fs/ext4/ialloc.c, recently_deleted), which would bill the apply (and
 # not its floor, which creates nothing) for the benchmarks before it
 # (BenchmarkApply's from-nothing case among them).
-run ./apply 'ApplySimServerA'
+# Three runs of it, each its floor then the apply, back to back: this
+# disk's speed drifts by tens of percent from one minute to the next, so
+# the figure is the run with the median ratio (the three are printed).
+for _ in 1 2 3; do run ./apply 'ApplySimServerA'; done
 run ./apply 'Apply$'
 run ./bundler/topology 'Render'
 run ./bundler/bundle 'Build|Write|Verify|Floor'
@@ -59,9 +62,9 @@ line "write 1,000 bundles (ms; floor: create the same files)" "$write_ms" "$crea
 verify_ns=$(metric BenchmarkVerifyServerA ns/op)
 line "verify uirig serverA (ms)" \
 	"$(awk -v n="${verify_ns:-0}" 'BEGIN { printf "%.3f", n / 1e6 }')" "$(metric BenchmarkFloorVerify ms)" "<= 0.3"
-apply_ns=$(metric BenchmarkApplySimServerA/apply-sim ns/op)
-copy_ns=$(metric BenchmarkApplySimServerA/copy-fsync ns/op)
-line "apply serverA on sim, no restarts (ms; floor: copy+fsync)" \
-	"$(awk -v n="${apply_ns:-0}" 'BEGIN { printf "%.1f", n / 1e6 }')" \
-	"$(awk -v n="${copy_ns:-0}" 'BEGIN { printf "%.1f", n / 1e6 }')" \
-	"<= 2x floor ($(awk -v a="${apply_ns:-0}" -v c="${copy_ns:-1}" 'BEGIN { printf "now %.1fx", a / c }'))"
+# One line per run: ratio, apply ms, copy ms; sorted by ratio.
+apply_runs=$(awk '$1 ~ /^BenchmarkApplySimServerA\/copy-fsync/ { c = $3 }
+	$1 ~ /^BenchmarkApplySimServerA\/apply-sim/ && c { printf "%.2f %.1f %.1f\n", $3 / c, $3 / 1e6, c / 1e6 }' "$out" | sort -n)
+read -r ratio apply_ms copy_ms <<<"$(sed -n 2p <<<"$apply_runs")"
+line "apply serverA on sim, no restarts (ms; floor: copy+fsync)" "${apply_ms:-?}" "${copy_ms:-?}" \
+	"<= 2x floor (now ${ratio:-?}x; the 3 runs: $(awk '{ if (NR > 1) printf ", "; printf "%sx", $1 }' <<<"$apply_runs"))"
