@@ -170,6 +170,20 @@ func TestKill9EveryStep(t *testing.T) {
 			case journalled && (r == nil || r.Serial != 2 || r.RolledBack == p.committed):
 				t.Errorf("recovery %+v", r)
 			}
+			// The reason names the step the transaction had reached
+			// (journal.step: activate; the journal itself: the others).
+			if journalled && !p.committed {
+				want := "interrupted during install"
+				switch {
+				case p.mode == "fail-activate":
+					want = "interrupted during rollback"
+				case p.step == apply.HookActivate || p.step == apply.HookHealth || p.step == apply.HookCommitting:
+					want = "interrupted during activate"
+				}
+				if r != nil && r.Reason != want {
+					t.Errorf("recovery reason %q, want %q", r.Reason, want)
+				}
+			}
 			// A rollback re-activates every unit of the transaction (a
 			// boot may have started services on mixed files), but for
 			// web_j, new in serial 2: it is stopped instead.

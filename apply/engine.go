@@ -9,6 +9,8 @@
 //	generations/<serial>.tmp/  a generation being applied, not yet committed
 //	current                 {"serial":N,"txn":ID}: the commit point
 //	journal.json            the transaction in flight (see journal.go)
+//	journal.step            the step it reached since, when only that
+//	                        changed: "<txn> activate", rewritten in place
 //	backup.tar              the host's bytes before the transaction that the
 //	                        current generation does not keep (journal.go)
 //	staging/                the new tree laid out like the root, for Precheck

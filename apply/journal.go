@@ -1,12 +1,15 @@
 package apply
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rigger-bsd/rigger/policy/atomicfile"
@@ -14,6 +17,7 @@ import (
 
 const (
 	journalName = "journal.json"
+	stepName    = "journal.step"
 	backupName  = "backup.tar"
 	stagingDir  = "staging"
 )
@@ -66,6 +70,7 @@ type journalFile struct {
 }
 
 func (e *Engine) journalPath() string { return filepath.Join(e.cfg.StateDir, journalName) }
+func (e *Engine) stepPath() string    { return filepath.Join(e.cfg.StateDir, stepName) }
 func (e *Engine) backupPath() string  { return filepath.Join(e.cfg.StateDir, backupName) }
 
 // setStep records a later step. It is not synced: the step only words
@@ -81,6 +86,53 @@ func (e *Engine) setStep(j *journal, step string) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
+}
+
+// stepRecLen is the size of the record in StateDir/journal.step: "<txn>
+// <step>" padded with spaces, then a newline. A txn is a serial and 16
+// hex digits, at most 37 bytes.
+const stepRecLen = 64
+
+// markStep records that j reached step (activate) in StateDir/journal.step,
+// overwritten in place and not synced, like setStep's rewrite but without
+// rewriting the journal: a rewrite is a temp file created and renamed over
+// the journal, which frees the old one, and on ext4 without a journal a
+// free is a discard waited for (see held), on every transaction's path.
+// The file is made once and kept; a record names its txn, so one left by
+// another transaction is ignored (readJournal).
+func (e *Engine) markStep(j *journal, step string) error {
+	rec := fmt.Appendf(make([]byte, 0, stepRecLen), "%s %s", j.Txn, step)
+	if len(rec) >= stepRecLen {
+		return fmt.Errorf("journal step: record %q too long", rec)
+	}
+	rec = append(rec, bytes.Repeat([]byte{' '}, stepRecLen-1-len(rec))...)
+	rec = append(rec, '\n')
+	f, err := os.OpenFile(e.stepPath(), os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal step: %w", err)
+	}
+	_, err = f.WriteAt(rec, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("journal step: %w", err)
+	}
+	j.Step = step
+	return nil
+}
+
+// markedStep returns the step journal.step records for txn, or "".
+func (e *Engine) markedStep(txn string) string {
+	b, err := os.ReadFile(e.stepPath())
+	if err != nil {
+		return ""
+	}
+	t, step, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
+	if !ok || t != txn {
+		return ""
+	}
+	return step
 }
 
 // JournalError: the journal of an interrupted transaction exists but
@@ -110,6 +162,11 @@ func (e *Engine) readJournal() (*journal, error) {
 	}
 	if j.Txn == "" || j.Serial == 0 {
 		return nil, &JournalError{Path: e.journalPath(), Err: errors.New("no transaction id or serial")}
+	}
+	// Only a step past install is marked there; a later rewrite of the
+	// journal (reboot, health, rollback) takes over from it.
+	if j.Step == stepInstall && e.markedStep(j.Txn) == stepActivate {
+		j.Step = stepActivate
 	}
 	return &j, nil
 }

@@ -177,7 +177,7 @@ func (e *Engine) run(ctx context.Context, cur, tgt *generation, p *Plan, chs []c
 	if p.Reboot && e.seesBoots() {
 		return nil, e.awaitBoot(ctx, j, func(err error) error { return abort(j.Files, 0, err, nil) })
 	}
-	if err := e.setStep(j, stepActivate); err != nil {
+	if err := e.markStep(j, stepActivate); err != nil {
 		return nil, abort(j.Files, 0, err, nil)
 	}
 	for i, u := range p.Units {
