@@ -73,16 +73,20 @@ func (e *Engine) journalPath() string { return filepath.Join(e.cfg.StateDir, jou
 func (e *Engine) stepPath() string    { return filepath.Join(e.cfg.StateDir, stepName) }
 func (e *Engine) backupPath() string  { return filepath.Join(e.cfg.StateDir, backupName) }
 
-// setStep records a later step. It is not synced: the step only words
-// the recovery reason (recovery re-activates every unit of the journal
-// whatever the step, as a boot may have started services in between).
+// setStep rewrites the journal with a later step (reboot, health,
+// rollback; activate goes to markStep). The new journal is synced before
+// its rename (atomicfile.Ordered), not its directory: after a power loss
+// the journal is the old one or the new one, both valid for recovery. An
+// unsynced rewrite could come back empty where data is not written
+// before a rename (ext4 without a journal, UFS with soft updates), and an
+// unreadable journal holds every apply until an operator steps in.
 func (e *Engine) setStep(j *journal, step string) error {
 	j.Step = step
 	b, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(e.journalPath(), b, 0o600, atomicfile.Volatile); err != nil {
+	if err := atomicfile.WriteFile(e.journalPath(), b, 0o600, atomicfile.Ordered); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -94,7 +98,9 @@ func (e *Engine) setStep(j *journal, step string) error {
 const stepRecLen = 64
 
 // markStep records that j reached step (activate) in StateDir/journal.step,
-// overwritten in place and not synced, like setStep's rewrite but without
+// overwritten in place and not synced (the step only words the recovery
+// reason: recovery re-activates every unit of the journal whatever the
+// step, as a boot may have started services in between), without
 // rewriting the journal: a rewrite is a temp file created and renamed over
 // the journal, which frees the old one, and on ext4 without a journal a
 // free is a discard waited for (see held), on every transaction's path.
