@@ -118,7 +118,7 @@ func (e *Engine) loadCurrent() (*generation, error) {
 	return g, nil
 }
 
-// keep remembers g as the generation current names with txn (nil: forget).
+// keep remembers g as the generation StateDir/current names with txn.
 func (e *Engine) keep(g *generation, txn string) {
 	e.keptMu.Lock()
 	defer e.keptMu.Unlock()
